@@ -1,0 +1,109 @@
+"""The contract an exported model carries, so the device needs nothing but the file.
+
+A herbi artifact says which labels its outputs mean, what input size it takes and how pixels
+are scaled. ONNX files carry it inside (``metadata_props["herbi"]``); a ``.tflite`` file has a
+JSON sidecar beside it (``model.tflite`` -> ``model.json``) that also records the model's
+sha256, so a sidecar paired with the wrong model is refused instead of silently mislabelling.
+
+This module is shared by export (which writes contracts) and the runtime (which reads them);
+it imports nothing heavier than the standard library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SCHEMA = "herbi.contract/1"
+METADATA_KEY = "herbi"
+
+
+class ContractError(ValueError):
+    """The artifact's contract is missing, malformed or does not match the model file."""
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a runtime must know to feed a model and read its answer.
+
+    ``scale`` maps uint8 pixels to the model's float input (``x = pixels * scale``); int8 I/O
+    quantization parameters are read from the model itself by the runtime and only recorded
+    here (``quantization``) for humans and reports.
+    """
+
+    labels: list[str]
+    input_size: tuple[int, int] = (32, 32)
+    scale: float = 1.0 / 255.0
+    format: str = ""
+    quantization: dict = field(default_factory=dict)
+    sha256: str | None = None
+    schema: str = SCHEMA
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, source: str) -> Contract:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ContractError(f"{source}: metadata is not valid JSON ({e.msg})") from None
+        if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
+            raise ContractError(f"{source}: not a herbi contract (expected schema {SCHEMA!r})")
+        labels = raw.get("labels")
+        if (
+            not isinstance(labels, list)
+            or not labels
+            or not all(isinstance(s, str) for s in labels)
+        ):
+            raise ContractError(f"{source}: contract has no list of labels")
+        size = raw.get("input_size")
+        if not (
+            isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)
+        ):
+            raise ContractError(f"{source}: contract input_size must be [height, width]")
+        scale = raw.get("scale")
+        if not isinstance(scale, (int, float)) or not scale > 0:
+            raise ContractError(f"{source}: contract scale must be a positive number")
+        return cls(
+            labels=labels,
+            input_size=(size[0], size[1]),
+            scale=float(scale),
+            format=str(raw.get("format", "")),
+            quantization=dict(raw.get("quantization") or {}),
+            sha256=raw.get("sha256"),
+        )
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sidecar_path(model_path: Path | str) -> Path:
+    """``model.tflite`` -> ``model.json``."""
+    return Path(model_path).with_suffix(".json")
+
+
+def read_sidecar(model_path: Path | str) -> Contract:
+    """Read and verify the sidecar of a ``.tflite`` model (sha256 must match the file)."""
+    model_path = Path(model_path)
+    side = sidecar_path(model_path)
+    if not side.is_file():
+        raise ContractError(
+            f"{model_path}: no contract sidecar {side.name} beside it; "
+            "export the model with herbi-export, which writes both"
+        )
+    contract = Contract.from_json(side.read_text(encoding="utf-8", errors="replace"), str(side))
+    actual = sha256_file(model_path)
+    if contract.sha256 != actual:
+        raise ContractError(
+            f"{side}: sidecar belongs to another model (sha256 {str(contract.sha256)[:12]}... "
+            f"!= {model_path.name} {actual[:12]}...)"
+        )
+    return contract

@@ -1,0 +1,84 @@
+"""Shared fixtures: the real datasets in ../shared/data and a tiny run trained in seconds.
+
+``tiny_run`` is a genuine run folder (``model.keras`` + ``manifest.json``) holding a small CNN
+trained for a few seconds on the real stand-in images, so export, runtime and benchmark tests
+exercise real conversions on a model that has learned something (not one constant class).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("HERBI_SHARED_DATA", REPO.parent / "shared" / "data"))
+ANIMALS5 = SHARED_DATA / "cifar10-animals5"
+CIFAR100_SAMPLES = SHARED_DATA / "cifar100-samples"
+
+
+@pytest.fixture(scope="session")
+def animals5() -> Path:
+    if not (ANIMALS5 / "train").is_dir():
+        pytest.skip(f"real stand-in dataset not found at {ANIMALS5} (see shared/data/README.md)")
+    return ANIMALS5
+
+
+@pytest.fixture(scope="session")
+def cifar100_samples() -> Path:
+    if not CIFAR100_SAMPLES.is_dir():
+        pytest.skip(f"CIFAR-100 sample images not found at {CIFAR100_SAMPLES}")
+    return CIFAR100_SAMPLES
+
+
+def train_tiny_model(ds, epochs: int = 8, seed: int = 0):
+    """A ~15k-parameter CNN, BN momentum 0.9 so a few epochs give a meaningful model."""
+    import tf_keras as keras
+    from tf_keras import layers
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3), name="image"),
+            layers.Conv2D(16, 3, padding="same", use_bias=False),
+            layers.BatchNormalization(momentum=0.9),
+            layers.ReLU(),
+            layers.MaxPooling2D(),
+            layers.Conv2D(32, 3, padding="same", use_bias=False),
+            layers.BatchNormalization(momentum=0.9),
+            layers.ReLU(),
+            layers.MaxPooling2D(),
+            layers.Conv2D(32, 3, padding="same", use_bias=False),
+            layers.BatchNormalization(momentum=0.9),
+            layers.ReLU(),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(ds.num_classes, activation="softmax", name="probabilities"),
+        ],
+        name="tiny_cnn",
+    )
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", ["accuracy"])
+    model.fit(ds.x_train / 255.0, ds.y_train, batch_size=64, epochs=epochs, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, animals5) -> Path:
+    """A run folder like herbi-train's: model.keras + manifest.json (data section)."""
+    import herbi.train  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+    from herbi.train.data import load_dataset
+    from herbi.train.files import write_json
+    from herbi.train.run import data_config
+
+    run = tmp_path_factory.mktemp("tiny_run")
+    ds = load_dataset(animals5, val_fraction=0.1, seed=0)
+    model = train_tiny_model(ds)
+    model.save(run / "model.keras")
+    write_json(
+        run / "manifest.json",
+        {"recipe": "tiny-test", "data": data_config(ds, str(animals5), 0.1, 0, 11)},
+    )
+    return run

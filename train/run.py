@@ -1,0 +1,47 @@
+"""Recreate a run's dataset from its manifest, so export and benchmarks see the same splits.
+
+A run folder's ``manifest.json`` holds a ``data`` section: the ``--data`` source, the coarse
+class, the validation fraction and split seed, the class names and the dataset fingerprint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from herbi.train.data import Dataset, load_dataset
+from herbi.train.errors import DataError
+from herbi.train.files import read_manifest
+
+
+def data_config(
+    ds: Dataset, source: str | None, val_fraction: float, seed: int, coarse: int
+) -> dict:
+    return {
+        "source": str(Path(source).resolve()) if source else None,
+        "description": ds.source,
+        "coarse": coarse,
+        "val_fraction": val_fraction,
+        "split_seed": seed,
+        "class_names": ds.class_names,
+        "fingerprint": ds.fingerprint(),
+        "counts": ds.counts(),
+    }
+
+
+def dataset_from_config(cfg: dict, source: str | Path | None = None) -> Dataset:
+    """Load the dataset a run used (or ``source`` instead, split the same way)."""
+    try:
+        src = source if source is not None else cfg["source"]
+        ds = load_dataset(src, cfg["val_fraction"], cfg["split_seed"], cfg["coarse"])
+    except KeyError as e:
+        raise DataError(f"manifest data section lacks {e}") from None
+    if source is None and ds.fingerprint() != cfg.get("fingerprint"):
+        raise DataError(f"{src}: the data changed since the run (fingerprint differs)")
+    return ds
+
+
+def run_dataset(run_dir: Path | str, source: str | Path | None = None) -> Dataset:
+    manifest = read_manifest(run_dir)
+    if "data" not in manifest:
+        raise DataError(f"{Path(run_dir) / 'manifest.json'}: no data section")
+    return dataset_from_config(manifest["data"], source)
