@@ -27,6 +27,7 @@ from typing import ClassVar
 
 import click
 import numpy as np
+
 from herbi.train.errors import DataError
 
 URL = os.environ.get(

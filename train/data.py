@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.model_selection import train_test_split
+
 from herbi.train.cifar100 import ARCHIVE_NAME, OFFICIAL, Cifar100Spec, load_cifar100
 from herbi.train.errors import DataError
 from herbi.train.imagefolder import load_image_folder
-from sklearn.model_selection import train_test_split
 
 
 @dataclass

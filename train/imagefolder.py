@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from herbi.runtime.image import ImageError, is_image_file, to_rgb_array
 from herbi.train.errors import DataError
 
