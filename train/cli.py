@@ -1,0 +1,272 @@
+"""``herbi-train``: train a recipe into a run folder (models, metrics, plots, report).
+
+    herbi-train                                   # CIFAR-100 coarse 11, cpu or reference preset
+    herbi-train --data ../shared/data/cifar10-animals5 --preset cpu
+    herbi-train --resume --out runs/20261128-170000
+
+With no ``--preset``, the published ``reference`` protocol (300 epochs per stage) runs where
+a GPU is present and the short ``cpu`` preset elsewhere; the first line says which and why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from herbi.train.errors import DataError
+
+RUNS = Path("runs")
+
+
+def parse_epochs(
+    text: str | None, stages: tuple[str, ...], preset: dict[str, int]
+) -> dict[str, int]:
+    """``5`` (every stage), ``5,2,2`` (per stage in order) or ``base=5,finetune1=2``."""
+    epochs = dict(preset)
+    if not text:
+        return epochs
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        if all("=" in p for p in parts):
+            for p in parts:
+                stage, value = p.split("=", 1)
+                if stage not in stages:
+                    raise click.BadParameter(
+                        f"unknown stage {stage!r} (stages: {', '.join(stages)})",
+                        param_hint="--epochs",
+                    )
+                epochs[stage] = int(value)
+        elif len(parts) == 1:
+            epochs = dict.fromkeys(stages, int(parts[0]))
+        elif len(parts) == len(stages):
+            epochs = dict(zip(stages, map(int, parts), strict=True))
+        else:
+            raise click.BadParameter(
+                f"give 1 or {len(stages)} values, or stage=N pairs", param_hint="--epochs"
+            )
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a number of epochs", param_hint="--epochs"
+        ) from None
+    if any(v < 1 for v in epochs.values()):
+        raise click.BadParameter("every stage needs at least 1 epoch", param_hint="--epochs")
+    return epochs
+
+
+def _choose_preset(preset: str | None, has_gpu: bool) -> tuple[str, str]:
+    if preset:
+        return preset, "chosen with --preset"
+    if has_gpu:
+        return "reference", "a GPU is present: the published 300/300/300-epoch protocol"
+    return (
+        "cpu",
+        "no GPU found: the short CPU schedule (pass --preset reference for the full protocol)",
+    )
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--data",
+    "data",
+    type=str,
+    default=None,
+    help="CIFAR-100 tarball or folder, or an image folder root/{train,test}/<class>/*. Default: download CIFAR-100.",
+)
+@click.option("--recipe", default="reference", show_default=True, help="Training recipe.")
+@click.option(
+    "--preset",
+    type=click.Choice(["reference", "cpu", "smoke"]),
+    default=None,
+    help="reference = 300 epochs per stage (GPU), cpu = ~20 min on 2 cores, smoke = seconds (tests). Default: reference on a GPU, cpu elsewhere.",
+)
+@click.option(
+    "--epochs",
+    default=None,
+    help="Override epochs: N for every stage, N,N,N per stage, or stage=N pairs.",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seeds data split, augmentation and weights: same seed, data and machine give the same model.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run folder. Default: runs/<date-time> (and runs/latest points to it).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run in --out (default runs/latest) from its last finished stage or epoch.",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(["default", "mirrored", "multiworker"]),
+    default="default",
+    show_default=True,
+    help="mirrored: all local GPUs (tf.distribute.MirroredStrategy); multiworker: MultiWorkerMirroredStrategy from TF_CONFIG.",
+)
+@click.option(
+    "--val-fraction",
+    default=0.1,
+    show_default=True,
+    type=float,
+    help="Share of each train class held out for validation (before augmentation).",
+)
+@click.option(
+    "--coarse",
+    default=11,
+    show_default=True,
+    type=int,
+    help="CIFAR-100 superclass to train on (11 = large omnivores and herbivores).",
+)
+def main(data, recipe, preset, epochs, seed, out, resume, strategy, val_fraction, coarse) -> None:
+    """Train an image classifier into a run folder that export and bench read."""
+    try:
+        run(data, recipe, preset, epochs, seed, out, resume, strategy, val_fraction, coarse)
+    except DataError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def run(
+    data, recipe_name, preset, epochs_text, seed, out, resume, strategy_name, val_fraction, coarse
+) -> Path:
+    import herbi.train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
+    from herbi.train import environment as env
+    from herbi.train.recipes import RECIPES
+
+    if recipe_name not in RECIPES:
+        raise click.BadParameter(
+            f"{recipe_name!r}; choose from {', '.join(RECIPES)}", param_hint="--recipe"
+        )
+    recipe = RECIPES[recipe_name]
+    if resume:
+        return resume_run(out or RUNS / "latest", strategy_name)
+
+    preset, why = _choose_preset(preset, bool(env.gpus()))
+    click.echo(f"herbi-train: recipe {recipe_name}, preset {preset} ({why})")
+    options = recipe.PRESETS[preset]
+    cfg = {
+        "recipe": recipe_name,
+        "preset": preset,
+        "epochs": parse_epochs(epochs_text, recipe.STAGES, options["epochs"]),
+        "seed": seed,
+        "preset_options": {k: v for k, v in options.items() if k != "epochs"},
+        "strategy": strategy_name,
+    }
+    from herbi.train.data import load_dataset
+    from herbi.train.run import data_config
+
+    ds = load_dataset(data, val_fraction, seed, coarse)
+    run_dir = out or RUNS / datetime.now().strftime("%Y%m%d-%H%M%S")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise click.BadParameter(
+            f"{run_dir} exists and is not empty (use --resume to continue it)", param_hint="--out"
+        )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise click.BadParameter(
+            f"{run_dir}: cannot create ({e.strerror})", param_hint="--out"
+        ) from None
+    if out is None:
+        _point_latest(run_dir)
+    manifest = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "config": cfg,
+        "data": data_config(ds, data, val_fraction, seed, coarse),
+        "status": "running",
+    }
+    return _train(run_dir, recipe, ds, manifest, strategy_name)
+
+
+def resume_run(run_dir: Path, strategy_name: str) -> Path:
+    from herbi.train.files import read_manifest
+    from herbi.train.recipes import RECIPES
+    from herbi.train.run import dataset_from_config
+
+    manifest = read_manifest(run_dir)
+    if manifest.get("status") == "finished":
+        click.echo(f"herbi-train: {run_dir} already finished; nothing to resume")
+        return run_dir
+    cfg = manifest["config"]
+    click.echo(f"herbi-train: resuming {run_dir} (recipe {cfg['recipe']}, preset {cfg['preset']})")
+    ds = dataset_from_config(manifest["data"])
+    return _train(run_dir, RECIPES[cfg["recipe"]], ds, manifest, strategy_name, resume=True)
+
+
+def _train(
+    run_dir: Path, recipe, ds, manifest: dict, strategy_name: str, resume: bool = False
+) -> Path:
+    import tf_keras as keras
+
+    from herbi.train import environment as env
+    from herbi.train.files import atomic_path, write_json
+    from herbi.train.report import model_summary, write_metrics, write_plots, write_report
+    from herbi.train.trainer import TrainConfig, train_stages
+
+    cfg = manifest["config"]
+    strategy = env.make_strategy(strategy_name)
+    env.seed_everything(cfg["seed"])
+    manifest.update(
+        device=env.device_description(),
+        packages=env.package_versions(),
+        git_commit=env.git_commit(),
+        replicas=strategy.num_replicas_in_sync,
+    )
+    write_json(run_dir / "manifest.json", manifest)
+    click.echo(f"data: {ds.source}; images per class: {ds.counts()}")
+    click.echo(
+        f"device: {manifest['device']}; strategy {strategy_name} ({strategy.num_replicas_in_sync} replica(s)); run folder {run_dir}"
+    )
+
+    start = time.perf_counter()
+    data = recipe.train_set(ds, cfg["preset_options"], cfg["seed"])
+    stages = train_stages(
+        recipe,
+        ds,
+        data,
+        TrainConfig(
+            cfg["recipe"], cfg["preset"], cfg["epochs"], cfg["seed"], cfg["preset_options"]
+        ),
+        run_dir,
+        strategy,
+        resume,
+    )
+    final = recipe.STAGES[-1]
+    with atomic_path(run_dir / "model.keras") as tmp:
+        shutil.copyfile(run_dir / f"{final}.keras", tmp)
+    model = keras.models.load_model(run_dir / "model.keras")
+    metrics = write_metrics(run_dir, ds, stages, final)
+    manifest.update(
+        status="finished",
+        wall_seconds=round(manifest.get("wall_seconds", 0) + time.perf_counter() - start, 1),
+        stage_wall_seconds={s: r["wall_seconds"] for s, r in stages.items()},
+        parameters=model.count_params(),
+    )
+    write_plots(run_dir, ds, metrics, data)
+    write_report(run_dir, ds, recipe, manifest, metrics, model_summary(model))
+    write_json(run_dir / "manifest.json", manifest)
+    final_test = stages[final]["test"]
+    click.echo(
+        f"done: {run_dir} — test accuracy {final_test['accuracy']:.4f} ({ds.source}); see report.md"
+    )
+    return run_dir
+
+
+def _point_latest(run_dir: Path) -> None:
+    """runs/latest -> the newest run, so `make export` / `make bench` find it."""
+    latest = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(run_dir.name)
+    tmp.replace(latest)

@@ -1,0 +1,117 @@
+"""Write what a finished run shows people: metrics.json, the plots and report.md.
+
+``report.md`` states which dataset the run used and sets each stage's test accuracy (with its
+95% interval) beside the study's published figures, which were measured on CIFAR-100 coarse
+class 11 on a GPU with checkpoints picked on the test set, so a reader sees how comparable
+the two numbers are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+from herbi.train.data import Dataset
+from herbi.train.files import write_json, write_text
+from herbi.train.plots import plot_confusion, plot_curves, plot_grid
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def write_metrics(run_dir: Path, ds: Dataset, stages: dict[str, dict], final: str) -> dict:
+    metrics = {
+        "dataset": ds.source,
+        "class_names": ds.class_names,
+        "counts": ds.counts(),
+        "final_stage": final,
+        "stages": stages,
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def write_plots(run_dir: Path, ds: Dataset, metrics: dict, augmented: tuple) -> None:
+    final = metrics["stages"][metrics["final_stage"]]
+    plot_curves(run_dir / "history.csv", run_dir / "curves.png", f"Learning curves — {ds.source}")
+    plot_confusion(
+        final["test"]["confusion"],
+        ds.class_names,
+        run_dir / "confusion.png",
+        f"Test confusion, {metrics['final_stage']} model — {ds.source}",
+    )
+    plot_grid(ds.x_train, ds.y_train, ds.class_names, run_dir / "samples.png", "Training images")
+    x_aug, y_aug = augmented
+    plot_grid(
+        x_aug, y_aug, ds.class_names, run_dir / "augmented.png", "Training set after augmentation"
+    )
+
+
+def write_report(
+    run_dir: Path, ds: Dataset, recipe: ModuleType, manifest: dict, metrics: dict, summary: str
+):
+    published = getattr(recipe, "PUBLISHED", {})
+    cfg = manifest["config"]
+    lines = [
+        f"# herbi run: {run_dir.name}",
+        "",
+        f"- **Data: {ds.source}**"
+        + (
+            ""
+            if ds.source.startswith("CIFAR-100")
+            else " — not CIFAR-100: figures are not comparable with the study's"
+        ),
+        f"- Recipe `{cfg['recipe']}`, preset `{cfg['preset']}`, seed {cfg['seed']}, "
+        f"epochs {cfg['epochs']}",
+        f"- Device: {manifest['device']}; wall time {manifest['wall_seconds'] / 60:.1f} min",
+        f"- Checkpoints picked on the validation split ({len(ds.y_val)} images); "
+        f"test split ({len(ds.y_test)} images) only reported.",
+        "",
+        "| stage | epochs | val acc | test acc (95% CI) | macro F1 | minutes | published test acc* |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for stage, r in metrics["stages"].items():
+        lo, hi = r["test"]["accuracy_ci95"]
+        lines.append(
+            f"| {stage} | {r['epochs']} | {_pct(r['val']['accuracy'])} | "
+            f"{_pct(r['test']['accuracy'])} ({_pct(lo)}–{_pct(hi)}) | {r['test']['macro_f1']:.3f} | "
+            f"{r['wall_seconds'] / 60:.1f} | {_pct(published[stage]) if stage in published else '—'} |"
+        )
+    if published:
+        lines += [
+            "",
+            "\\* The study's figures: CIFAR-100 coarse class 11, GPU, 300 epochs per stage, "
+            "checkpoints picked on the test set (which inflates them).",
+        ]
+    final = metrics["stages"][metrics["final_stage"]]["test"]["per_class"]
+    lines += [
+        "",
+        f"## Per class, test split ({metrics['final_stage']} model)",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ds.class_names:
+        c = final[name]
+        lines.append(
+            f"| {name} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1-score']:.3f} | {int(c['support'])} |"
+        )
+    counts = metrics["counts"]
+    lines += [
+        "",
+        "## Images per class",
+        "",
+        "| split | " + " | ".join(ds.class_names) + " |",
+        "|---|" + "---|" * len(ds.class_names),
+    ]
+    lines += [f"| {s} | " + " | ".join(str(v) for v in counts[s].values()) + " |" for s in counts]
+    lines += ["", "## Model", "", "```", summary.rstrip(), "```", ""]
+    lines += ["Plots: `curves.png`, `confusion.png`, `samples.png`, `augmented.png`.", ""]
+    write_text(run_dir / "report.md", "\n".join(lines))
+
+
+def model_summary(model) -> str:
+    out: list[str] = []
+    model.summary(print_fn=out.append, line_length=90)
+    return "\n".join(out)
