@@ -82,3 +82,29 @@ def tiny_run(tmp_path_factory, animals5) -> Path:
         {"recipe": "tiny-test", "data": data_config(ds, str(animals5), 0.1, 0, 11)},
     )
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tiny_run) -> Path:
+    """``tiny_run`` exported once to every registry format: the run's ``export/`` folder.
+
+    Holds ``<format>.tflite`` + ``<format>.json`` sidecars, ``<format>.onnx`` and
+    ``export_report.json``. The gate is off so every artifact is on disk under its normal
+    name whatever the tiny model's numbers; QAT gets one epoch on a train subset.
+    """
+    from herbi.export.api import export_model
+    from herbi.export.formats import FORMATS
+    from herbi.export.source import load_source
+
+    out = tiny_run / "export"
+    export_model(
+        load_source(tiny_run),
+        out,
+        list(FORMATS),
+        calibration_size=200,
+        gate=False,
+        qat_epochs=1,
+        qat_samples=800,
+        log=lambda *_: None,
+    )
+    return out

@@ -1,0 +1,97 @@
+"""Write an artifact with its contract attached, atomically, and mark rejected ones.
+
+TFLite: ``<name>.tflite`` plus the sidecar ``<name>.json`` holding the contract and the
+file's sha256. ONNX: the contract goes inside the model (``metadata_props["herbi"]``). In both
+cases the int8 input/output scale and zero point are read back from the finished model and
+recorded in the contract, so what it says is what the file holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from herbi.export.formats import Format
+from herbi.runtime.contract import METADATA_KEY, Contract, sha256_file, sidecar_path
+from herbi.train.files import atomic_path, write_text
+
+REJECTED = ".rejected"
+
+
+def tflite_io_quantization(path: Path) -> dict:
+    """``{"input": {...}, "output": {...}}`` scale/zero point of int8 I/O tensors, else {}."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    found = {}
+    for role, details in (
+        ("input", interp.get_input_details()[0]),
+        ("output", interp.get_output_details()[0]),
+    ):
+        scale, zero = details["quantization"]
+        if scale:
+            found[role] = {"dtype": details["dtype"].__name__, "scale": scale, "zero_point": zero}
+    return found
+
+
+def write_tflite(fmt: Format, data: bytes, out_dir: Path, contract: Contract) -> Path:
+    """Model first, sidecar (with the final sha256) second, each renamed into place."""
+    path = out_dir / fmt.filename
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+        quant = tflite_io_quantization(tmp)
+        digest = sha256_file(tmp)
+    final = Contract(
+        labels=contract.labels,
+        input_size=contract.input_size,
+        scale=contract.scale,
+        format=fmt.name,
+        quantization=quant,
+        sha256=digest,
+    )
+    write_text(sidecar_path(path), final.to_json() + "\n")
+    return path
+
+
+def write_onnx(fmt: Format, data: bytes, out_dir: Path, contract: Contract) -> Path:
+    import onnx
+
+    model = onnx.load_from_string(data)
+    final = Contract(
+        labels=contract.labels,
+        input_size=contract.input_size,
+        scale=contract.scale,
+        format=fmt.name,
+        quantization={"activations": "int8 QDQ", "weights": "int8 per-channel"} if fmt.int8 else {},
+    )
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, final.to_json()
+    model.producer_name = "herbi"
+    path = out_dir / fmt.filename
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(model.SerializeToString())
+    return path
+
+
+def write_artifact(fmt: Format, data: bytes, out_dir: Path, contract: Contract) -> Path:
+    clear_rejection(out_dir / fmt.filename)
+    writer = write_tflite if fmt.backend == "tflite" else write_onnx
+    return writer(fmt, data, out_dir, contract)
+
+
+def artifact_files(path: Path) -> list[Path]:
+    """The model file and, for TFLite, its sidecar."""
+    return [path, sidecar_path(path)] if path.suffix == ".tflite" else [path]
+
+
+def mark_rejected(path: Path) -> Path:
+    """Rename the model (and sidecar) to ``*.rejected``: kept for inspection, never deployed."""
+    for f in artifact_files(path):
+        f.replace(f.with_name(f.name + REJECTED))
+    return path.with_name(path.name + REJECTED)
+
+
+def clear_rejection(path: Path) -> None:
+    """A fresh export of the same format supersedes an earlier rejected one."""
+    for f in artifact_files(path):
+        f.with_name(f.name + REJECTED).unlink(missing_ok=True)

@@ -1,0 +1,140 @@
+"""The format registry: every artifact herbi can export, in one table.
+
+Export, the tests and the benchmarks all iterate over :data:`FORMATS`, so adding a format here
+is the only change needed for it to be built, checked, tested and benchmarked. Importing this
+module loads no TensorFlow: builders import their converters only when called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from herbi.export import qat, to_onnx, to_tflite
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What a builder may use: the trained model, calibration images and the train/val split.
+
+    ``calibration`` is uint8 NHWC from the train split only; ``train``/``val`` (uint8 images,
+    int labels) are used by quantization-aware training alone.
+    """
+
+    model: object  # a tf_keras.Model; typed loosely so this module never imports TensorFlow
+    calibration: np.ndarray
+    train: tuple[np.ndarray, np.ndarray]
+    val: tuple[np.ndarray, np.ndarray]
+    qat_epochs: int = 3
+    qat_learning_rate: float = 5e-5
+    reduce_range: bool | None = None  # ONNX int8: None = decide from the CPU's VNNI support
+
+
+@dataclass(frozen=True)
+class Format:
+    """One exportable artifact.
+
+    Attributes:
+        name: registry key and file stem (``<name><suffix>`` in the output folder).
+        backend: ``"tflite"`` (LiteRT, sidecar contract) or ``"onnx"`` (ONNX Runtime,
+            contract in ``metadata_props``).
+        suffix: file extension, with the dot.
+        description: one line for tables and ``--help``.
+        int8: whether the graph is fully integer (graph checks and QDQ debugging apply).
+        tolerance: largest max |probability difference| vs Keras expected on a well-trained
+            model; the tests hold each artifact to it.
+        min_agreement: smallest argmax agreement with Keras the tests accept.
+        build: ``BuildInputs -> bytes`` of the model file (contract not yet attached).
+    """
+
+    name: str
+    backend: str
+    suffix: str
+    description: str
+    int8: bool
+    tolerance: float
+    min_agreement: float
+    build: Callable[[BuildInputs], bytes]
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}{self.suffix}"
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format(
+            "tflite-float32",
+            "tflite",
+            ".tflite",
+            "TFLite, float32 weights and compute",
+            False,
+            1e-4,
+            1.0,
+            to_tflite.build_float32,
+        ),
+        Format(
+            "tflite-float16",
+            "tflite",
+            ".tflite",
+            "TFLite, float16 weights, float32 compute",
+            False,
+            5e-3,
+            0.99,
+            to_tflite.build_float16,
+        ),
+        Format(
+            "tflite-dynamic",
+            "tflite",
+            ".tflite",
+            "TFLite, int8 weights, dynamic-range compute",
+            False,
+            0.15,
+            0.90,
+            to_tflite.build_dynamic,
+        ),
+        Format(
+            "tflite-int8",
+            "tflite",
+            ".tflite",
+            "TFLite, full integer int8 with int8 I/O (PTQ)",
+            True,
+            0.25,
+            0.85,
+            to_tflite.build_int8,
+        ),
+        Format(
+            "tflite-qat-int8",
+            "tflite",
+            ".tflite",
+            "TFLite, full integer int8 after quantization-aware training",
+            True,
+            0.35,
+            0.75,
+            qat.build_qat_int8,
+        ),
+        Format(
+            "onnx-float32",
+            "onnx",
+            ".onnx",
+            "ONNX (tf2onnx), float32",
+            False,
+            1e-4,
+            1.0,
+            to_onnx.build_float32,
+        ),
+        Format(
+            "onnx-int8",
+            "onnx",
+            ".onnx",
+            "ONNX, static int8 QDQ, per-channel weights",
+            True,
+            0.25,
+            0.85,
+            to_onnx.build_int8,
+        ),
+    )
+}

@@ -1,0 +1,100 @@
+"""Keras -> ONNX: float32 with tf2onnx, and static int8 (QDQ) with ONNX Runtime's quantizer.
+
+The int8 model keeps a float32 input and output; its weights are quantized per channel and
+its activations calibrated on train images. ``reduce_range`` (7-bit weights) is used on CPUs
+without VNNI, where full-range int8 weights can saturate the 16-bit accumulation of
+``vpmaddubsw``; with VNNI the full range is exact.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from herbi.export.errors import ExportError
+
+OPSET = 17
+INPUT_NAME = "image"
+
+
+def cpu_has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True when the CPU has AVX512-VNNI or AVX-VNNI (x86); False where unknown."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    return bool(flags & {"avx512_vnni", "avx_vnni"})
+
+
+def float32_proto(model):
+    """tf2onnx conversion with a dynamic batch and the input named ``image``."""
+    import tensorflow as tf
+    import tf2onnx
+
+    h, w, c = (int(d) for d in model.input_shape[1:])
+    spec = [tf.TensorSpec((None, h, w, c), tf.float32, name=INPUT_NAME)]
+    try:
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
+    except Exception as e:  # tf2onnx raises many kinds
+        raise ExportError(f"onnx-float32: tf2onnx conversion failed ({e})") from None
+    return proto
+
+
+def build_float32(inputs) -> bytes:
+    return float32_proto(inputs.model).SerializeToString()
+
+
+class CalibrationReader:
+    """ONNX Runtime's calibration reader protocol (``get_next``) over uint8 train images.
+
+    Duck-typed rather than subclassing ``CalibrationDataReader`` so this module imports
+    nothing from onnxruntime until a conversion actually runs.
+    """
+
+    def __init__(self, images: np.ndarray, batch: int = 16):
+        self._batches = iter(
+            [
+                {INPUT_NAME: images[i : i + batch].astype(np.float32) / 255.0}
+                for i in range(0, len(images), batch)
+            ]
+        )
+
+    def get_next(self) -> dict | None:
+        return next(self._batches, None)
+
+
+def build_int8(inputs) -> bytes:
+    from onnxruntime.quantization import (
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
+
+    reader = CalibrationReader(inputs.calibration)
+    reduce_range = not cpu_has_vnni() if inputs.reduce_range is None else inputs.reduce_range
+    with tempfile.TemporaryDirectory(prefix="herbi-onnx-") as tmp:
+        fp32, pre, q = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
+        fp32.write_bytes(build_float32(inputs))
+        try:
+            # Shape inference and Conv+BN / Conv+Add fusion before quantization.
+            quant_pre_process(str(fp32), str(pre))
+            quantize_static(
+                str(pre),
+                str(q),
+                reader,
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                reduce_range=reduce_range,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+            )
+        except Exception as e:  # onnxruntime raises its own exception classes
+            raise ExportError(f"onnx-int8: quantization failed ({e})") from None
+        return q.read_bytes()

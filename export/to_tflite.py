@@ -1,0 +1,78 @@
+"""Keras -> TFLite: float32, float16, dynamic-range and full-integer int8 (int8 input/output).
+
+Every builder returns the ``.tflite`` bytes; the caller attaches the contract and writes the
+file atomically. The int8 converter is forced to integer-only kernels, so a layer that cannot
+be quantized fails the conversion instead of silently falling back to float.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from herbi.export.errors import ExportError
+
+CALIBRATION_BATCH = 1  # the converter calibrates one sample per step
+
+
+def representative_dataset(images: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """Calibration generator: uint8 train images scaled to the model's float [0, 1] input."""
+
+    def gen() -> Iterator[list[np.ndarray]]:
+        for i in range(0, len(images), CALIBRATION_BATCH):
+            yield [images[i : i + CALIBRATION_BATCH].astype(np.float32) / 255.0]
+
+    return gen
+
+
+def converter(model):
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_keras_model(model)
+
+
+def int8_converter(model, calibration: np.ndarray):
+    """Full-integer converter: int8 kernels only, int8 input and output tensors."""
+    import tensorflow as tf
+
+    conv = converter(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative_dataset(calibration)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv
+
+
+def convert(conv, what: str) -> bytes:
+    try:
+        return bytes(conv.convert())
+    except Exception as e:  # the converter raises ConverterError, ValueError, RuntimeError...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ExportError(f"{what}: TFLite conversion failed ({first})") from None
+
+
+def build_float32(inputs) -> bytes:
+    return convert(converter(inputs.model), "tflite-float32")
+
+
+def build_float16(inputs) -> bytes:
+    import tensorflow as tf
+
+    conv = converter(inputs.model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.target_spec.supported_types = [tf.float16]
+    return convert(conv, "tflite-float16")
+
+
+def build_dynamic(inputs) -> bytes:
+    import tensorflow as tf
+
+    conv = converter(inputs.model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    return convert(conv, "tflite-dynamic")
+
+
+def build_int8(inputs) -> bytes:
+    return convert(int8_converter(inputs.model, inputs.calibration), "tflite-int8")
