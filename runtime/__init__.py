@@ -5,8 +5,17 @@ It imports nothing from herbi.train or herbi.export, so this folder copied alone
 """
 
 from herbi.runtime.backends import ModelError
-from herbi.runtime.classifier import Classifier, Prediction
+from herbi.runtime.classifier import Classifier
 from herbi.runtime.contract import Contract, ContractError
 from herbi.runtime.image import ImageError
+from herbi.runtime.prediction import Prediction, Ranked
 
-__all__ = ["Classifier", "Contract", "ContractError", "ImageError", "ModelError", "Prediction"]
+__all__ = [
+    "Classifier",
+    "Contract",
+    "ContractError",
+    "ImageError",
+    "ModelError",
+    "Prediction",
+    "Ranked",
+]

@@ -1,13 +1,22 @@
 """The two inference engines a device may have: LiteRT for ``.tflite``, ONNX Runtime for ``.onnx``.
 
 Each backend is created once per model and keeps its interpreter/session and tensor indices,
-so a prediction is one buffer copy in, one invoke, one copy out. Both take a float32 or int8
-NHWC batch exactly as the model's input tensor wants it and return the raw output tensor;
-quantization is handled by :mod:`herbi.runtime.classifier`.
+so a prediction is one buffer copy in, one invoke, one copy out. Both take an NHWC batch
+exactly as the model's input tensor wants it (float32, or int8/uint8 already quantized) and
+return the raw output tensor; scaling and quantization are :mod:`herbi.runtime.classifier`'s.
+
+A backend reads the model file once and verifies the contract against those very bytes before
+any native parser sees them: a truncated or swapped ``.tflite`` fails its sha256 check with a
+clear message instead of reaching the interpreter.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,47 +28,143 @@ class ModelError(ValueError):
     """A model file cannot be loaded or is not a herbi classifier; the message names it."""
 
 
+def run_fixed_batch(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int):
+    """Run ``x`` through a model whose batch size cannot change, ``batch`` images at a time.
+
+    The last slice is zero-padded to the model's batch size and its padding rows dropped.
+    """
+    outs = []
+    for i in range(0, len(x), batch):
+        part = x[i : i + batch]
+        n = len(part)
+        if n < batch:
+            part = np.concatenate([part, np.zeros((batch - n, *part.shape[1:]), part.dtype)])
+        outs.append(run(part)[:n])
+    return np.concatenate(outs)
+
+
+_LITERT_BANNER = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+_litert_banner_filtered = False
+
+
+@contextmanager
+def _no_litert_banner() -> Iterator[None]:
+    """Drop the INFO line LiteRT's C++ logger writes to fd 2 once per process.
+
+    ``herbi-classify`` keeps stderr for errors. Native code writes straight to the file
+    descriptor, so it is pointed at a temporary file meanwhile and every other line written
+    there is passed on to the real stderr afterwards.
+    """
+    global _litert_banner_filtered
+    if _litert_banner_filtered:
+        yield
+        return
+    _litert_banner_filtered = True
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                tmp.seek(0)
+                rest = [x for x in tmp.read().splitlines(True) if not x.startswith(_LITERT_BANNER)]
+                if rest:
+                    os.write(2, b"".join(rest))
+    finally:
+        os.close(saved)
+
+
 class LiteRTBackend:
+    """A ``.tflite`` model in the LiteRT interpreter (XNNPACK applied by default)."""
+
     name = "litert"
 
-    def __init__(self, path: Path, threads: int | None):
+    def __init__(self, path: Path, data: bytes, threads: int | None):
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
             raise ModelError(f"{path}: needs ai-edge-litert (pip install ai-edge-litert)") from None
-        self.contract = read_sidecar(path)
+        self.contract = read_sidecar(path, data)
         try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
-            self.interpreter.allocate_tensors()
+            self._interpreter = Interpreter(model_content=data, num_threads=threads)
+            with _no_litert_banner():
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"{path}: not a valid TFLite model ({e})") from None
-        inp = self.interpreter.get_input_details()
-        out = self.interpreter.get_output_details()
-        if len(inp) != 1 or len(out) != 1:
+        inputs = self._interpreter.get_input_details()
+        outputs = self._interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f"{path}: expected one input and one output tensor")
-        self.input_index, self.output_index = inp[0]["index"], out[0]["index"]
-        self.input_shape = tuple(int(d) for d in inp[0]["shape"])
-        self.input_dtype = np.dtype(inp[0]["dtype"])
-        self.input_quant = inp[0]["quantization"]
-        self.output_dtype = np.dtype(out[0]["dtype"])
-        self.output_quant = out[0]["quantization"]
-        self.output_classes = int(out[0]["shape"][-1])
-        self._batch = self.input_shape[0]
+        inp, out = inputs[0], outputs[0]
+        self._input, self._output = inp["index"], out["index"]
+        self.input_shape = tuple(int(d) for d in inp["shape_signature"])
+        self.output_shape = tuple(int(d) for d in out["shape_signature"])
+        self.input_dtype, self.output_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
+        self.input_quant = _tensor_quant(path, "input", self.input_dtype, inp["quantization"])
+        self.output_quant = _tensor_quant(path, "output", self.output_dtype, out["quantization"])
+        self._batch = int(inp["shape"][0])
+        self._resizable = True
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        if x.shape[0] != self._batch:
-            self.interpreter.resize_tensor_input(self.input_index, list(x.shape))
-            self.interpreter.allocate_tensors()
-            self._batch = x.shape[0]
-        self.interpreter.set_tensor(self.input_index, x)
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output_index)
+        if len(x) != self._batch and not self._resize(len(x)):
+            return run_fixed_batch(self._invoke, x, self._batch)
+        return self._invoke(x)
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        self._interpreter.set_tensor(self._input, x)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output)
+
+    def _resize(self, n: int) -> bool:
+        """Make the interpreter take batches of ``n``; False if this model's graph cannot.
+
+        A resize is kept until a batch of another size comes, so a steady batch size costs
+        nothing. A graph with a hard-coded batch (e.g. a Reshape to 1) fails here or gives a
+        wrong output shape; it is put back and run in slices of its own batch size from then on.
+        """
+        if not self._resizable:
+            return False
+        try:
+            self._set_batch(n)
+            out_shape = tuple(self._interpreter.get_output_details()[0]["shape"])
+            if out_shape[:1] == (n,):
+                return True
+        except (ValueError, RuntimeError):
+            pass
+        self._resizable = False
+        self._set_batch(self.input_shape[0] if self.input_shape[0] > 0 else 1)
+        return False
+
+    def _set_batch(self, n: int) -> None:
+        self._interpreter.resize_tensor_input(self._input, [n, *self.input_shape[1:]])
+        self._interpreter.allocate_tensors()
+        self._batch = n
+
+
+def _tensor_quant(
+    path: Path, role: str, dtype: np.dtype, quant: tuple[float, int]
+) -> tuple[float, int] | None:
+    """``(scale, zero_point)`` of an integer I/O tensor, None for a float one."""
+    if dtype.kind == "f":
+        return None
+    scale, zero = quant
+    if dtype.kind not in "iu" or not scale > 0:
+        raise ModelError(f"{path}: {role} tensor is {dtype} without quantization parameters")
+    return float(scale), int(zero)
+
+
+_ONNX_FLOATS = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
 
 
 class OnnxBackend:
+    """An ``.onnx`` model in ONNX Runtime on the CPU; the contract is in its metadata."""
+
     name = "onnxruntime"
 
-    def __init__(self, path: Path, threads: int | None):
+    def __init__(self, path: Path, data: bytes, threads: int | None):
         try:
             import onnxruntime as ort
         except ImportError:
@@ -70,43 +175,64 @@ class OnnxBackend:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception classes
             raise ModelError(f"{path}: not a valid ONNX model ({str(e).splitlines()[0]})") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
+        meta = self._session.get_modelmeta().custom_metadata_map
         if METADATA_KEY not in meta:
             raise ContractError(
                 f"{path}: ONNX model carries no herbi metadata; export it with herbi-export"
             )
+        # The contract travels inside the file it describes, so it cannot be paired with the
+        # wrong model; its sha256 field is not used for ONNX.
         self.contract = Contract.from_json(meta[METADATA_KEY], str(path))
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f"{path}: expected one input and one output tensor")
-        self.input_name, self.output_name = inputs[0].name, outputs[0].name
-        self.input_shape = tuple(d if isinstance(d, int) else -1 for d in inputs[0].shape)
-        kinds = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8}
-        if inputs[0].type not in kinds:
-            raise ModelError(f"{path}: unsupported input type {inputs[0].type}")
-        self.input_dtype = np.dtype(kinds[inputs[0].type])
-        self.input_quant = (0.0, 0)
-        self.output_dtype = np.dtype(np.float32)
-        self.output_quant = (0.0, 0)
-        last = outputs[0].shape[-1] if outputs[0].shape else None
-        self.output_classes = int(last) if isinstance(last, int) else len(self.contract.labels)
+        inp, out = inputs[0], outputs[0]
+        for role, arg in (("input", inp), ("output", out)):
+            if arg.type not in _ONNX_FLOATS:
+                raise ModelError(
+                    f"{path}: {role} type {arg.type} is not supported; herbi ONNX models take "
+                    "and give float tensors (int8 lives inside, as QuantizeLinear/DequantizeLinear)"
+                )
+        self.input_dtype, self.output_dtype = _ONNX_FLOATS[inp.type], _ONNX_FLOATS[out.type]
+        self.input_quant = self.output_quant = None
+        self.input_shape, self.output_shape = _onnx_shape(inp.shape), _onnx_shape(out.shape)
+        self._input_name, self._output_names = inp.name, [out.name]
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output_name], {self.input_name: x})[0]
+        batch = self.input_shape[0]
+        if batch > 0 and len(x) != batch:
+            return run_fixed_batch(self._invoke, x, batch)
+        return self._invoke(x)
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        return self._session.run(self._output_names, {self._input_name: x})[0]
+
+
+def _onnx_shape(dims: list) -> tuple[int, ...]:
+    """ONNX Runtime names dynamic dimensions (strings or None); they become -1."""
+    return tuple(d if isinstance(d, int) and d > 0 else -1 for d in dims)
 
 
 BACKENDS = {".tflite": LiteRTBackend, ".onnx": OnnxBackend}
+Backend = LiteRTBackend | OnnxBackend
 
 
-def open_backend(path: Path, threads: int | None) -> LiteRTBackend | OnnxBackend:
-    if not path.is_file():
-        raise ModelError(f"{path}: no such model file")
-    if path.stat().st_size == 0:
-        raise ModelError(f"{path}: model file is empty")
+def open_backend(path: Path, threads: int | None) -> Backend:
+    """Pick the backend from the file's suffix and load the model with its contract."""
     backend = BACKENDS.get(path.suffix.lower())
     if backend is None:
-        raise ModelError(f"{path}: unknown model type (expected {' or '.join(BACKENDS)})")
-    return backend(path, threads)
+        raise ModelError(f"{path}: unknown model type (expected a {' or '.join(BACKENDS)} file)")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such model file") from None
+    except IsADirectoryError:
+        raise ModelError(f"{path}: is a folder, not a model file") from None
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read ({e.strerror or e})") from None
+    if not data:
+        raise ModelError(f"{path}: model file is empty (0 bytes)")
+    return backend(path, data, threads)

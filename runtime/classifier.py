@@ -1,151 +1,116 @@
 """``Classifier``: load a herbi artifact and classify images, with no TensorFlow anywhere.
 
     clf = Classifier.load("runs/latest/export/tflite-int8.tflite")
-    clf.classify("camel.jpg", top_k=3)   # -> Prediction(label='camel', index=0, probability=...)
+    clf.classify("camel.jpg", top_k=3)   # -> Prediction(label='camel', index=0, ...)
 
 The model's contract (labels, input size, pixel scale) comes from the artifact itself; int8
 inputs and outputs are quantized with the model's own scale and zero point, so callers only
 ever see uint8 pixels in and probabilities out. ``predict_proba`` is the batch entry point
 that export's parity check and the benchmarks use, so they measure exactly this code path.
+
+Everything that can be worked out once (backend, tensor indices, the pixel -> input map) is
+worked out in ``load``; a call is: convert pixels, one invoke, dequantize, rank. A Classifier
+holds one interpreter, so use one per thread.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from herbi.runtime.backends import ModelError, open_backend
 from herbi.runtime.contract import Contract
-from herbi.runtime.image import ImageError, to_rgb_array
-
-
-@dataclass(frozen=True)
-class Prediction:
-    label: str
-    index: int
-    probability: float
-    top_k: list[tuple[str, float]] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {
-            "label": self.label,
-            "index": self.index,
-            "probability": self.probability,
-            "top_k": [{"label": k, "probability": p} for k, p in self.top_k],
-        }
+from herbi.runtime.image import ImageError
+from herbi.runtime.inputs import ImageInput, is_batch, to_batch, to_pixels
+from herbi.runtime.prediction import Prediction, rank
+from herbi.runtime.quantize import input_map, output_map
 
 
 class Classifier:
+    """A loaded herbi model; build it with :meth:`Classifier.load`."""
+
     def __init__(self, path: Path, threads: int | None = None):
         self.path = Path(path)
         self.backend = open_backend(self.path, threads)
         self.contract: Contract = self.backend.contract
         self.labels = list(self.contract.labels)
         h, w = self.contract.input_size
+        self._pixel_shape = (h, w, 3)
         shape = self.backend.input_shape
-        if len(shape) != 4 or shape[1:] != (h, w, 3):
+        if len(shape) != 4 or not all(
+            d in (want, -1) for d, want in zip(shape[1:], self._pixel_shape, strict=True)
+        ):
             raise ModelError(
-                f"{self.path}: model input {shape} is not a batch of {h}x{w} RGB images"
+                f"{self.path}: model input {list(self.backend.input_shape)} is not a batch "
+                f"of {h}x{w} RGB images as its contract says (a model for another task?)"
             )
-        if self.backend.output_classes != len(self.labels):
+        out = self.backend.output_shape
+        if len(out) != 2 or out[1] not in (len(self.labels), -1):
             raise ModelError(
-                f"{self.path}: model has {self.backend.output_classes} outputs but "
+                f"{self.path}: model output {list(out)} does not match the contract's "
                 f"{len(self.labels)} labels"
             )
-        # Fold the contract's pixel scale and the input quantization into one affine map,
-        # precomputed once: x_model = pixels * a + b.
-        in_scale, in_zero = self.backend.input_quant
-        self._quantized_in = self.backend.input_dtype in (np.dtype(np.int8), np.dtype(np.uint8))
-        if self._quantized_in:
-            self._in_a = np.float32(self.contract.scale / in_scale)
-            self._in_b = np.float32(in_zero)
-            info = np.iinfo(self.backend.input_dtype)
-            self._in_range = (info.min, info.max)
-        else:
-            self._in_a, self._in_b = np.float32(self.contract.scale), np.float32(0.0)
-        out_scale, out_zero = self.backend.output_quant
-        self._out_affine = (
-            (np.float32(out_scale), np.float32(out_zero))
-            if self.backend.output_dtype != np.dtype(np.float32)
-            else None
+        self._to_input = input_map(
+            self.contract.scale, self.backend.input_dtype, self.backend.input_quant
         )
+        self._to_probs = output_map(self.backend.output_quant)
 
     @classmethod
     def load(cls, path: str | os.PathLike, threads: int | None = None) -> Classifier:
-        if threads is not None and threads < 1:
-            raise ValueError(f"threads={threads}: must be at least 1")
+        """Load a ``.tflite`` (LiteRT) or ``.onnx`` (ONNX Runtime) artifact and its contract.
+
+        ``threads``: CPU threads for the backend; None keeps its default (LiteRT: 1,
+        ONNX Runtime: one per physical core).
+        """
+        if threads is not None and (type(threads) is not int or threads < 1):
+            raise ValueError(f"threads={threads!r}: must be a whole number of at least 1")
         return cls(Path(path), threads)
 
     @property
     def input_size(self) -> tuple[int, int]:
+        """``(height, width)`` the model takes."""
         return self.contract.input_size
 
-    def _model_input(self, pixels: np.ndarray) -> np.ndarray:
-        x = pixels.astype(np.float32) * self._in_a
-        if self._quantized_in:
-            x += self._in_b
-            np.rint(x, out=x)
-            np.clip(x, *self._in_range, out=x)
-        return x.astype(self.backend.input_dtype, copy=False)
+    def __repr__(self) -> str:
+        fmt = self.contract.format or "?"
+        return f"Classifier({str(self.path)!r}, backend={self.backend.name}, format={fmt})"
 
     def predict_proba(self, pixels: np.ndarray) -> np.ndarray:
-        """Probabilities ``(N, classes)`` for a uint8 batch ``(N, H, W, 3)`` already resized."""
-        h, w = self.contract.input_size
-        if pixels.ndim != 4 or pixels.shape[1:] != (h, w, 3):
-            raise ImageError(f"expected a batch of shape (N, {h}, {w}, 3), got {pixels.shape}")
-        if len(pixels) == 0:
+        """Probabilities ``(N, classes)`` float32 for a uint8 batch ``(N, h, w, 3)``."""
+        if (
+            not isinstance(pixels, np.ndarray)
+            or pixels.dtype != np.uint8
+            or pixels.shape[1:] != self._pixel_shape
+            or pixels.ndim != 4
+        ):
+            got = (
+                f"{pixels.dtype} array of shape {pixels.shape}"
+                if isinstance(pixels, np.ndarray)
+                else type(pixels).__name__
+            )
+            want = ", ".join(map(str, self._pixel_shape))
+            raise ImageError(f"pixels: expected uint8 of shape (N, {want}), got {got}")
+        n = len(pixels)
+        if n == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        out = self.backend.run(self._model_input(pixels))
-        if self._out_affine is not None:
-            scale, zero = self._out_affine
-            out = (out.astype(np.float32) - zero) * scale
-        return out.astype(np.float32, copy=False)
+        out = self.backend.run(self._to_input(pixels))
+        if out.shape != (n, len(self.labels)):
+            raise ModelError(f"{self.path}: model returned shape {out.shape} for {n} images")
+        return self._to_probs(out)
 
-    def to_pixels(self, image) -> np.ndarray:
-        """One image (path, bytes, PIL image or HxWx3 array) -> uint8 (H, W, 3) model pixels."""
-        size = self.contract.input_size
-        if isinstance(image, np.ndarray):
-            return _array_to_pixels(image, size)
-        return to_rgb_array(image, size)
+    def classify(
+        self, images: ImageInput | list[ImageInput] | np.ndarray, top_k: int = 1
+    ) -> Prediction | list[Prediction]:
+        """Classify one image (-> Prediction) or a list/4-D batch (-> list, one per image).
 
-    def classify(self, images, top_k: int = 1) -> Prediction | list[Prediction]:
-        """Classify one image or a list/batch of them; a list in gives a list out."""
-        if top_k < 1:
-            raise ValueError(f"top_k={top_k}: must be at least 1")
-        single = not isinstance(images, (list, tuple)) and not (
-            isinstance(images, np.ndarray) and images.ndim == 4
-        )
-        batch = [images] if single else list(images)
-        pixels = (
-            np.stack([self.to_pixels(im) for im in batch])
-            if batch
-            else np.zeros((0, *self.contract.input_size, 3), np.uint8)
-        )
-        probs = self.predict_proba(pixels)
-        preds = [self._prediction(p, top_k) for p in probs]
-        return preds[0] if single else preds
-
-    def _prediction(self, probs: np.ndarray, top_k: int) -> Prediction:
-        order = np.argsort(-probs, kind="stable")[: min(top_k, len(self.labels))]
-        top = [(self.labels[i], float(probs[i])) for i in order]
-        best = int(order[0])
-        return Prediction(self.labels[best], best, float(probs[best]), top)
-
-
-def _array_to_pixels(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Accept uint8 HxWx3 (or HxW / HxWx1 / HxWx4) arrays; resize like a decoded image."""
-    if arr.dtype != np.uint8:
-        raise ImageError(f"array of dtype {arr.dtype}: pass uint8 pixels (0-255)")
-    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 1):
-        img = Image.fromarray(arr.reshape(arr.shape[:2]), "L")
-    elif arr.ndim == 3 and arr.shape[2] in (3, 4):
-        img = Image.fromarray(np.ascontiguousarray(arr), "RGB" if arr.shape[2] == 3 else "RGBA")
-    else:
-        raise ImageError(f"array of shape {arr.shape}: expected (H, W, 3)")
-    if arr.shape[0] == size[0] and arr.shape[1] == size[1] and arr.ndim == 3 and arr.shape[2] == 3:
-        return arr
-    return to_rgb_array(img, size, name=f"array {arr.shape}")
+        An image is a path, bytes, a PIL image or a uint8 HxWx3 array; a batch runs through
+        the model as one batch.
+        """
+        if type(top_k) is not int or top_k < 1:
+            raise ValueError(f"top_k={top_k!r}: must be a whole number of at least 1")
+        if is_batch(images):
+            return rank(self.predict_proba(to_batch(images, self.input_size)), self.labels, top_k)
+        pixels = to_pixels(images, self.input_size)[np.newaxis]
+        return rank(self.predict_proba(pixels), self.labels, top_k)[0]

@@ -46,34 +46,43 @@ class Contract:
 
     @classmethod
     def from_json(cls, text: str, source: str) -> Contract:
+        """Parse and validate; every malformed field is a ContractError naming ``source``."""
         try:
             raw = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ContractError(f"{source}: metadata is not valid JSON ({e.msg})") from None
+        except (json.JSONDecodeError, RecursionError) as e:
+            raise ContractError(f"{source}: metadata is not valid JSON ({e})") from None
         if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
             raise ContractError(f"{source}: not a herbi contract (expected schema {SCHEMA!r})")
         labels = raw.get("labels")
         if (
             not isinstance(labels, list)
             or not labels
-            or not all(isinstance(s, str) for s in labels)
+            or not all(isinstance(s, str) and s for s in labels)
         ):
             raise ContractError(f"{source}: contract has no list of labels")
+        if len(set(labels)) != len(labels):
+            raise ContractError(f"{source}: contract labels are not unique")
         size = raw.get("input_size")
         if not (
-            isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)
+            isinstance(size, list)
+            and len(size) == 2
+            and all(type(v) is int and v > 0 for v in size)
         ):
-            raise ContractError(f"{source}: contract input_size must be [height, width]")
+            raise ContractError(f"{source}: contract input_size must be [height, width] > 0")
         scale = raw.get("scale")
-        if not isinstance(scale, (int, float)) or not scale > 0:
+        if type(scale) not in (int, float) or not 0 < scale < float("inf"):
             raise ContractError(f"{source}: contract scale must be a positive number")
+        quantization = raw.get("quantization") or {}
+        sha256 = raw.get("sha256")
+        if not isinstance(quantization, dict) or not isinstance(sha256, (str, type(None))):
+            raise ContractError(f"{source}: contract quantization/sha256 fields are malformed")
         return cls(
             labels=labels,
             input_size=(size[0], size[1]),
             scale=float(scale),
             format=str(raw.get("format", "")),
-            quantization=dict(raw.get("quantization") or {}),
-            sha256=raw.get("sha256"),
+            quantization=quantization,
+            sha256=sha256,
         )
 
 
@@ -90,8 +99,12 @@ def sidecar_path(model_path: Path | str) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
-def read_sidecar(model_path: Path | str) -> Contract:
-    """Read and verify the sidecar of a ``.tflite`` model (sha256 must match the file)."""
+def read_sidecar(model_path: Path | str, data: bytes | None = None) -> Contract:
+    """Read the sidecar of a ``.tflite`` model and check its sha256 against the model.
+
+    Pass the model's bytes as ``data`` when they are already in memory (the runtime hashes
+    exactly the bytes it then loads, so the file cannot change in between).
+    """
     model_path = Path(model_path)
     side = sidecar_path(model_path)
     if not side.is_file():
@@ -99,11 +112,16 @@ def read_sidecar(model_path: Path | str) -> Contract:
             f"{model_path}: no contract sidecar {side.name} beside it; "
             "export the model with herbi-export, which writes both"
         )
-    contract = Contract.from_json(side.read_text(encoding="utf-8", errors="replace"), str(side))
-    actual = sha256_file(model_path)
+    try:
+        text = side.read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise ContractError(f"{side}: cannot read ({e.strerror or e})") from None
+    contract = Contract.from_json(text, str(side))
+    actual = hashlib.sha256(data).hexdigest() if data is not None else sha256_file(model_path)
     if contract.sha256 != actual:
         raise ContractError(
-            f"{side}: sidecar belongs to another model (sha256 {str(contract.sha256)[:12]}... "
-            f"!= {model_path.name} {actual[:12]}...)"
+            f"{model_path}: does not match its contract {side.name} (sha256 {actual[:12]}... "
+            f"!= {str(contract.sha256)[:12]}...): the model file is corrupt or truncated, or "
+            "the sidecar belongs to another model"
         )
     return contract

@@ -1,0 +1,119 @@
+"""``herbi-classify MODEL IMAGE_OR_DIR...``: classify image files with an exported model.
+
+One line per image on stdout (``--json``: one JSON object per line), in argument order;
+folders are scanned recursively for image files and quoted globs are expanded. An image that
+cannot be read is reported by name on stderr and the rest still run. Exit status: 0 when every
+image was classified, 1 when some could not be (or an argument matched nothing), 2 for a bad
+command line or a model that cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import numpy as np
+
+from herbi.runtime.classifier import Classifier
+from herbi.runtime.image import ImageError, is_image_file, to_rgb_array
+from herbi.runtime.prediction import Prediction, rank
+
+# Images decoded and run per model call: big enough to run as a batch, small enough that
+# output streams and memory stays flat on a folder of any size.
+CHUNK = 64
+
+
+def expand(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Arguments -> (image files in order, messages for arguments that matched nothing)."""
+    files: list[str] = []
+    problems: list[str] = []
+    for arg in args:
+        path = Path(arg)
+        if not path.exists() and glob.has_magic(arg):
+            matches = sorted(glob.glob(arg, recursive=True))
+            if not matches:
+                problems.append(f"{arg}: no files match this pattern")
+            for match in matches:
+                files.extend(_scan(Path(match), problems))
+        elif path.exists():
+            files.extend(_scan(path, problems))
+        else:
+            problems.append(f"{arg}: no such file or folder")
+    return files, problems
+
+
+def _scan(path: Path, problems: list[str]) -> list[str]:
+    """A file is taken as given; a folder yields its image files, recursively and sorted."""
+    if not path.is_dir():
+        return [str(path)]
+    found = sorted(str(p) for p in path.rglob("*") if p.is_file() and is_image_file(p))
+    if not found:
+        problems.append(f"{path}: folder holds no image files")
+    return found
+
+
+def _chunks(files: list[str]) -> Iterator[list[str]]:
+    for i in range(0, len(files), CHUNK):
+        yield files[i : i + CHUNK]
+
+
+def format_line(file: str, pred: Prediction, as_json: bool) -> str:
+    """``file<TAB>label 0.912, label2 0.051`` or one JSON object."""
+    if as_json:
+        return json.dumps({"file": file, **pred.to_dict()})
+    ranked = ", ".join(f"{r.label} {r.probability:.3f}" for r in pred.top_k)
+    return f"{file}\t{ranked}"
+
+
+def _error(message: str) -> None:
+    click.echo(f"herbi-classify: {message}", err=True)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True)
+@click.option(
+    "--top-k",
+    "-k",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="How many classes to show per image, most probable first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads for the model (default: the backend's own).",
+)
+def main(model: Path, images: tuple[str, ...], top_k: int, as_json: bool, threads: int | None):
+    """Classify IMAGE_OR_DIR... (files, folders, globs) with MODEL (.tflite or .onnx)."""
+    try:
+        clf = Classifier.load(model, threads=threads)
+    except ValueError as e:  # ModelError, ContractError: the message names the file
+        raise click.BadParameter(str(e), param_hint="MODEL") from None
+    files, problems = expand(images)
+    for message in problems:
+        _error(message)
+    failed = 0
+    for chunk in _chunks(files):
+        names, pixels = [], []
+        for file in chunk:
+            try:
+                pixels.append(to_rgb_array(file, clf.input_size))
+                names.append(file)
+            except ImageError as e:
+                failed += 1
+                _error(str(e))
+        if not names:
+            continue
+        preds = rank(clf.predict_proba(np.stack(pixels)), clf.labels, top_k)
+        click.echo("\n".join(format_line(n, p, as_json) for n, p in zip(names, preds, strict=True)))
+    if failed:
+        _error(f"{failed} of {len(files)} images could not be classified")
+    sys.exit(1 if failed or problems or not files else 0)

@@ -1,0 +1,68 @@
+"""The numeric edges of a model: uint8 pixels -> its input tensor, its output -> probabilities.
+
+Training feeds ``pixels * scale`` computed in float64 and rounded to float32 (Keras on
+``x / 255.0``); an int8 model takes that value quantized with its own scale and zero point,
+rounding half away from zero as TFLite's Quantize op does. That exact map is a 256-entry table
+built once per model. Gathering from a table is slower than plain arithmetic, so the first of
+a few vectorized formulas that reproduces the table bit for bit on all 256 pixel values is used
+instead; the check is exhaustive, so the speed-up never changes a single input value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+Map = Callable[[np.ndarray], np.ndarray]
+_ALL_PIXELS = np.arange(256, dtype=np.uint8)
+
+
+def exact_table(scale: float, dtype: np.dtype, quant: tuple[float, int] | None) -> np.ndarray:
+    """``table[p]`` is the model input for pixel value ``p``, computed in float64."""
+    x = np.arange(256, dtype=np.float64) * scale
+    if quant is None:
+        return x.astype(dtype)
+    q_scale, zero = quant
+    info = np.iinfo(dtype)
+    return np.clip(np.floor(x / q_scale + 0.5) + zero, info.min, info.max).astype(dtype)
+
+
+def _candidates(scale: float, dtype: np.dtype, table: np.ndarray) -> list[Map]:
+    """Fast formulas that may equal the table; the caller keeps the first one that does."""
+    if dtype.kind == "f":
+        return [
+            lambda p: np.divide(p, dtype.type(1.0 / scale), dtype=dtype),
+            lambda p: np.multiply(p, dtype.type(scale), dtype=dtype),
+        ]
+    if dtype == np.uint8:
+        return [lambda p: p]
+    if dtype == np.int8:
+        return [lambda p: np.bitwise_xor(p, np.uint8(0x80)).view(np.int8)]  # p - 128
+    return []
+
+
+def input_map(scale: float, dtype: np.dtype, quant: tuple[float, int] | None) -> Map:
+    """A function from a uint8 pixel array to the model's input tensor (same shape)."""
+    table = exact_table(scale, dtype, quant)
+    with np.errstate(all="ignore"):
+        for candidate in _candidates(scale, dtype, table):
+            got = candidate(_ALL_PIXELS)
+            if got.dtype == table.dtype and np.array_equal(got, table):
+                return candidate
+    return lambda p: np.take(table, p)
+
+
+def output_map(quant: tuple[float, int] | None) -> Map:
+    """A function from the model's raw output to float32 probabilities (dequantized)."""
+    if quant is None:
+        return lambda out: out.astype(np.float32, copy=False)
+    scale, zero = np.float32(quant[0]), np.float32(quant[1])
+
+    def dequantize(out: np.ndarray) -> np.ndarray:
+        y = out.astype(np.float32)
+        y -= zero
+        y *= scale
+        return y
+
+    return dequantize
