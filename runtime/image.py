@@ -56,6 +56,23 @@ def _check_size(img: Image.Image, name: str) -> None:
         )
 
 
+_SIGNATURES = {
+    b"\x89PNG": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF8": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+
+
+def _sniff(head: bytes) -> str | None:
+    """The format a file's first bytes announce, to tell a damaged image from a non-image."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((kind for magic, kind in _SIGNATURES.items() if head.startswith(magic)), None)
+
+
 def _decode(fp: io.BufferedIOBase, name: str) -> Image.Image:
     """Parse the header, check the size, then decode the pixels; any failure is an ImageError."""
     try:
@@ -69,8 +86,11 @@ def _decode(fp: io.BufferedIOBase, name: str) -> Image.Image:
     except ImageError:
         raise
     except UnidentifiedImageError:
-        kinds = "/".join(FORMATS)
-        raise ImageError(f"{name}: not an image (or not a {kinds} file)") from None
+        fp.seek(0)
+        kind = _sniff(fp.read(12))
+        if kind:
+            raise ImageError(f"{name}: truncated or corrupt {kind} file") from None
+        raise ImageError(f"{name}: not an image (or not a {'/'.join(FORMATS)} file)") from None
     except Image.DecompressionBombError:
         raise ImageError(f"{name}: image is over Pillow's pixel limit (refused)") from None
     except Exception as e:  # Pillow's plugins raise many kinds on malformed files
