@@ -1,14 +1,18 @@
 """``export_model``: build every requested format, check it, compare it with Keras, report.
 
 For each format: build -> write with its contract (atomically) -> graph check -> parity on the
-validation split (gate) and accuracy on the test split (reported only) -> accept or mark
-``.rejected``. The report dict is also written as ``export_report.json`` in the output folder.
+validation split (gated) and on the test split (reported only, never used to decide) ->
+accept, or keep the files renamed ``*.rejected``. The report dict is also written as
+``export_report.json`` in the output folder.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from herbi.export import parity
 from herbi.export.artifacts import mark_rejected, write_artifact
@@ -36,21 +40,25 @@ def check_writable(out_dir: Path) -> None:
 
 def export_model(
     source: Source,
-    out_dir: Path,
+    out_dir: Path | str,
     formats: list[str],
+    *,
     calibration_size: int = DEFAULT_SIZE,
+    parity_check: bool = True,
+    gate: bool = True,
     min_agreement: float = 0.98,
     max_drop: float = 1.0,
-    gate: bool = True,
     qat_epochs: int = 3,
     qat_samples: int | None = None,
     debug_quant: bool = False,
-    log=print,
+    log: Callable[[str], object] = print,
 ) -> dict:
     """Export ``formats`` (registry names) of ``source`` into ``out_dir``; return the report.
 
-    With ``gate`` off, parity is still measured and reported but nothing is rejected (used
-    by tests that want every artifact on disk whatever a tiny model's numbers are).
+    ``gate=False`` still measures and reports parity but rejects only on graph problems
+    (the test fixture uses it to keep every artifact of a tiny model on disk);
+    ``parity_check=False`` skips the side-by-side runs altogether. ``qat_samples`` limits
+    quantization-aware training to the first N train images (quick runs and tests).
     """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
@@ -59,67 +67,62 @@ def export_model(
     check_writable(out_dir)
     ds = source.dataset
     calib = calibration_images(ds.x_train, ds.y_train, calibration_size)
-    train = (ds.x_train, ds.y_train) if qat_samples is None else _subset(ds, qat_samples)
-    inputs = BuildInputs(source.model, calib, train, (ds.x_val, ds.y_val), qat_epochs=qat_epochs)
+    inputs = BuildInputs(
+        source.model,
+        calib,
+        (ds.x_train[:qat_samples], ds.y_train[:qat_samples]),
+        (ds.x_val, ds.y_val),
+        qat_epochs=qat_epochs,
+    )
     contract = Contract(labels=source.labels, input_size=source.input_size)
-    ref_val = parity.keras_probs(source.model, ds.x_val)
-    ref_test = parity.keras_probs(source.model, ds.x_test)
+    splits = {"val": (ds.x_val, ds.y_val), "test": (ds.x_test, ds.y_test)}
+    reference = (
+        {s: parity.keras_probs(source.model, x) for s, (x, _) in splits.items()}
+        if parity_check
+        else {}
+    )
     report = {
         "model": str(source.model_path),
         "data": ds.source,
         "labels": source.labels,
-        "parity_split": "val",
-        "calibration": {"split": "train", "images": len(calib)},
+        "calibration": {"split": "train", "images": len(calib), "stratified": True},
+        "parity": {"enabled": parity_check, "gated_split": "val", "reported_split": "test"},
         "gate": {"enabled": gate, "min_agreement": min_agreement, "max_drop_points": max_drop},
+        "keras": {
+            f"{s}_accuracy": float(np.mean(p.argmax(1) == splits[s][1]))
+            for s, p in reference.items()
+        },
         "artifacts": {},
     }
     for name in formats:
         fmt = FORMATS[name]
-        log(f"[{name}] building: {fmt.description}")
+        log(f"[{name}] {fmt.description}")
         started = time.perf_counter()
         path = write_artifact(fmt, fmt.build(inputs), out_dir, contract)
-        build_s = time.perf_counter() - started
-        problems = graph_problems(path, fmt.backend, fmt.int8)
-        val = parity.compare(
-            ref_val, parity.artifact_probs(path, ds.x_val), ds.y_val, ds.class_names
-        )
-        test = parity.compare(
-            ref_test, parity.artifact_probs(path, ds.x_test), ds.y_test, ds.class_names
-        )
-        reasons = problems + (parity.gate(val, min_agreement, max_drop) if gate else [])
         entry = {
             "file": path.name,
             "backend": fmt.backend,
-            "size_kb": path.stat().st_size / 1024,
+            "size_kb": round(path.stat().st_size / 1024, 1),
             "sha256": sha256_file(path),
-            "build_seconds": round(build_s, 2),
-            "graph_problems": problems,
-            "val": val,
-            "test": test,
-            "status": "rejected" if reasons else "ok",
-            "reasons": reasons,
+            "build_seconds": round(time.perf_counter() - started, 2),
+            "graph_problems": graph_problems(path, fmt.backend, fmt.int8),
         }
-        if debug_quant and fmt.int8:
+        for split, (x, y) in splits.items() if parity_check else ():
+            got = parity.artifact_probs(path, x)
+            entry[split] = parity.compare(reference[split], got, y, source.labels)
+        reasons = list(entry["graph_problems"])
+        if parity_check and gate:
+            reasons += parity.gate(entry["val"], min_agreement, max_drop)
+        if debug_quant:
             from herbi.export.debug import write_debug_table
 
-            entry["debug_csv"] = write_debug_table(fmt, inputs, path, out_dir).name
+            table = write_debug_table(fmt, inputs, path, out_dir)
+            entry["debug_csv"] = table.name if table else None
+        entry["status"], entry["reasons"] = ("rejected" if reasons else "ok"), reasons
         if reasons:
             entry["file"] = mark_rejected(path).name
             log(f"[{name}] REJECTED: {'; '.join(reasons)}")
         report["artifacts"][name] = entry
-    report["keras"] = {
-        "val_accuracy": parity.compare(ref_val, ref_val, ds.y_val, ds.class_names)[
-            "accuracy_keras"
-        ],
-        "test_accuracy": parity.compare(ref_test, ref_test, ds.y_test, ds.class_names)[
-            "accuracy_keras"
-        ],
-    }
     report["rejected"] = [n for n, a in report["artifacts"].items() if a["status"] != "ok"]
     write_json(out_dir / REPORT, report)
     return report
-
-
-def _subset(ds, n: int):
-    """The first ``n`` train images (the split is already shuffled): a quicker QAT."""
-    return ds.x_train[:n], ds.y_train[:n]

@@ -52,6 +52,43 @@ def write_tflite(fmt: Format, data: bytes, out_dir: Path, contract: Contract) ->
     return path
 
 
+def onnx_io_quantization(model) -> dict:
+    """Scale/zero point where a QDQ model quantizes its float input and dequantizes its output.
+
+    The input passes through layout ops (Transpose) before its first QuantizeLinear.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    producers = {out: node for node in graph.node for out in node.output}
+
+    def params(node) -> dict:
+        scale, zero = consts.get(node.input[1]), consts.get(node.input[2])
+        if scale is None or zero is None or scale.size != 1:
+            return {}
+        return {"dtype": zero.dtype.name, "scale": float(scale), "zero_point": int(zero)}
+
+    found = {}
+    tensor = graph.input[0].name
+    while len(consumers.get(tensor, [])) == 1:
+        node = consumers[tensor][0]
+        if node.op_type == "QuantizeLinear":
+            found["input"] = params(node)
+            break
+        if node.op_type not in ("Transpose", "Reshape", "Identity"):
+            break
+        tensor = node.output[0]
+    last = producers.get(graph.output[0].name)
+    if last is not None and last.op_type == "DequantizeLinear":
+        found["output"] = params(last)
+    return {role: p for role, p in found.items() if p}
+
+
 def write_onnx(fmt: Format, data: bytes, out_dir: Path, contract: Contract) -> Path:
     import onnx
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from herbi.export import qat, to_onnx, to_tflite
+from herbi.export.errors import ExportError
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class BuildInputs:
     train: tuple[np.ndarray, np.ndarray]
     val: tuple[np.ndarray, np.ndarray]
     qat_epochs: int = 3
-    qat_learning_rate: float = 5e-5
+    qat_learning_rate: float = 1e-5
     reduce_range: bool | None = None  # ONNX int8: None = decide from the CPU's VNNI support
 
 
@@ -138,3 +139,39 @@ FORMATS: dict[str, Format] = {
         ),
     )
 }
+
+TFLITE_QUANTIZE = {
+    "int8": "tflite-int8",
+    "float16": "tflite-float16",
+    "dynamic": "tflite-dynamic",
+    "none": "tflite-float32",
+}
+ONNX_QUANTIZE = {"none": "onnx-float32", "int8": "onnx-int8"}
+FAMILIES = ("tflite", "onnx", "all")
+
+
+def select(family: str, quantize: str | None = None, qat: bool = False) -> list[str]:
+    """Registry names for ``--format/--quantize/--qat`` (a registry name is accepted as is).
+
+    ``tflite`` defaults to int8, ``onnx`` to float32; ``all`` is every registry entry.
+    """
+    if family not in FAMILIES and family not in FORMATS:
+        raise ExportError(
+            f"unknown format {family!r} (choose {', '.join(FAMILIES)} or one of "
+            f"{', '.join(FORMATS)})"
+        )
+    if family not in ("tflite", "onnx"):
+        if quantize is not None or qat:
+            raise ExportError(f"--format {family} takes no --quantize or --qat")
+        return list(FORMATS) if family == "all" else [family]
+    table = TFLITE_QUANTIZE if family == "tflite" else ONNX_QUANTIZE
+    q = quantize or ("int8" if family == "tflite" else "none")
+    if q not in table:
+        raise ExportError(
+            f"--quantize {q} is not available for --format {family} (choose {', '.join(table)})"
+        )
+    if qat:
+        if family != "tflite" or q != "int8":
+            raise ExportError("--qat produces an int8 TFLite model: use it with --format tflite")
+        return ["tflite-qat-int8"]
+    return [table[q]]

@@ -2,27 +2,78 @@
 
 ``tfmot.quantization.keras.quantize_model`` wraps every layer with quantize/dequantize
 emulation; a short fine-tune at a low learning rate on the train split (validation
-monitored) lets the weights adapt to int8 rounding. The result is converted exactly like
-post-training int8, so both artifacts share one contract and one runtime path.
+monitored, best epoch kept) lets the weights adapt to int8 rounding. The result is converted
+exactly like post-training int8, so both artifacts share one contract and one runtime path.
+
+Two things make a *short* fine-tune work:
+
+- tfmot starts every activation range at [-6, 6] and moves it by an EMA with decay 0.999,
+  so a few hundred steps leave the ranges near their initial values (a [0, 1] input would be
+  quantized in steps of 0.047). :func:`calibrate_ranges` first sets them from calibration
+  images, as post-training quantization does, so the fine-tune starts from PTQ quality.
+- Batch-norm statistics are frozen (the layers run in inference mode): the fine-tune adapts
+  weights to rounding instead of re-estimating statistics from a few small batches.
 """
 
 from __future__ import annotations
+
+import re
+
+import numpy as np
 
 from herbi.export.errors import ExportError
 from herbi.export.to_tflite import convert, int8_converter
 
 BATCH_SIZE = 64
+# tfmot 0.8's MovingAverageQuantizer hard-codes this decay for the activation ranges of the
+# wrapped layers (variables named below). The input's QuantizeLayer uses AllValuesQuantizer
+# (running min/max) and weights use LastValueQuantizer: both are exact after one pass.
+EMA_DECAY = 0.999
+ACTIVATION_RANGE = re.compile(r"/(output|pre_activation|post_activation)_(min|max):")
+CALIBRATION_PASSES = 3
 
 
-def quantization_aware(model, train, val, epochs: int, learning_rate: float):
+def frozen_bn_copy(model):
+    """A copy of ``model`` whose BatchNormalization layers always use their moving statistics."""
+    import tf_keras as keras
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    for layer in copy.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+    return copy
+
+
+def calibrate_ranges(q_model, images: np.ndarray, passes: int = CALIBRATION_PASSES) -> None:
+    """Set every activation range variable to its observed min/max on ``images``.
+
+    A training-mode forward pass moves each range by one EMA step, ``new = d*old + (1-d)*r``,
+    and sets weight ranges exactly; solving for the batch range ``r`` and assigning it gives
+    the calibrated range in one pass. Later passes refine downstream ranges, which were
+    observed behind upstream ranges still being set.
+    """
+    import tensorflow as tf
+
+    ranges = [v for v in q_model.non_trainable_weights if ACTIVATION_RANGE.search(v.name)]
+    x = tf.constant(images.astype(np.float32) / 255.0)
+    for _ in range(passes):
+        before = [v.numpy() for v in ranges]
+        q_model(x, training=True)
+        for var, old in zip(ranges, before, strict=True):
+            var.assign((var.numpy() - EMA_DECAY * old) / (1.0 - EMA_DECAY))
+
+
+def quantization_aware(model, calibration, train, val, epochs: int, learning_rate: float):
     """The QAT-fine-tuned copy of ``model`` (the original is left untouched)."""
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
     try:
-        q_model = tfmot.quantization.keras.quantize_model(model)
+        q_model = tfmot.quantization.keras.quantize_model(frozen_bn_copy(model))
     except (ValueError, RuntimeError, TypeError) as e:
         raise ExportError(f"tflite-qat-int8: tfmot cannot quantize this model ({e})") from None
+    calibrate_ranges(q_model, calibration)
     q_model.compile(
         keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy", ["accuracy"]
     )
@@ -45,6 +96,11 @@ def quantization_aware(model, train, val, epochs: int, learning_rate: float):
 
 def build_qat_int8(inputs) -> bytes:
     q_model = quantization_aware(
-        inputs.model, inputs.train, inputs.val, inputs.qat_epochs, inputs.qat_learning_rate
+        inputs.model,
+        inputs.calibration,
+        inputs.train,
+        inputs.val,
+        inputs.qat_epochs,
+        inputs.qat_learning_rate,
     )
     return convert(int8_converter(q_model, inputs.calibration), "tflite-qat-int8")

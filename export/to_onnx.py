@@ -68,27 +68,38 @@ class CalibrationReader:
     def get_next(self) -> dict | None:
         return next(self._batches, None)
 
+    def __iter__(self):
+        return iter(self.get_next, None)
+
+
+def preprocessed_float32(model, folder: Path) -> Path:
+    """The float32 model after ORT's pre-processing (shape inference, Conv+BN fusion).
+
+    This is the graph the quantizer sees, so it is also the float reference whose tensor
+    names the QDQ debugging utilities match against the int8 model.
+    """
+    from onnxruntime.quantization import quant_pre_process
+
+    fp32, pre = folder / "fp32.onnx", folder / "pre.onnx"
+    fp32.write_bytes(float32_proto(model).SerializeToString())
+    try:
+        quant_pre_process(str(fp32), str(pre))
+    except Exception as e:  # onnxruntime raises its own exception classes
+        raise ExportError(f"onnx-int8: quantization pre-processing failed ({e})") from None
+    return pre
+
 
 def build_int8(inputs) -> bytes:
-    from onnxruntime.quantization import (
-        QuantFormat,
-        QuantType,
-        quant_pre_process,
-        quantize_static,
-    )
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    reader = CalibrationReader(inputs.calibration)
     reduce_range = not cpu_has_vnni() if inputs.reduce_range is None else inputs.reduce_range
     with tempfile.TemporaryDirectory(prefix="herbi-onnx-") as tmp:
-        fp32, pre, q = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
-        fp32.write_bytes(build_float32(inputs))
+        pre, q = preprocessed_float32(inputs.model, Path(tmp)), Path(tmp, "int8.onnx")
         try:
-            # Shape inference and Conv+BN / Conv+Add fusion before quantization.
-            quant_pre_process(str(fp32), str(pre))
             quantize_static(
                 str(pre),
                 str(q),
-                reader,
+                CalibrationReader(inputs.calibration),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
                 reduce_range=reduce_range,

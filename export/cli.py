@@ -1,0 +1,121 @@
+"""``herbi-export``: a trained Keras model -> checked TFLite / ONNX artifacts + a report.
+
+Exit status: 0 all artifacts accepted; 1 an error (one line, no traceback); 2 a usage error
+(click's); 3 at least one artifact rejected by the graph checks or the accuracy gate (its
+files are kept as ``*.rejected`` and ``export_report.json`` says why).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from herbi.export.calibration import DEFAULT_SIZE
+from herbi.export.errors import ExportError
+from herbi.export.formats import FORMATS, select
+from herbi.runtime.backends import ModelError
+from herbi.runtime.contract import ContractError
+from herbi.train.errors import DataError
+
+EXIT_REJECTED = 3
+HERBI_ERRORS = (ExportError, DataError, ContractError, ModelError)
+
+
+def table(report: dict) -> str:
+    """The per-artifact summary printed after export (val = gated split, test = reported)."""
+    keras = report["keras"]
+    head = (
+        f"{'format':<16} {'size KB':>8} {'val Keras':>9} {'val art.':>8} {'test art.':>9} "
+        f"{'agree':>6} {'max|dp|':>8}  status"
+    )
+    lines = [head, "-" * len(head)]
+    for name, a in report["artifacts"].items():
+        val, test = a.get("val"), a.get("test")
+        nums = (
+            f"{keras['val_accuracy']:>9.3f} {val['accuracy_artifact']:>8.3f} "
+            f"{test['accuracy_artifact']:>9.3f} {val['agreement']:>6.3f} "
+            f"{val['max_abs_diff']:>8.4f}"
+            if val
+            else f"{'-':>9} {'-':>8} {'-':>9} {'-':>6} {'-':>8}"
+        )
+        lines.append(f"{name:<16} {a['size_kb']:>8.1f} {nums}  {a['status']}")
+    if "test_accuracy" in keras:
+        lines.append(f"Keras test accuracy {keras['test_accuracy']:.3f}")
+    return "\n".join(lines)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--model", "model_path", required=True, help="Run folder or .keras file.")
+@click.option(
+    "--format",
+    "family",
+    default="tflite",
+    show_default=True,
+    help=f"tflite, onnx, all, or one registry name ({', '.join(FORMATS)}).",
+)
+@click.option(
+    "--quantize",
+    default=None,
+    help="int8|float16|dynamic|none (tflite, default int8) or none|int8 (onnx, default none).",
+)
+@click.option("--qat", is_flag=True, help="Quantization-aware training, then int8 TFLite.")
+@click.option("--out", "out_dir", default=None, help="Output folder [default: <run>/export].")
+@click.option(
+    "--data", default=None, help="Dataset to split and compare on (needed for a .keras file)."
+)
+@click.option(
+    "--calibration-size",
+    type=int,
+    default=DEFAULT_SIZE,
+    show_default=True,
+    help="Stratified train images used to calibrate int8 ranges.",
+)
+@click.option("--qat-epochs", type=int, default=3, show_default=True)
+@click.option("--check/--no-check", default=True, show_default=True, help="Parity check and gate.")
+@click.option("--min-agreement", type=float, default=0.98, show_default=True)
+@click.option("--max-drop", type=float, default=1.0, show_default=True, help="Accuracy points.")
+@click.option("--debug-quant", is_flag=True, help="Per-layer int8 error table as CSV.")
+def main(
+    model_path: str,
+    family: str,
+    quantize: str | None,
+    qat: bool,
+    out_dir: str | None,
+    data: str | None,
+    calibration_size: int,
+    qat_epochs: int,
+    check: bool,
+    min_agreement: float,
+    max_drop: float,
+    debug_quant: bool,
+) -> None:
+    """Export a trained model to deployable artifacts and prove each still does its job."""
+    try:
+        formats = select(family, quantize, qat)
+        if qat_epochs < 1:
+            raise ExportError(f"--qat-epochs {qat_epochs}: must be at least 1")
+        from herbi.export.api import REPORT, export_model
+        from herbi.export.source import load_source
+
+        source = load_source(model_path, data)
+        out = source.default_out if out_dir is None else out_dir
+        report = export_model(
+            source,
+            out,
+            formats,
+            calibration_size=calibration_size,
+            parity_check=check,
+            min_agreement=min_agreement,
+            max_drop=max_drop,
+            qat_epochs=qat_epochs,
+            debug_quant=debug_quant,
+            log=lambda msg: click.echo(msg, err=True),
+        )
+    except HERBI_ERRORS as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(table(report))
+    click.echo(f"report: {out}/{REPORT}")
+    if report["rejected"]:
+        click.echo(f"rejected: {', '.join(report['rejected'])}", err=True)
+        sys.exit(EXIT_REJECTED)
