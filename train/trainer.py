@@ -127,7 +127,9 @@ def train_stages(
             verbose=2,
             callbacks=[
                 keras.callbacks.BackupAndRestore(str(backup)),
-                BestCheckpoint(best_path, _best_so_far(history, stage) if done else -np.inf),
+                BestCheckpoint(
+                    best_path, _best_so_far(history, stage) if best_path.exists() else -np.inf
+                ),
                 HistoryCSV(history, stage),
             ],
         )

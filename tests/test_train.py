@@ -1,0 +1,213 @@
+"""The reference recipe end to end on the smoke preset: run folder, determinism, resume, strategy."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import herbi.train  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from herbi.train.cli import main
+from herbi.train.files import atomic_path
+
+RUN_FILES = {
+    "base.keras",
+    "finetune1.keras",
+    "finetune2.keras",
+    "model.keras",
+    "history.csv",
+    "metrics.json",
+    "curves.png",
+    "confusion.png",
+    "samples.png",
+    "augmented.png",
+    "manifest.json",
+    "report.md",
+    "state.json",
+}
+
+
+def train(*args: str):
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result
+
+
+def weights(path):
+    import tf_keras as keras
+
+    return keras.models.load_model(path).get_weights()
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, animals5):
+    out = tmp_path_factory.mktemp("runs") / "smoke"
+    result = train("--data", str(animals5), "--preset", "smoke", "--seed", "7", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_reference_cnn_matches_the_study():
+    from tf_keras import layers
+
+    from herbi.train.model import reference_cnn
+
+    model = reference_cnn(5)
+    assert model.count_params() == 357_413
+    assert sum(int(np.prod(w.shape)) for w in model.non_trainable_weights) == 896
+    block = [layers.Conv2D, layers.BatchNormalization] * 2 + [layers.MaxPooling2D, layers.Dropout]
+    expected = block * 3 + [
+        layers.GlobalAveragePooling2D,
+        layers.Dense,
+        layers.Dropout,
+        layers.Dense,
+    ]
+    assert [type(layer) for layer in model.layers] == expected
+    convs = [layer for layer in model.layers if isinstance(layer, layers.Conv2D)]
+    assert [c.filters for c in convs] == [32, 32, 64, 64, 128, 128]
+    assert all(c.kernel_size == (3, 3) and c.padding == "same" for c in convs)
+    drops = [layer.rate for layer in model.layers if isinstance(layer, layers.Dropout)]
+    assert drops == [0.25, 0.3, 0.35, 0.5]
+
+
+def test_smoke_run_writes_a_complete_run_folder(smoke_run, animals5):
+    out, output = smoke_run
+    assert output.splitlines()[0].startswith("herbi-train: recipe reference, preset smoke")
+    assert {p.name for p in out.iterdir()} >= RUN_FILES
+    assert not list(out.glob(".*tmp*")) and not (out / "backup").exists()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics["stages"]) == ["base", "finetune1", "finetune2"]
+    for stage in metrics["stages"].values():
+        for split, n in (("val", 250), ("test", 500)):
+            s = stage[split]
+            assert s["n"] == n and 0 <= s["accuracy"] <= 1
+            lo, hi = s["accuracy_ci95"]
+            assert lo <= s["accuracy"] <= hi
+            assert np.sum(s["confusion"]) == n
+            assert set(metrics["class_names"]) <= set(s["per_class"])
+    assert metrics["counts"]["train"]["bird"] == 450
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["parameters"] == 357_413
+    assert set(manifest["stage_wall_seconds"]) == {"base", "finetune1", "finetune2"}
+    assert manifest["data"]["fingerprint"] and manifest["packages"]["tensorflow"]
+    report = (out / "report.md").read_text()
+    assert "image folder" in report and "not CIFAR-100" in report and "75.4%" in report
+    history = (out / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 3  # header + one epoch per stage
+    # The final model is the last stage's best checkpoint.
+    for a, b in zip(weights(out / "model.keras"), weights(out / "finetune2.keras"), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_same_seed_same_weights(smoke_run, animals5, tmp_path):
+    out, _ = smoke_run
+    again = tmp_path / "again"
+    result = train("--data", str(animals5), "--preset", "smoke", "--seed", "7", "--out", str(again))
+    assert result.exit_code == 0, result.output
+    for a, b in zip(weights(out / "model.keras"), weights(again / "model.keras"), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_skips_finished_stages(smoke_run, tmp_path):
+    import shutil
+
+    out, _ = smoke_run
+    run = tmp_path / "interrupted"
+    shutil.copytree(out, run)
+    # Interrupt after finetune1: finetune2 never finished.
+    state = json.loads((run / "state.json").read_text())
+    del state["stages"]["finetune2"]
+    (run / "state.json").write_text(json.dumps(state))
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["status"] = "running"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    for name in ("finetune2.keras", "model.keras", "report.md"):
+        (run / name).unlink()
+    history = (run / "history.csv").read_text().splitlines()
+    (run / "history.csv").write_text(
+        "\n".join(h for h in history if not h.startswith("finetune2")) + "\n"
+    )
+    result = train("--resume", "--out", str(run))
+    assert result.exit_code == 0, result.output
+    assert (
+        "[base] already finished" in result.output
+        and "[finetune1] already finished" in result.output
+    )
+    assert "[finetune2] 1 epochs" in result.output
+    assert (run / "model.keras").exists() and (run / "report.md").exists()
+    assert json.loads((run / "manifest.json").read_text())["status"] == "finished"
+    assert len((run / "history.csv").read_text().splitlines()) == 1 + 3
+
+
+def test_bad_data_fails_before_training(tmp_path):
+    result = CliRunner().invoke(
+        main, ["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 1
+    assert "missing: no such file or folder" in result.output
+    assert "Traceback" not in result.output and "[base]" not in result.output
+
+
+def test_bad_epochs_and_existing_out_are_refused(tmp_path, animals5):
+    result = CliRunner().invoke(
+        main, ["--data", str(animals5), "--epochs", "1,2", "--preset", "smoke"]
+    )
+    assert result.exit_code == 2 and "--epochs" in result.output
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "keep.txt").write_text("mine")
+    result = CliRunner().invoke(
+        main, ["--data", str(animals5), "--preset", "smoke", "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 2 and "not empty" in result.output
+    assert (tmp_path / "r" / "keep.txt").read_text() == "mine"
+
+
+def test_atomic_path_leaves_target_untouched_on_failure(tmp_path):
+    target = tmp_path / "model.keras"
+    target.write_text("previous")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+    assert target.read_text() == "previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+
+
+MIRRORED = """
+import os, sys
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from herbi.train.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_mirrored_strategy_trains_on_two_logical_cpus(animals5, tmp_path):
+    out = tmp_path / "mirrored"
+    args = [
+        "--data",
+        str(animals5),
+        "--preset",
+        "smoke",
+        "--strategy",
+        "mirrored",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", MIRRORED, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "strategy mirrored (2 replica(s))" in proc.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["replicas"] == 2 and manifest["status"] == "finished"
+    assert (out / "model.keras").stat().st_size > 1_000_000
