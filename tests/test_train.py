@@ -54,6 +54,7 @@ def smoke_run(tmp_path_factory, animals5):
 def test_reference_cnn_matches_the_study():
     from tf_keras import layers
 
+    from herbi.train.complexity import model_macs
     from herbi.train.model import reference_cnn
 
     model = reference_cnn(5)
@@ -72,6 +73,8 @@ def test_reference_cnn_matches_the_study():
     assert all(c.kernel_size == (3, 3) and c.padding == "same" for c in convs)
     drops = [layer.rate for layer in model.layers if isinstance(layer, layers.Dropout)]
     assert drops == [0.25, 0.3, 0.35, 0.5]
+    # Worked by hand: 0.88M + 9.44M (32x32) + 4.72M + 9.44M (16x16) + 4.72M + 9.44M (8x8) + 0.07M.
+    assert model_macs(model) == 38_701_568
 
 
 def test_smoke_run_writes_a_complete_run_folder(smoke_run, animals5):
