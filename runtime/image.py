@@ -20,13 +20,12 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # 32x32 models never need more; a bigger header is refused before any pixel is decoded.
-# Below Pillow's own warning threshold (~89 Mpx), so Pillow's bomb warning never fires first.
 MAX_PIXELS = 64_000_000
 RESAMPLE = Image.Resampling.BICUBIC  # antialiased when shrinking (Pillow scales the kernel)
-# Parsing only these keeps exotic decoders (EPS runs Ghostscript, PSD, ICNS, ...) away from
-# user files; the suffixes are what a folder scan picks up.
-FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# Parsing only these keeps complex or exotic decoders (TIFF's libtiff, EPS via Ghostscript,
+# PSD, ICNS, ...) away from user files; the suffixes are what a folder scan picks up.
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 ImageSource = str | os.PathLike | bytes | Image.Image
 
@@ -61,8 +60,6 @@ _SIGNATURES = {
     b"\xff\xd8\xff": "JPEG",
     b"GIF8": "GIF",
     b"BM": "BMP",
-    b"II*\x00": "TIFF",
-    b"MM\x00*": "TIFF",
 }
 
 
@@ -77,11 +74,13 @@ def _decode(fp: io.BufferedIOBase, name: str) -> Image.Image:
     """Parse the header, check the size, then decode the pixels; any failure is an ImageError."""
     try:
         with warnings.catch_warnings():
-            # The size is judged by _check_size; Pillow's own bomb warning would only be noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Problems are reported as ImageError. Pillow's warnings (its bomb warning, whose
+            # job _check_size does; "corrupt EXIF", "truncated tag" on damaged metadata that
+            # it skipped) would only reach stderr as noise.
+            warnings.simplefilter("ignore")
             img = Image.open(fp, formats=FORMATS)
-        _check_size(img, name)
-        img.load()
+            _check_size(img, name)
+            img.load()
         return img
     except ImageError:
         raise
@@ -113,8 +112,8 @@ def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
         )
     try:
         fp = open(source, "rb")  # noqa: SIM115  closed below, after the pixels are decoded
-    except OSError as e:
-        raise ImageError(f"{label}: cannot open ({e.strerror or e})") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        raise ImageError(f"{label}: cannot open ({getattr(e, 'strerror', None) or e})") from None
     with fp:
         if os.fstat(fp.fileno()).st_size == 0:
             raise ImageError(f"{label}: empty file (0 bytes)")
@@ -149,17 +148,24 @@ def to_rgb_array(
     label = name or source_name(source)
     img = open_image(source, label)
     try:
-        # A decoded file is ours to rotate in place; a caller's PIL image is left untouched.
-        if isinstance(source, Image.Image):
-            img = ImageOps.exif_transpose(img)
-        else:
-            ImageOps.exif_transpose(img, in_place=True)
-        img = _to_rgb(img)
-        if img.size != (size[1], size[0]):
-            img = img.resize((size[1], size[0]), RESAMPLE)
-        return np.asarray(img, dtype=np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # as in _decode: damaged EXIF is skipped, not shown
+            return _upright_rgb(img, size, owned=not isinstance(source, Image.Image))
     except Exception as e:  # bad EXIF, odd modes, lazily-loaded truncated files
         raise ImageError(f"{label}: cannot convert to RGB ({type(e).__name__}: {e})") from None
+
+
+def _upright_rgb(img: Image.Image, size: tuple[int, int], owned: bool) -> np.ndarray:
+    """EXIF orientation, 8-bit RGB, antialiased resize to ``size`` (h, w)."""
+    # A decoded file is ours to rotate in place; a caller's PIL image is left untouched.
+    if owned:
+        ImageOps.exif_transpose(img, in_place=True)
+    else:
+        img = ImageOps.exif_transpose(img)
+    img = _to_rgb(img)
+    if img.size != (size[1], size[0]):
+        img = img.resize((size[1], size[0]), RESAMPLE)
+    return np.asarray(img, dtype=np.uint8)
 
 
 def array_to_rgb(arr: np.ndarray, size: tuple[int, int], name: str = "array") -> np.ndarray:
