@@ -20,6 +20,10 @@ from herbi.runtime.image import to_rgb_array
 FORMAT_NAMES = list(FORMATS)
 
 
+def is_int8(clf: Classifier) -> bool:
+    return FORMATS[clf.contract.format].int8
+
+
 def test_formats_cover_both_backends_float_and_int8():
     names = set(FORMAT_NAMES)
     assert {"tflite-float32", "tflite-int8", "onnx-float32", "onnx-int8"} <= names
@@ -92,7 +96,8 @@ def test_outputs_are_probabilities_int8_dequantized(clf, test_images):
     assert probs.max() > 0.3
     quant = clf.backend.output_quant
     if quant is None:
-        np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-3)
+        # int8 inside (ONNX QDQ) quantizes the softmax too: sums are off by a few 1/255 steps.
+        np.testing.assert_allclose(probs.sum(1), 1.0, atol=0.02 if is_int8(clf) else 1e-4)
         return
     assert clf.backend.output_dtype.kind == "i"  # raw int8 inside, never shown to the caller
     steps = probs / np.float32(quant[0])

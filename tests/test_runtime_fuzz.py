@@ -32,7 +32,7 @@ def decode_or_refuse(data) -> None:
     assert pixels.shape == (32, 32, 3) and pixels.dtype == np.uint8
 
 
-@settings(FUZZ, max_examples=2500)
+@settings(FUZZ, max_examples=1500)
 @given(st.binary(max_size=2048))
 def test_random_bytes(data):
     decode_or_refuse(data)
@@ -61,7 +61,7 @@ def seed_images() -> list[bytes]:
 SEEDS = seed_images()
 
 
-@settings(FUZZ, max_examples=2000)
+@settings(FUZZ, max_examples=1200)
 @given(
     st.sampled_from(range(len(SEEDS))),
     st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6),
@@ -110,7 +110,7 @@ def is_image_array(a: np.ndarray) -> bool:
     return a.dtype == np.uint8 and channels_ok and a.shape[0] > 0 and a.shape[1] > 0
 
 
-@settings(FUZZ, max_examples=1500)
+@settings(FUZZ, max_examples=900)
 @given(ARRAYS, st.booleans())
 def test_random_arrays_to_classify(clf, array, as_list):
     batch = as_list or array.ndim == 4
@@ -128,7 +128,7 @@ def test_random_arrays_to_classify(clf, array, as_list):
     assert all(isinstance(p, Prediction) and 0 <= p.probability <= 1 for p in preds)
 
 
-@settings(FUZZ, max_examples=800)
+@settings(FUZZ, max_examples=400)
 @given(ARRAYS)
 def test_random_arrays_to_predict_proba(clf, array):
     valid = array.dtype == np.uint8 and array.ndim == 4 and array.shape[1:] == (32, 32, 3)
