@@ -98,7 +98,7 @@ def write_onnx(fmt: Format, data: bytes, out_dir: Path, contract: Contract) -> P
         input_size=contract.input_size,
         scale=contract.scale,
         format=fmt.name,
-        quantization={"activations": "int8 QDQ", "weights": "int8 per-channel"} if fmt.int8 else {},
+        quantization=onnx_io_quantization(model) if fmt.int8 else {},
     )
     del model.metadata_props[:]
     entry = model.metadata_props.add()

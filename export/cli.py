@@ -8,6 +8,7 @@ files are kept as ``*.rejected`` and ``export_report.json`` says why).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -95,11 +96,13 @@ def main(
         formats = select(family, quantize, qat)
         if qat_epochs < 1:
             raise ExportError(f"--qat-epochs {qat_epochs}: must be at least 1")
-        from herbi.export.api import REPORT, export_model
-        from herbi.export.source import load_source
+        from herbi.export.api import REPORT, check_writable, export_model
+        from herbi.export.source import default_out, load_source, locate
 
+        locate(model_path, data)
+        out = default_out(model_path) if out_dir is None else Path(out_dir)
+        check_writable(out)  # before minutes of loading and converting
         source = load_source(model_path, data)
-        out = source.default_out if out_dir is None else out_dir
         report = export_model(
             source,
             out,

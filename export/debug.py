@@ -14,6 +14,7 @@ import csv
 import io
 import math
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +30,14 @@ def tflite_table(inputs, artifact: Path) -> str:
     import tensorflow as tf
 
     images = inputs.val[0][:DEBUG_IMAGES]
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=int8_converter(inputs.model, inputs.calibration),
-        debug_dataset=representative_dataset(images),
-    )
-    debugger.run()
+    with warnings.catch_warnings():
+        # The debugger runs TF's own (deprecated) interpreter internally; nothing to act on.
+        warnings.simplefilter("ignore", UserWarning)
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=int8_converter(inputs.model, inputs.calibration),
+            debug_dataset=representative_dataset(images),
+        )
+        debugger.run()
     dump = io.StringIO()
     debugger.layer_statistics_dump(dump)
     rows = list(csv.DictReader(io.StringIO(dump.getvalue())))

@@ -7,7 +7,13 @@ Every way this can go wrong ends in one :class:`ExportError` line naming the fil
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,13 +22,14 @@ from herbi.train.data import Dataset, load_dataset
 from herbi.train.run import run_dataset
 
 MODEL_FILE = "model.keras"
+# absl's pre-init banner and its "I0000 00:00:... file.cc:NN]" style lines.
+TF_CHATTER = re.compile(r"WARNING: All log messages before absl|[IWE]\d{4} [\d:.]+ +\d+ \S+:\d+\]")
 
 
 @dataclass
 class Source:
     model: object  # tf_keras.Model
     model_path: Path
-    run_dir: Path | None
     dataset: Dataset
 
     @property
@@ -33,22 +40,53 @@ class Source:
     def input_size(self) -> tuple[int, int]:
         return int(self.model.input_shape[1]), int(self.model.input_shape[2])
 
-    @property
-    def default_out(self) -> Path:
-        """``<run>/export`` for a run folder, ``export/`` beside a bare ``.keras`` file."""
-        return (self.run_dir or self.model_path.parent) / "export"
+
+def default_out(model: Path | str) -> Path:
+    """``<run>/export`` for a run folder, ``export/`` beside a bare ``.keras`` file."""
+    path = Path(model)
+    return (path if path.is_dir() else path.parent) / "export"
+
+
+@contextlib.contextmanager
+def tensorflow_chatter_filtered() -> Iterator[None]:
+    """Drop TensorFlow's native start-up lines from stderr, pass every other line on.
+
+    Importing TensorFlow and creating its first device print absl/oneDNN/CUDA-probe lines
+    straight to file descriptor 2 whatever ``TF_CPP_MIN_LOG_LEVEL`` says ("before
+    absl::InitializeLog"), which would bury a one-line error. Meanwhile fd 2 points at a
+    temporary file; afterwards its lines that are not such chatter go to the real stderr.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [
+                line
+                for line in held.read().decode(errors="replace").splitlines(keepends=True)
+                if not TF_CHATTER.match(line)
+            ]
+            sys.stderr.write("".join(kept))
 
 
 def load_keras(path: Path):
     """Load a ``.keras`` file with tf_keras, turning every failure into one line."""
-    import tf_keras as keras
-
     if not path.is_file():
         raise ExportError(f"{path}: no such model file")
-    if not zipfile.is_zipfile(path):
+    if path.suffix.lower() != ".h5" and not zipfile.is_zipfile(path):
         raise ExportError(f"{path}: not a Keras model file (a .keras file is a zip archive)")
+    with tensorflow_chatter_filtered():
+        import tf_keras as keras
+
     try:
-        return keras.models.load_model(path, compile=False)
+        with tensorflow_chatter_filtered():
+            return keras.models.load_model(path, compile=False)
     except Exception as e:  # Keras raises ValueError, OSError, KeyError, zipfile errors...
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ExportError(f"{path}: cannot load the Keras model ({first})") from None
@@ -73,25 +111,31 @@ def check_image_classifier(model, path: Path, num_classes: int) -> None:
         )
 
 
-def load_source(model: Path | str, data: Path | str | None = None) -> Source:
-    """Resolve ``--model`` (run folder or ``.keras`` file) and ``--data`` into a :class:`Source`."""
+def locate(model: Path | str, data: Path | str | None) -> Path:
+    """The model file ``--model`` names (a run folder's ``model.keras`` or the file itself).
+
+    Checks only paths, so a wrong argument fails before TensorFlow or any data is loaded.
+    """
     path = Path(model)
     if path.is_dir():
-        run_dir, model_path = path, path / MODEL_FILE
-        if not model_path.is_file():
+        if not (path / MODEL_FILE).is_file():
             raise ExportError(f"{path}: not a run folder (no {MODEL_FILE} inside)")
-        dataset = run_dataset(run_dir, data)
-    else:
-        run_dir, model_path = None, path
-        if not path.exists():
-            raise ExportError(f"{path}: no such model file or run folder")
-        if data is None:
-            raise ExportError(
-                f"{path}: a bare model file needs --data (the dataset it was trained on)"
-            )
-        dataset = None
+        return path / MODEL_FILE
+    if not path.exists():
+        raise ExportError(f"{path}: no such model file or run folder")
+    if data is None:
+        raise ExportError(f"{path}: a bare model file needs --data (the dataset it was trained on)")
+    return path
+
+
+def load_source(model: Path | str, data: Path | str | None = None) -> Source:
+    """Resolve ``--model`` (run folder or ``.keras`` file) and ``--data`` into a :class:`Source`.
+
+    A run folder's dataset comes from its manifest (``data`` replaces only the source
+    location); a bare file's from ``data`` with the training defaults.
+    """
+    model_path = locate(model, data)
     keras_model = load_keras(model_path)
-    if dataset is None:
-        dataset = load_dataset(data)
+    dataset = run_dataset(model, data) if Path(model).is_dir() else load_dataset(data)
     check_image_classifier(keras_model, model_path, dataset.num_classes)
-    return Source(keras_model, model_path, run_dir, dataset)
+    return Source(keras_model, model_path, dataset)

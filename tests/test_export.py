@@ -1,0 +1,315 @@
+"""Export stage: every registry format is built once (``tiny_artifacts``) and held to its promise.
+
+Each artifact must load in herbi's runtime, carry the dataset's labels, match the Keras model
+within its format's tolerance through ``Classifier.predict_proba`` (the device's code path) and
+pass its graph check; the gate must reject a genuinely damaged export, and bad command lines
+must end in one line, not a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import herbi.export  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from herbi.export import parity
+from herbi.export.checks import graph_problems, onnx_problems, tflite_int8_problems
+from herbi.export.cli import EXIT_REJECTED, main
+from herbi.export.errors import ExportError
+from herbi.export.formats import FORMATS, Format, select
+from herbi.export.to_tflite import build_int8
+from herbi.runtime import Classifier, ContractError
+from herbi.runtime.contract import METADATA_KEY, Contract, read_sidecar, sha256_file
+
+pytestmark = pytest.mark.slow
+TFLITE = [n for n, f in FORMATS.items() if f.backend == "tflite"]
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_run):
+    """The run's exact splits and the Keras model's validation probabilities."""
+    import tf_keras as keras
+
+    from herbi.train.run import run_dataset
+
+    ds = run_dataset(tiny_run)
+    model = keras.models.load_model(tiny_run / "model.keras", compile=False)
+    return ds, parity.keras_probs(model, ds.x_val)
+
+
+@pytest.fixture(scope="module")
+def report(tiny_artifacts) -> dict:
+    return json.loads((tiny_artifacts / "export_report.json").read_text())
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+# --- every artifact, parametrized over the one registry ------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_artifact_loads_and_matches_keras(fmt, tiny_artifacts, reference, report):
+    spec = FORMATS[fmt]
+    ds, keras_probs = reference
+    clf = Classifier.load(tiny_artifacts / spec.filename)
+    assert clf.labels == ds.class_names
+    assert clf.contract.format == fmt
+    assert clf.input_size == (32, 32)
+    probs = clf.predict_proba(ds.x_val)
+    agreement = float((probs.argmax(1) == keras_probs.argmax(1)).mean())
+    max_diff = float(np.abs(probs - keras_probs).max())
+    assert agreement >= spec.min_agreement, f"{fmt}: agreement {agreement:.3f}"
+    assert max_diff <= spec.tolerance, f"{fmt}: max |dp| {max_diff:.4f}"
+    # The report says what this independent measurement says.
+    entry = report["artifacts"][fmt]
+    assert entry["val"]["agreement"] == pytest.approx(agreement, abs=1e-9)
+    assert entry["val"]["max_abs_diff"] == pytest.approx(max_diff, abs=1e-6)
+    assert entry["graph_problems"] == []
+    assert entry["size_kb"] == pytest.approx(clf.path.stat().st_size / 1024, abs=0.1)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_artifact_carries_its_contract(fmt, tiny_artifacts, reference):
+    spec = FORMATS[fmt]
+    path = tiny_artifacts / spec.filename
+    if spec.backend == "tflite":
+        contract = read_sidecar(path)
+        assert contract.sha256 == sha256_file(path)
+    else:
+        import onnx
+
+        meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        contract = Contract.from_json(meta[METADATA_KEY], str(path))
+        assert contract.sha256 is None
+    assert contract.labels == reference[0].class_names
+    assert contract.scale == pytest.approx(1 / 255)
+    if spec.int8:
+        # int8 I/O (TFLite) or the QDQ boundary (ONNX): input [0, 1] -> int8 codes -128..127.
+        q = contract.quantization["input"]
+        assert q["scale"] == pytest.approx(1 / 255, rel=0.02)
+        assert q["zero_point"] == -128
+    if spec.backend == "tflite" and spec.int8:
+        from ai_edge_litert.interpreter import Interpreter
+
+        detail = Interpreter(model_path=str(path)).get_input_details()[0]
+        assert detail["dtype"] == np.int8
+        assert detail["quantization"] == pytest.approx(
+            (contract.quantization["input"]["scale"], contract.quantization["input"]["zero_point"])
+        )
+
+
+@pytest.mark.parametrize("fmt", TFLITE)
+def test_sidecar_of_another_model_is_refused(fmt, tiny_artifacts, tmp_path):
+    other = next(n for n in TFLITE if n != fmt)
+    shutil.copy(tiny_artifacts / f"{fmt}.tflite", tmp_path / "model.tflite")
+    shutil.copy(tiny_artifacts / f"{other}.json", tmp_path / "model.json")
+    with pytest.raises(ContractError, match="sha256"):
+        Classifier.load(tmp_path / "model.tflite")
+
+
+def test_report_and_files(tiny_artifacts, report):
+    names = {p.name for p in tiny_artifacts.iterdir()}
+    for fmt, spec in FORMATS.items():
+        assert spec.filename in names
+        assert (f"{fmt}.json" in names) == (spec.backend == "tflite")
+    assert not [n for n in names if n.endswith(".tmp")], "a temporary file was left behind"
+    assert report["calibration"]["split"] == "train"
+    assert set(report["artifacts"]) == set(FORMATS)
+    assert 0.25 < report["keras"]["val_accuracy"] <= 1
+
+
+# --- graph checks ----------------------------------------------------------------------------
+
+
+def test_graph_check_flags_float_compute(tiny_artifacts):
+    problems = tflite_int8_problems(tiny_artifacts / "tflite-float32.tflite")
+    assert problems and all("float" in p for p in problems)
+    assert onnx_problems(tiny_artifacts / "onnx-float32.onnx", int8=True)
+
+
+def test_graph_check_flags_unfolded_batch_norm(tmp_path):
+    """A BatchNormalization after pooling cannot fold into a conv: its Mul/Add must be caught."""
+    import tf_keras as keras
+    from tf_keras import layers
+
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            layers.Conv2D(8, 3, activation="relu"),
+            layers.GlobalAveragePooling2D(),
+            layers.BatchNormalization(),
+            layers.Dense(5, activation="softmax"),
+        ]
+    )
+    model.layers[2].set_weights([np.full(8, v, np.float32) for v in (2.0, 0.5, 0.1, 3.0)])
+    calib = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    inputs = type("Inputs", (), {"model": model, "calibration": calib})
+    path = tmp_path / "bn.tflite"
+    path.write_bytes(build_int8(inputs))
+    problems = tflite_int8_problems(path)
+    assert any("MUL" in p for p in problems) and any("ADD" in p for p in problems)
+
+
+def test_onnx_checker_rejects_a_broken_graph(tiny_artifacts, tmp_path):
+    import onnx
+
+    model = onnx.load(str(tiny_artifacts / "onnx-float32.onnx"))
+    model.graph.node[1].input[0] = "no_such_tensor"
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(model.SerializeToString())
+    assert any("onnx.checker" in p for p in graph_problems(path, "onnx", int8=False))
+
+
+# --- gate ------------------------------------------------------------------------------------
+
+
+def test_gate_thresholds():
+    ok = {"agreement": 0.99, "drop_points": 0.5}
+    assert parity.gate(ok, 0.98, 1.0) == []
+    assert "agreement" in parity.gate({**ok, "agreement": 0.97}, 0.98, 1.0)[0]
+    assert "drop" in parity.gate({**ok, "drop_points": 1.5}, 0.98, 1.0)[0]
+
+
+def test_gate_rejects_a_damaged_export(tiny_run, tmp_path, monkeypatch):
+    """int8 calibrated on black images: the real converter, runtime and gate must reject it."""
+
+    def absurd_calibration(inputs):
+        return build_int8(
+            dataclasses.replace(inputs, calibration=np.zeros_like(inputs.calibration))
+        )
+
+    damaged = Format(
+        "tflite-int8-damaged", "tflite", ".tflite", "int8 calibrated on black images",
+        True, 0.25, 0.85, absurd_calibration,
+    )  # fmt: skip
+    monkeypatch.setitem(FORMATS, damaged.name, damaged)
+    out = tmp_path / "out"
+    result = run_cli("--model", tiny_run, "--format", damaged.name, "--out", out)
+    assert result.exit_code == EXIT_REJECTED, result.output
+    assert not (out / damaged.filename).exists()
+    assert (out / f"{damaged.filename}.rejected").is_file()
+    assert (out / f"{damaged.name}.json.rejected").is_file()
+    entry = json.loads((out / "export_report.json").read_text())["artifacts"][damaged.name]
+    assert entry["status"] == "rejected"
+    assert entry["val"]["agreement"] < 0.98
+    assert "rejected" in result.output
+
+
+def test_cli_accepts_a_good_export_with_debug_tables(tiny_run, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli(
+        "--model", tiny_run, "--format", "onnx", "--quantize", "int8", "--out", out,
+        "--min-agreement", "0.9", "--max-drop", "5", "--debug-quant",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "onnx-int8" in result.output and "ok" in result.output
+    assert (out / "onnx-int8.onnx").is_file()
+    rows = (out / "onnx-int8.debug.csv").read_text().splitlines()
+    assert rows[0].startswith("kind,tensor,qdq_sqnr_db,vs_float_sqnr_db") and len(rows) > 5
+
+
+def test_tflite_debug_table(tiny_run, tiny_artifacts, tmp_path):
+    from herbi.export.calibration import calibration_images
+    from herbi.export.debug import write_debug_table
+    from herbi.export.formats import BuildInputs
+    from herbi.export.source import load_source
+
+    src = load_source(tiny_run)
+    ds = src.dataset
+    calib = calibration_images(ds.x_train, ds.y_train, 50)
+    inputs = BuildInputs(src.model, calib, (ds.x_train, ds.y_train), (ds.x_val, ds.y_val))
+    fmt = FORMATS["tflite-int8"]
+    table = write_debug_table(fmt, inputs, tiny_artifacts / fmt.filename, tmp_path)
+    header, *rows = table.read_text().splitlines()
+    assert "rmse_over_scale" in header and "CONV_2D" in "\n".join(rows)
+
+
+# --- format selection and bad command lines --------------------------------------------------
+
+
+def test_select_maps_the_cli_words_to_the_registry():
+    assert select("tflite") == ["tflite-int8"]
+    assert select("tflite", "none") == ["tflite-float32"]
+    assert select("tflite", "float16") == ["tflite-float16"]
+    assert select("tflite", "dynamic") == ["tflite-dynamic"]
+    assert select("tflite", qat=True) == ["tflite-qat-int8"]
+    assert select("onnx") == ["onnx-float32"]
+    assert select("onnx", "int8") == ["onnx-int8"]
+    assert select("all") == list(FORMATS)
+    assert select("onnx-int8") == ["onnx-int8"]
+    for bad in (("bogus",), ("onnx", "float16"), ("onnx", None, True), ("all", "int8")):
+        with pytest.raises(ExportError):
+            select(*bad)
+
+
+def test_registry_imports_without_tensorflow():
+    code = (
+        "import sys, herbi.export.formats as f; assert f.FORMATS; "
+        "assert not [m for m in sys.modules if m.startswith(('tensorflow', 'tf_keras', 'onnx'))]"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _keras_file(tmp_path, model) -> str:
+    path = tmp_path / "model.keras"
+    model.save(path)
+    return str(path)
+
+
+@pytest.fixture
+def bad_inputs(tmp_path, tiny_run, animals5):
+    """Each bad command line (without --data when the model is a run folder)."""
+    import tf_keras as keras
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not a model\n")
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes((tiny_run / "model.keras").read_bytes()[:5000])
+    bad_zip = tmp_path / "garbage.keras"
+    with zipfile.ZipFile(bad_zip, "w") as z:
+        z.writestr("config.json", "{not json")
+    tabular = keras.Sequential([keras.Input((10,)), keras.layers.Dense(5, activation="softmax")])
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    data = ["--data", animals5]
+    return {
+        "text file": ["--model", text, *data],
+        "truncated .keras": ["--model", truncated, *data],
+        "corrupt .keras": ["--model", bad_zip, *data],
+        "non-image input": ["--model", _keras_file(tmp_path, tabular), *data],
+        "missing model": ["--model", tmp_path / "nope.keras", *data],
+        "bare model without --data": ["--model", tiny_run / "model.keras"],
+        "unknown format": ["--model", tiny_run, "--format", "bogus"],
+        "quantize for onnx": ["--model", tiny_run, "--format", "onnx", "--quantize", "float16"],
+        "unwritable --out": ["--model", tiny_run, "--out", blocker / "sub"],
+    }
+
+
+def test_bad_inputs_fail_in_one_line(bad_inputs):
+    for case, args in bad_inputs.items():
+        result = run_cli(*args)
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 1, f"{case}: exit {result.exit_code}\n{result.output}"
+        assert len(lines) == 1 and lines[0].startswith("Error: "), f"{case}: {result.output}"
+        assert isinstance(result.exception, SystemExit), f"{case}: {result.exception!r}"
+
+
+def test_console_script_prints_one_line_for_an_unknown_format(tiny_run):
+    exe = Path(sys.executable).parent / "herbi-export"
+    proc = subprocess.run(
+        [exe, "--model", str(tiny_run), "--format", "bogus"], capture_output=True, text=True
+    )
+    assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "unknown format 'bogus'" in proc.stderr
