@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -110,14 +111,22 @@ def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
         raise ImageError(
             f"{label}: not an image (pass a path, bytes, a PIL image or a uint8 HxWx3 array)"
         )
-    try:
-        fp = open(source, "rb")  # noqa: SIM115  closed below, after the pixels are decoded
-    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
-        raise ImageError(f"{label}: cannot open ({getattr(e, 'strerror', None) or e})") from None
-    with fp:
+    with _open_regular_file(source, label) as fp:
         if os.fstat(fp.fileno()).st_size == 0:
             raise ImageError(f"{label}: empty file (0 bytes)")
         return _decode(fp, label)
+
+
+def _open_regular_file(path: str | os.PathLike, label: str) -> io.BufferedReader:
+    """Open for reading; a folder, FIFO or device (which could block or never end) is refused."""
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISREG(mode):
+            return open(path, "rb")  # the caller closes it
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        raise ImageError(f"{label}: cannot open ({getattr(e, 'strerror', None) or e})") from None
+    kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+    raise ImageError(f"{label}: cannot open ({kind})")
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
