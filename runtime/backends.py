@@ -59,14 +59,18 @@ def _no_litert_banner() -> Iterator[None]:
     if _litert_banner_filtered:
         yield
         return
-    _litert_banner_filtered = True
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all (a daemon): nothing to keep clean
+        yield
+        return
     try:
         with tempfile.TemporaryFile() as tmp:
             os.dup2(tmp.fileno(), 2)
             try:
                 yield
+                _litert_banner_filtered = True  # printed by now; a failed load may retry
             finally:
                 os.dup2(saved, 2)
                 tmp.seek(0)

@@ -33,7 +33,7 @@ def expand(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
     problems: list[str] = []
     for arg in args:
         path = Path(arg)
-        if not path.exists() and glob.has_magic(arg):
+        if not path.exists() and any(c in arg for c in "*?["):  # a pattern the shell left
             matches = sorted(glob.glob(arg, recursive=True))
             if not matches:
                 problems.append(f"{arg}: no files match this pattern")
