@@ -1,0 +1,47 @@
+"""The bare engine call, without herbi: what herbi.runtime's overhead is measured against.
+
+Opened straight from the model file with the engine's own API and the same thread count, as
+a user writing the loop by hand would; it takes the model's input tensor already prepared
+(float or int8), so timing it leaves out exactly what herbi adds: pixel conversion,
+checks, dequantization and ranking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+Call = Callable[[np.ndarray], np.ndarray]
+
+
+def litert_call(path: Path, threads: int) -> Call:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    interpreter.allocate_tensors()
+    source = interpreter.get_input_details()[0]["index"]
+    target = interpreter.get_output_details()[0]["index"]
+
+    def call(x: np.ndarray) -> np.ndarray:
+        interpreter.set_tensor(source, x)
+        interpreter.invoke()
+        return interpreter.get_tensor(target)
+
+    return call
+
+
+def onnx_call(path: Path, threads: int) -> Call:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    feed, fetch = session.get_inputs()[0].name, [session.get_outputs()[0].name]
+    return lambda x: session.run(fetch, {feed: x})[0]
+
+
+def bare_call(path: Path, threads: int) -> Call:
+    """A batch-1 call of the model's own engine, chosen by file suffix as herbi.runtime does."""
+    return litert_call(path, threads) if path.suffix == ".tflite" else onnx_call(path, threads)

@@ -1,0 +1,107 @@
+"""The original Keras model: the reference every artifact is compared with, and its own timings.
+
+``reference`` runs in the benchmark's main process: the test-split probabilities every
+agreement figure is measured against (exactly as export's parity check computes them), the
+multiply-accumulates per image and the size of the weights. ``measure`` and ``cold`` run in
+worker processes (TensorFlow fixes its thread counts when it starts) and time the two ways
+users call a Keras model: ``model.predict`` and a direct ``model(x)`` call, both fed uint8
+pixels scaled by 1/255 as in training, so their figures include the same pixel conversion
+herbi.runtime's do.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+CALLS = ("direct", "predict")
+
+
+def reference(model_path: Path, pixels: np.ndarray) -> dict:
+    """Keras test probabilities, MACs and parameters per image, bytes of weights."""
+    from herbi.export.parity import keras_probs
+    from herbi.export.source import load_keras
+    from herbi.train.complexity import model_macs
+
+    model = load_keras(model_path)
+    return {
+        "probs": keras_probs(model, pixels),
+        "macs": model_macs(model),
+        "params": int(model.count_params()),
+        "weights_bytes": int(sum(w.nbytes for w in model.get_weights())),
+    }
+
+
+def _start_tensorflow(threads: int | None):
+    """Import tf_keras (Keras 2, as herbi trains with), with ``threads`` for TF's pools."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+    import tf_keras as keras
+
+    if threads is not None:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    return keras
+
+
+def _scaled(pixels: np.ndarray) -> np.ndarray:
+    return np.divide(pixels, 255.0, dtype=np.float32)
+
+
+def _call(model, how: str):
+    """``x -> probabilities`` the way a user calls it; predict takes the batch whole."""
+    if how == "predict":
+        return lambda x: model.predict(_scaled(x), batch_size=len(x), verbose=0)
+    return lambda x: model(_scaled(x), training=False).numpy()
+
+
+def measure(path: str, threads: int, pixels: str, batch: int, latency: dict, batched: dict) -> dict:
+    """Batch-1 latency and large-batch throughput of both call styles at ``threads``."""
+    from herbi.benchmarks.latency import Budget, batch_of, throughput, timeit
+    from herbi.benchmarks.worker import peak_rss_mb
+
+    keras = _start_tensorflow(threads)
+    model = keras.models.load_model(path, compile=False)
+    images = np.load(pixels)
+    one, many = images[:1], batch_of(images, batch)
+    result = {}
+    for how in CALLS:
+        call = _call(model, how)
+        result[how] = {
+            "batch1": timeit(lambda call=call: call(one), Budget(**latency)),
+            "throughput": throughput(lambda call=call: call(many), batch, Budget(**batched)),
+        }
+    result["peak_rss_mb"] = peak_rss_mb()
+    result["tensorflow_imported"] = "tensorflow" in sys.modules
+    return result
+
+
+def cold(path: str, image: str, how: str) -> dict:
+    """import tf_keras + load_model + one prediction on an image file, in a fresh process."""
+    from herbi.benchmarks.worker import peak_rss_mb
+
+    started = time.time()
+    keras = _start_tensorflow(None)
+    imported = time.time()
+    model = keras.models.load_model(path, compile=False)
+    loaded = time.time()
+    from PIL import Image
+
+    with Image.open(image) as img:
+        pixels = np.asarray(img.convert("RGB"))[np.newaxis]
+    _call(model, how)(pixels)
+    done = time.time()
+    return {
+        "started_at": started,
+        "done_at": done,
+        "import_ms": 1e3 * (imported - started),
+        "load_ms": 1e3 * (loaded - imported),
+        "first_prediction_ms": 1e3 * (done - loaded),
+        "peak_rss_mb": peak_rss_mb(),
+        "tensorflow_imported": "tensorflow" in sys.modules,
+    }

@@ -1,0 +1,58 @@
+"""The timing loop: warm-up, then enough timed calls for stable percentiles.
+
+A call is timed on its own with ``perf_counter_ns`` so one slow call (a page fault, the
+scheduler) shows in p99 instead of being averaged away. The loop stops once it has done at
+least ``runs`` calls *and* spent at least ``seconds``: fast models get many more samples than
+``runs``, slow ones are not held to a sample count they cannot reach in reasonable time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long one figure is measured: untimed warm-up calls, then >= runs and >= seconds."""
+
+    warmup: int
+    runs: int
+    seconds: float
+
+
+def timeit(call: Callable[[], object], budget: Budget) -> dict:
+    """Milliseconds per call of ``call``: p50 / p90 / p99, mean, min and the sample count."""
+    for _ in range(budget.warmup):
+        call()
+    samples: list[int] = []
+    stop = time.perf_counter_ns() + int(budget.seconds * 1e9)
+    while len(samples) < budget.runs or time.perf_counter_ns() < stop:
+        start = time.perf_counter_ns()
+        call()
+        samples.append(time.perf_counter_ns() - start)
+    ms = np.asarray(samples, np.float64) / 1e6
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    return {
+        "p50_ms": float(p50),
+        "p90_ms": float(p90),
+        "p99_ms": float(p99),
+        "mean_ms": float(ms.mean()),
+        "min_ms": float(ms.min()),
+        "runs": len(samples),
+        "seconds": float(ms.sum() / 1e3),
+    }
+
+
+def throughput(call: Callable[[], object], batch: int, budget: Budget) -> dict:
+    """Images per second at ``batch`` images per call, from the median call time."""
+    timing = timeit(call, budget)
+    return {"batch": batch, "images_per_s": batch / (timing["p50_ms"] / 1e3), **timing}
+
+
+def batch_of(pixels: np.ndarray, n: int) -> np.ndarray:
+    """``n`` images from ``pixels`` (cycled when there are fewer), for the large-batch figure."""
+    return pixels[np.arange(n) % len(pixels)]

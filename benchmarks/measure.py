@@ -1,0 +1,361 @@
+"""Measure the Keras original and every exported artifact of a run into one report dict.
+
+Quality figures (accuracy with its CI, F1, agreement) are computed in this process from the
+test-split probabilities: the Keras model's, and each artifact's through
+``herbi.runtime.Classifier.predict_proba`` (export's parity code, the device's code path).
+Every timing comes from worker processes (:mod:`herbi.benchmarks.worker`), one per model and
+thread count, run one after another so no two measurements share the CPU.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from herbi.benchmarks import keras_original, machine
+from herbi.benchmarks.errors import BenchError
+from herbi.benchmarks.latency import Budget
+from herbi.benchmarks.processes import WorkerError, cold_start, run_worker
+from herbi.export.api import REPORT as EXPORT_REPORT
+from herbi.export.artifacts import REJECTED
+from herbi.export.formats import FORMATS
+from herbi.export.parity import artifact_probs, compare
+from herbi.export.source import MODEL_FILE
+from herbi.runtime import ContractError, ImageError, ModelError
+from herbi.train.evaluate import score
+from herbi.train.files import read_json
+from herbi.train.run import run_dataset
+
+SCHEMA = "herbi.bench/1"
+KERAS_ROWS = {
+    "keras": ("direct", "Keras original, direct call model(x)"),
+    "keras-predict": ("predict", "Keras original, model.predict(x)"),
+}
+RUNTIME_PACKAGES = ("onnxruntime", "ai-edge-litert")
+Log = Callable[[str], object]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How much is measured: thread counts, the large batch, time budgets, cold repeats."""
+
+    threads: tuple[int, ...]
+    batch: int
+    latency: Budget
+    batched: Budget
+    cold_repeats: int
+    quick: bool
+
+    @classmethod
+    def make(cls, threads: tuple[int, ...], runs: int | None, quick: bool) -> Settings:
+        """Defaults (200 batch-1 runs and >= 2 s per figure) or ``quick`` (a few runs, tests)."""
+        if quick:
+            latency, batched, batch, repeats = Budget(2, 10, 0.0), Budget(1, 3, 0.0), 8, 1
+        else:
+            latency, batched, batch, repeats = Budget(20, 200, 2.0), Budget(3, 20, 2.0), 64, 3
+        if runs is not None:
+            latency = Budget(latency.warmup, runs, latency.seconds)
+            batched = Budget(batched.warmup, max(3, runs // 10), batched.seconds)
+        return cls(threads, batch, latency, batched, repeats, quick)
+
+    def to_dict(self) -> dict:
+        return {
+            "threads": list(self.threads),
+            "large_batch": self.batch,
+            "batch1_budget": asdict(self.latency),
+            "large_batch_budget": asdict(self.batched),
+            "cold_start_repeats": self.cold_repeats,
+            "quick": self.quick,
+        }
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run folder with its model and its ``export/`` folder."""
+
+    dir: Path
+    model: Path
+    export: Path
+    export_report: dict
+
+    @classmethod
+    def open(cls, run_dir: Path | str) -> Run:
+        path = Path(run_dir)
+        if not path.is_dir():
+            raise BenchError(f"{path}: no such run folder (--run)")
+        model = path / MODEL_FILE
+        if not model.is_file():
+            raise BenchError(f"{path}: not a run folder (no {MODEL_FILE} inside)")
+        export = path / "export"
+        if not export.is_dir():
+            raise BenchError(
+                f"{path}: nothing exported yet (no export/ folder); "
+                f"run herbi-export --model {path} --format all first"
+            )
+        report = read_json(export / EXPORT_REPORT) if (export / EXPORT_REPORT).is_file() else {}
+        return cls(path, model, export, report)
+
+    def unavailable(self, name: str) -> str | None:
+        """Why the artifact of format ``name`` cannot be measured, or None if its file is there."""
+        path = self.export / FORMATS[name].filename
+        if path.is_file():
+            return None
+        entry = self.export_report.get("artifacts", {}).get(name, {})
+        if entry.get("status") == "rejected" or path.with_name(path.name + REJECTED).exists():
+            reasons = "; ".join(entry.get("reasons", [])) or "see export_report.json"
+            return f"rejected at export ({reasons})"
+        return f"not exported (no {path.name} in {self.export})"
+
+
+def package_versions() -> dict[str, str]:
+    from herbi.train.environment import package_versions as training_packages
+
+    versions = training_packages()
+    for name in RUNTIME_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def dataset_section(ds, run: Run, data: str | None) -> dict:
+    """What the figures were measured on, said so nobody mistakes a stand-in for CIFAR-100."""
+    manifest = read_json(run.dir / "manifest.json")["data"]
+    cifar100 = ds.source.startswith("CIFAR-100")
+    return {
+        "description": ds.source,
+        "fingerprint": ds.fingerprint(),
+        "same_as_run": ds.fingerprint() == manifest.get("fingerprint"),
+        "data_option": data,
+        "split": "test",
+        "images": len(ds.y_test),
+        "class_names": list(ds.class_names),
+        "cifar100": cifar100,
+        "label": f"measured on {ds.source}"
+        + ("" if cifar100 else " (a stand-in dataset), not on CIFAR-100"),
+    }
+
+
+def quality(probs: np.ndarray, ref: np.ndarray, y: np.ndarray, labels: list[str]) -> dict:
+    """Accuracy with its 95% CI, macro and per-class F1, and agreement with the Keras model."""
+    s = score(y, probs, labels)
+    parity = compare(ref, probs, y, labels)
+    return {
+        "images": s["n"],
+        "accuracy": s["accuracy"],
+        "accuracy_ci95": list(s["accuracy_ci95"]),
+        "macro_f1": s["macro_f1"],
+        "per_class_f1": {c: s["per_class"][c]["f1-score"] for c in labels},
+        "confusion": s["confusion"],
+        "agreement": parity["agreement"],
+        "max_prob_diff": parity["max_abs_diff"],
+        "mean_prob_diff": parity["mean_abs_diff"],
+    }
+
+
+def changes(q: dict, base: dict) -> dict:
+    """Accuracy / F1 change against the Keras original, in percentage points."""
+    return {
+        "accuracy_change_points": 100 * (q["accuracy"] - base["accuracy"]),
+        "macro_f1_change_points": 100 * (q["macro_f1"] - base["macro_f1"]),
+        "per_class_f1_change_points": {
+            c: 100 * (f - base["per_class_f1"][c]) for c, f in q["per_class_f1"].items()
+        },
+    }
+
+
+def with_rates(timing: dict, macs: int) -> dict:
+    """Add the achieved GMAC/s at batch 1 (from p50) and at the large batch."""
+    timing["gmacs_batch1"] = macs / 1e9 / (timing["batch1"]["p50_ms"] / 1e3)
+    timing["gmacs_large_batch"] = macs / 1e9 * timing["throughput"]["images_per_s"]
+    return timing
+
+
+class Bench:
+    """One benchmark run: the inputs workers read, the Keras reference, the rows."""
+
+    def __init__(self, run: Run, settings: Settings, ds, tmp: Path, log: Log):
+        self.run, self.settings, self.ds, self.log = run, settings, ds, log
+        self.pixels, self.image = tmp / "test_pixels.npy", tmp / "test_image.png"
+        np.save(self.pixels, ds.x_test)
+        Image.fromarray(ds.x_test[0]).save(self.image)  # lossless: the exact test pixels
+        self.labels = list(ds.class_names)
+        log(f"Keras original: reference probabilities on {len(ds.y_test)} test images")
+        self.ref = keras_original.reference(run.model, ds.x_test)
+        self.base = quality(self.ref["probs"], self.ref["probs"], ds.y_test, self.labels)
+        self.keras_bytes = run.model.stat().st_size
+
+    def timing_spec(self, task: str, path: Path, threads: int) -> dict:
+        return {
+            "task": task,
+            "path": str(path),
+            "threads": threads,
+            "pixels": str(self.pixels),
+            "batch": self.settings.batch,
+            "latency": asdict(self.settings.latency),
+            "batched": asdict(self.settings.batched),
+        }
+
+    def file_figures(self, path: Path) -> dict:
+        size = path.stat().st_size
+        return {
+            "file": str(path.relative_to(self.run.dir)),
+            "size_bytes": size,
+            "size_kb": size / 1024,
+            "size_ratio": size / self.keras_bytes,
+        }
+
+    def keras_rows(self) -> dict[str, dict]:
+        """Both call styles of the original; one worker per thread count times both."""
+        macs = self.ref["macs"]
+        rows = {
+            name: {
+                "name": name,
+                "description": text,
+                "kind": "keras",
+                "call": how,
+                "backend": "tensorflow",
+                "status": "ok",
+                **self.file_figures(self.run.model),
+                "quality": {**self.base, **changes(self.base, self.base)},
+                "timing": {},
+            }
+            for name, (how, text) in KERAS_ROWS.items()
+        }
+        try:
+            for t in self.settings.threads:
+                self.log(f"Keras original: timing at {t} thread(s)")
+                result = run_worker(self.timing_spec("keras", self.run.model, t))
+                for row in rows.values():
+                    row["timing"][str(t)] = with_rates(dict(result[row["call"]]), macs)
+                    row["tensorflow_imported"] = result["tensorflow_imported"]
+            for row in rows.values():
+                self.log(f"{row['name']}: cold start ({self.settings.cold_repeats}x)")
+                spec = {"task": "cold-keras", "path": str(self.run.model), "image": str(self.image)}
+                row["cold_start"] = cold_start(
+                    {**spec, "how": row["call"]}, self.settings.cold_repeats
+                )
+        except WorkerError as e:
+            for row in rows.values():
+                row.update(status="failed", error=str(e))
+        return rows
+
+    def artifact_row(self, name: str, required: bool) -> dict:
+        """One artifact's quality here, its timings and cold start in workers."""
+        fmt = FORMATS[name]
+        row = {"name": name, "description": fmt.description, "kind": "artifact", "int8": fmt.int8}
+        missing = self.run.unavailable(name)
+        if missing:
+            return {**row, "status": "failed" if required else "skipped", "error": missing}
+        path = self.run.export / fmt.filename
+        row.update(self.file_figures(path))
+        try:
+            probs = artifact_probs(path, self.ds.x_test)
+            q = quality(probs, self.ref["probs"], self.ds.y_test, self.labels)
+            row["quality"] = {**q, **changes(q, self.base)}
+            self.log(
+                f"{name}: accuracy {100 * q['accuracy']:.1f}%, agreement {q['agreement']:.3f}, "
+                f"max |dp| {q['max_prob_diff']:.4f}"
+            )
+            row["timing"] = {}
+            for t in self.settings.threads:
+                result = run_worker(self.timing_spec("artifact", path, t))
+                row["backend"] = result.pop("backend")
+                row["tensorflow_imported"] = result.pop("tensorflow_imported")
+                row["timing"][str(t)] = with_rates(result, self.ref["macs"])
+                b1 = result["batch1"]
+                self.log(
+                    f"{name}: {t} thread(s) p50 {b1['p50_ms']:.3f} ms, p99 {b1['p99_ms']:.3f} ms, "
+                    f"{result['throughput']['images_per_s']:.0f} images/s at batch "
+                    f"{self.settings.batch}"
+                )
+            spec = {"task": "cold-artifact", "path": str(path), "image": str(self.image)}
+            row["cold_start"] = cold_start(spec, self.settings.cold_repeats)
+        except (ModelError, ContractError, ImageError, WorkerError) as e:
+            self.log(f"{name}: FAILED: {e}")
+            return {**row, "status": "failed", "error": str(e)}
+        row["status"] = "ok"
+        return row
+
+
+def add_speedups(rows: dict[str, dict]) -> None:
+    """Speed-up of each row's batch-1 p50 over the Keras direct call, per thread count."""
+    keras = rows["keras"]
+    for row in rows.values():
+        if row["status"] != "ok" or keras["status"] != "ok":
+            continue
+        for t, timing in row["timing"].items():
+            base = keras["timing"][t]
+            timing["speedup_vs_keras"] = base["batch1"]["p50_ms"] / timing["batch1"]["p50_ms"]
+            timing["throughput_ratio_vs_keras"] = (
+                timing["throughput"]["images_per_s"] / base["throughput"]["images_per_s"]
+            )
+
+
+def benchmark(
+    run_dir: Path | str,
+    formats: list[str],
+    settings: Settings,
+    *,
+    required: bool = False,
+    data: str | None = None,
+    log: Log = print,
+) -> dict:
+    """Measure the run's Keras model and ``formats``; return the report (nothing written).
+
+    ``required``: the formats were asked for by name, so a missing artifact is a failure
+    rather than a skipped row.
+    """
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise BenchError(f"--formats: unknown format {unknown[0]!r} (known: {', '.join(FORMATS)})")
+    run = Run.open(run_dir)
+    load_before = machine.load_average()
+    ds = run_dataset(run.dir, data)
+    log(f"data: {ds.source}, {len(ds.y_test)} test images")
+    with tempfile.TemporaryDirectory(prefix="herbi-bench-") as tmp:
+        bench = Bench(run, settings, ds, Path(tmp), log)
+        rows = bench.keras_rows()
+        for i, name in enumerate(formats, 1):
+            log(f"[{i}/{len(formats)}] {name}: {FORMATS[name].description}")
+            rows[name] = bench.artifact_row(name, required)
+    add_speedups(rows)
+    from herbi.train.recipes.reference import PUBLISHED
+
+    return {
+        "schema": SCHEMA,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "run": str(run.dir),
+        "model": str(run.model),
+        "machine": {
+            **machine.describe(),
+            "load_average_start": load_before,
+            "load_average_end": machine.load_average(),
+        },
+        "packages": package_versions(),
+        "dataset": dataset_section(ds, run, data),
+        "model_complexity": {
+            "macs_per_image": bench.ref["macs"],
+            "params": bench.ref["params"],
+            "weights_bytes": bench.ref["weights_bytes"],
+        },
+        "settings": settings.to_dict(),
+        "published": {
+            "test_accuracy": PUBLISHED,
+            "note": "the study's figures: CIFAR-100 coarse class 11, GPU, 300 epochs per stage, "
+            "checkpoints picked on the test set; not measured here",
+        },
+        "rows": rows,
+        "failed": [n for n, r in rows.items() if r["status"] == "failed"],
+        "skipped": [n for n, r in rows.items() if r["status"] == "skipped"],
+    }

@@ -1,0 +1,60 @@
+"""The two pictures of a benchmark: accuracy against latency, and file size per format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from herbi.train.files import atomic_path
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+
+
+def plot_accuracy_latency(rows: list[dict], threads: str, path: Path, label: str) -> None:
+    """One point per format: batch-1 p50 (log scale) against test accuracy with its 95% CI."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for r in rows:
+        x = r["timing"][threads]["batch1"]["p50_ms"]
+        q = r["quality"]
+        lo, hi = q["accuracy_ci95"]
+        y = 100 * q["accuracy"]
+        marker = "s" if r["kind"] == "keras" else "o"
+        ax.errorbar(x, y, yerr=[[y - 100 * lo], [100 * hi - y]], fmt=marker, capsize=3)
+        ax.annotate(r["name"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"latency p50, batch 1, {threads} thread(s) (ms, log scale)")
+    ax.set_ylabel("test accuracy (%), 95% CI")
+    ax.set_title(f"Accuracy vs latency — {label}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    _save(fig, path)
+
+
+def plot_sizes(rows: list[dict], path: Path, label: str) -> None:
+    """File size per format, with its ratio to the Keras original (each file drawn once)."""
+    rows = list({r["file"]: r for r in reversed(rows)}.values())[::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
+    names = [r["name"] for r in rows]
+    sizes = [r["size_kb"] for r in rows]
+    colors = ["tab:grey" if r["kind"] == "keras" else "tab:blue" for r in rows]
+    bars = ax.barh(names, sizes, color=colors)
+    for bar, r in zip(bars, rows, strict=True):
+        ax.text(
+            bar.get_width(),
+            bar.get_y() + bar.get_height() / 2,
+            f" {r['size_kb']:.0f} KB ({r['size_ratio']:.2f}×)",
+            va="center",
+            fontsize=8,
+        )
+    ax.invert_yaxis()
+    ax.set_xlabel("file size (KB)")
+    ax.set_xlim(0, max(sizes, default=1) * 1.35)
+    ax.set_title(f"Size per format — {label}", fontsize=9)
+    _save(fig, path)

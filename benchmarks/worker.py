@@ -1,0 +1,125 @@
+"""One measurement in a fresh process: ``python -m herbi.benchmarks.worker '<json spec>'``.
+
+A worker times ONE model at ONE thread count and prints one JSON line. Artifact workers import
+herbi.runtime and never TensorFlow (they report ``tensorflow_imported`` so the report proves
+it); Keras workers import TensorFlow, whose thread counts can only be set before it starts,
+which is why every thread setting gets its own process. ``cold`` workers do only what a device
+does on first use (import, load, classify one image file) and record the process's peak
+resident memory, read right after that first prediction.
+
+Tasks: ``artifact`` / ``keras`` (timings) and ``cold-artifact`` / ``cold-keras``. Any failure
+is printed as ``{"error": "<one line>"}`` with exit status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB.
+
+    Linux's ``VmHWM`` belongs to this process's own memory map. ``ru_maxrss`` is the fallback
+    only: Linux carries the parent's high-water mark over fork + exec into it, so a worker
+    started by a benchmark holding TensorFlow would report TensorFlow's footprint.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cold_artifact(path: str, image: str) -> dict:
+    """import herbi.runtime + Classifier.load + classify(one image file), timed per phase."""
+    started = time.time()
+    from herbi.runtime import Classifier
+
+    imported = time.time()
+    clf = Classifier.load(path)
+    loaded = time.time()
+    clf.classify(image)
+    done = time.time()
+    return {
+        "started_at": started,
+        "done_at": done,
+        "import_ms": 1e3 * (imported - started),
+        "load_ms": 1e3 * (loaded - imported),
+        "first_prediction_ms": 1e3 * (done - loaded),
+        "peak_rss_mb": peak_rss_mb(),
+        "tensorflow_imported": "tensorflow" in sys.modules,
+    }
+
+
+def measure_artifact(
+    path: str, threads: int, pixels: str, batch: int, latency: dict, batched: dict
+) -> dict:
+    """Batch-1 latency, large-batch throughput and herbi's overhead over the bare engine."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from herbi.benchmarks.bare import bare_call
+    from herbi.benchmarks.latency import Budget, batch_of, throughput, timeit
+    from herbi.runtime import Classifier
+    from herbi.runtime.quantize import input_map
+
+    images = np.load(pixels)
+    clf = Classifier.load(path, threads)
+    one, many = images[:1], batch_of(images, batch)
+    single, several = Budget(**latency), Budget(**batched)
+    result = {
+        "backend": clf.backend.name,
+        "batch1": timeit(lambda: clf.predict_proba(one), single),
+        "throughput": throughput(lambda: clf.predict_proba(many), batch, several),
+    }
+    # The bare call gets the tensor herbi would feed the engine, prepared once beforehand.
+    prepared = input_map(clf.contract.scale, clf.backend.input_dtype, clf.backend.input_quant)(one)
+    bare = bare_call(Path(path), threads)
+    image = one[0]
+    classify = timeit(lambda: clf.classify(image), single)
+    engine = timeit(lambda: bare(prepared), single)
+    result["overhead"] = {
+        "classify": classify,
+        "bare": engine,
+        "overhead_ms": classify["p50_ms"] - engine["p50_ms"],
+        "bare_output_matches": bool(np.array_equal(bare(prepared), clf.backend.run(prepared))),
+    }
+    result["peak_rss_mb"] = peak_rss_mb()
+    result["tensorflow_imported"] = "tensorflow" in sys.modules
+    return result
+
+
+def run(spec: dict) -> dict:
+    task = spec.pop("task")
+    if task == "artifact":
+        return measure_artifact(**spec)
+    if task == "cold-artifact":
+        return cold_artifact(**spec)
+    from herbi.benchmarks import keras_original
+
+    if task == "keras":
+        return keras_original.measure(**spec)
+    if task == "cold-keras":
+        return keras_original.cold(**spec)
+    raise ValueError(f"unknown worker task {task!r}")
+
+
+def main() -> None:
+    try:
+        result = run(json.loads(sys.argv[1]))
+    except Exception as e:  # a worker reports every failure as one line for the report's row
+        first = (str(e).strip().splitlines() or [""])[0]
+        print(json.dumps({"error": f"{type(e).__name__}: {first}"}), flush=True)
+        sys.exit(1)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
