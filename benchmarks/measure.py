@@ -249,13 +249,13 @@ class Bench:
                 row.update(status="failed", error=str(e))
         return rows
 
-    def artifact_row(self, name: str, required: bool) -> dict:
+    def artifact_row(self, name: str) -> dict:
         """One artifact's quality here, its timings and cold start in workers."""
         fmt = FORMATS[name]
         row = {"name": name, "description": fmt.description, "kind": "artifact", "int8": fmt.int8}
         missing = self.run.unavailable(name)
         if missing:
-            return {**row, "status": "failed" if required else "skipped", "error": missing}
+            return {**row, "status": "skipped", "error": missing}
         path = self.run.export / fmt.filename
         row.update(self.file_figures(path))
         try:
@@ -312,13 +312,17 @@ def benchmark(
 ) -> dict:
     """Measure the run's Keras model and ``formats``; return the report (nothing written).
 
-    ``required``: the formats were asked for by name, so a missing artifact is a failure
-    rather than a skipped row.
+    ``required``: the formats were asked for by name, so one that was not exported is an
+    error before anything is measured; otherwise its row is marked skipped, with the reason.
     """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise BenchError(f"--formats: unknown format {unknown[0]!r} (known: {', '.join(FORMATS)})")
     run = Run.open(run_dir)
+    for name in formats if required else ():
+        reason = run.unavailable(name)
+        if reason:
+            raise BenchError(f"--formats {name}: {reason}")
     load_before = machine.load_average()
     ds = run_dataset(run.dir, data)
     log(f"data: {ds.source}, {len(ds.y_test)} test images")
@@ -327,7 +331,7 @@ def benchmark(
         rows = bench.keras_rows()
         for i, name in enumerate(formats, 1):
             log(f"[{i}/{len(formats)}] {name}: {FORMATS[name].description}")
-            rows[name] = bench.artifact_row(name, required)
+            rows[name] = bench.artifact_row(name)
     add_speedups(rows)
     from herbi.train.recipes.reference import PUBLISHED
 
