@@ -17,7 +17,7 @@ import numpy as np
 from herbi.export import parity
 from herbi.export.artifacts import mark_rejected, write_artifact
 from herbi.export.calibration import DEFAULT_SIZE, calibration_images
-from herbi.export.checks import graph_problems
+from herbi.export.checks import UNFOLDED_BN, graph_problems
 from herbi.export.errors import ExportError
 from herbi.export.formats import FORMATS, BuildInputs
 from herbi.export.source import Source
@@ -51,6 +51,7 @@ def export_model(
     qat_epochs: int = 3,
     qat_samples: int | None = None,
     debug_quant: bool = False,
+    allow_unfolded_bn: bool = False,
     log: Callable[[str], object] = print,
 ) -> dict:
     """Export ``formats`` (registry names) of ``source`` into ``out_dir``; return the report.
@@ -59,6 +60,9 @@ def export_model(
     (the test fixture uses it to keep every artifact of a tiny model on disk);
     ``parity_check=False`` skips the side-by-side runs altogether. ``qat_samples`` limits
     quantization-aware training to the first N train images (quick runs and tests).
+    ``allow_unfolded_bn`` reports int8 MUL/ADD left by a batch norm that cannot fold (one
+    after an activation) as notes instead of rejecting the artifact for them. A format whose
+    conversion fails is reported as ``failed`` and the others are still built.
     """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
@@ -98,14 +102,22 @@ def export_model(
         fmt = FORMATS[name]
         log(f"[{name}] {fmt.description}")
         started = time.perf_counter()
-        path = write_artifact(fmt, fmt.build(inputs), out_dir, contract)
+        try:
+            path = write_artifact(fmt, fmt.build(inputs), out_dir, contract)
+        except ExportError as e:  # one format failing must not cost the others
+            log(f"[{name}] FAILED: {e}")
+            report["artifacts"][name] = {"status": "failed", "reasons": [str(e)]}
+            continue
+        found = graph_problems(path, fmt.backend, fmt.int8)
+        notes = [p for p in found if allow_unfolded_bn and UNFOLDED_BN in p]
         entry = {
             "file": path.name,
             "backend": fmt.backend,
             "size_kb": round(path.stat().st_size / 1024, 1),
             "sha256": sha256_file(path),
             "build_seconds": round(time.perf_counter() - started, 2),
-            "graph_problems": graph_problems(path, fmt.backend, fmt.int8),
+            "graph_problems": [p for p in found if p not in notes],
+            "graph_notes": notes,
         }
         for split, (x, y) in splits.items() if parity_check else ():
             got = parity.artifact_probs(path, x)
@@ -123,6 +135,7 @@ def export_model(
             entry["file"] = mark_rejected(path).name
             log(f"[{name}] REJECTED: {'; '.join(reasons)}")
         report["artifacts"][name] = entry
-    report["rejected"] = [n for n, a in report["artifacts"].items() if a["status"] != "ok"]
+    for status in ("rejected", "failed"):
+        report[status] = [n for n, a in report["artifacts"].items() if a["status"] == status]
     write_json(out_dir / REPORT, report)
     return report

@@ -17,6 +17,9 @@ FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.float64))
 BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
 AFFINE_OPS = {"MUL", "ADD"}
 QDQ_COMPUTE_OPS = {"Conv", "MatMul", "Gemm"}
+# Marks findings that ``--allow-unfolded-bn`` downgrades to notes: a batch norm placed after an
+# activation (as in the reference CNN) cannot fold into a convolution by any converter.
+UNFOLDED_BN = "unfolded batch norm"
 
 
 def tflite_int8_problems(path: Path) -> list[str]:
@@ -35,11 +38,9 @@ def tflite_int8_problems(path: Path) -> list[str]:
         if name not in BOUNDARY_OPS and any(dtypes.get(t) in FLOAT_TYPES for t in tensors):
             problems.append(f"op {op['index']} {name} computes in float")
         if name in AFFINE_OPS and any(t not in produced for t in inputs):
-            problems.append(
-                f"op {op['index']} {name} with a constant operand (unfolded batch norm?)"
-            )
+            problems.append(f"op {op['index']} {name} with a constant operand ({UNFOLDED_BN}?)")
         if "BATCH_NORM" in name.upper():
-            problems.append(f"op {op['index']} {name}: batch norm left in the graph")
+            problems.append(f"op {op['index']} {name}: {UNFOLDED_BN} left in the graph")
     return problems
 
 
@@ -58,7 +59,7 @@ def onnx_problems(path: Path, int8: bool) -> list[str]:
     problems = []
     for node in graph.node:
         if node.op_type == "BatchNormalization":
-            problems.append(f"node {node.name}: BatchNormalization left in the graph")
+            problems.append(f"node {node.name}: BatchNormalization runs in float ({UNFOLDED_BN})")
         if node.op_type in QDQ_COMPUTE_OPS:
             # Inputs 0 and 1 (activations, weights) must be dequantized int8; the bias may be float.
             for name in node.input[:2]:

@@ -1,6 +1,7 @@
 """``herbi-export``: a trained Keras model -> checked TFLite / ONNX artifacts + a report.
 
-Exit status: 0 all artifacts accepted; 1 an error (one line, no traceback); 2 a usage error
+Exit status: 0 all artifacts accepted; 1 an error (one line, no traceback), including a
+format whose conversion failed (the others are still built and reported); 2 a usage error
 (click's); 3 at least one artifact rejected by the graph checks or the accuracy gate (its
 files are kept as ``*.rejected`` and ``export_report.json`` says why).
 """
@@ -21,29 +22,30 @@ from herbi.train.errors import DataError
 
 EXIT_REJECTED = 3
 HERBI_ERRORS = (ExportError, DataError, ContractError, ModelError)
+TABLE_ROW = "{:<16} {:>8} {:>9} {:>8} {:>6} {:>8} {:>9} {:>10}  {}"
 
 
 def table(report: dict) -> str:
-    """The per-artifact summary printed after export (val = gated split, test = reported)."""
-    keras = report["keras"]
-    head = (
-        f"{'format':<16} {'size KB':>8} {'val Keras':>9} {'val art.':>8} {'test art.':>9} "
-        f"{'agree':>6} {'max|dp|':>8}  status"
-    )
-    lines = [head, "-" * len(head)]
+    """The per-artifact summary printed after export: val is the gated split, test is only
+    reported (Keras' own test accuracy is on the last line)."""
+    cols = ("format", "size KB", "val Keras", "val art.", "agree", "max|dp|", "test art.",
+            "test agree", "status")  # fmt: skip
+    rows = [cols]
     for name, a in report["artifacts"].items():
         val, test = a.get("val"), a.get("test")
+        size = f"{a['size_kb']:.1f}" if "size_kb" in a else "-"
         nums = (
-            f"{keras['val_accuracy']:>9.3f} {val['accuracy_artifact']:>8.3f} "
-            f"{test['accuracy_artifact']:>9.3f} {val['agreement']:>6.3f} "
-            f"{val['max_abs_diff']:>8.4f}"
-            if val
-            else f"{'-':>9} {'-':>8} {'-':>9} {'-':>6} {'-':>8}"
-        )
-        lines.append(f"{name:<16} {a['size_kb']:>8.1f} {nums}  {a['status']}")
-    if "test_accuracy" in keras:
-        lines.append(f"Keras test accuracy {keras['test_accuracy']:.3f}")
-    return "\n".join(lines)
+            (f"{val['accuracy_keras']:.3f}", f"{val['accuracy_artifact']:.3f}",
+             f"{val['agreement']:.3f}", f"{val['max_abs_diff']:.4f}",
+             f"{test['accuracy_artifact']:.3f}", f"{test['agreement']:.3f}")
+            if val else ("-",) * 6
+        )  # fmt: skip
+        rows.append((name, size, *nums, a["status"]))
+    lines = [TABLE_ROW.format(*row) for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    if "test_accuracy" in report["keras"]:
+        lines.append(f"Keras test accuracy {report['keras']['test_accuracy']:.3f}")
+    return "\n".join(line.rstrip() for line in lines)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -77,6 +79,11 @@ def table(report: dict) -> str:
 @click.option("--min-agreement", type=float, default=0.98, show_default=True)
 @click.option("--max-drop", type=float, default=1.0, show_default=True, help="Accuracy points.")
 @click.option("--debug-quant", is_flag=True, help="Per-layer int8 error table as CSV.")
+@click.option(
+    "--allow-unfolded-bn",
+    is_flag=True,
+    help="Accept int8 MUL/ADD left by a batch norm after an activation (reported, not rejected).",
+)
 def main(
     model_path: str,
     family: str,
@@ -90,6 +97,7 @@ def main(
     min_agreement: float,
     max_drop: float,
     debug_quant: bool,
+    allow_unfolded_bn: bool,
 ) -> None:
     """Export a trained model to deployable artifacts and prove each still does its job."""
     try:
@@ -113,12 +121,17 @@ def main(
             max_drop=max_drop,
             qat_epochs=qat_epochs,
             debug_quant=debug_quant,
+            allow_unfolded_bn=allow_unfolded_bn,
             log=lambda msg: click.echo(msg, err=True),
         )
     except HERBI_ERRORS as e:
         raise click.ClickException(str(e)) from None
     click.echo(table(report))
     click.echo(f"report: {out}/{REPORT}")
+    for name in report["failed"]:
+        click.echo(f"Error: {report['artifacts'][name]['reasons'][0]}", err=True)
+    if report["failed"]:
+        sys.exit(1)
     if report["rejected"]:
         click.echo(f"rejected: {', '.join(report['rejected'])}", err=True)
         sys.exit(EXIT_REJECTED)

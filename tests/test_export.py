@@ -313,3 +313,73 @@ def test_console_script_prints_one_line_for_an_unknown_format(tiny_run):
     assert proc.returncode == 1
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "unknown format 'bogus'" in proc.stderr
+
+
+# --- a batch norm after the activation (the reference CNN's layout) --------------------------
+
+
+@pytest.fixture(scope="module")
+def bn_after_relu(tiny_run):
+    """A Source whose model has BatchNormalization after ReLU, which no converter can fold."""
+    import tf_keras as keras
+    from tf_keras import layers
+
+    from herbi.export.source import Source
+    from herbi.train.run import run_dataset
+
+    ds = run_dataset(tiny_run)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            layers.Conv2D(8, 3, padding="same", activation="relu"),
+            layers.BatchNormalization(momentum=0.9),
+            layers.MaxPooling2D(4),
+            layers.Conv2D(16, 3, padding="same", activation="relu"),
+            layers.BatchNormalization(momentum=0.9),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(ds.num_classes, activation="softmax"),
+        ]
+    )
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(ds.x_train[:512] / 255.0, ds.y_train[:512], epochs=2, verbose=0)
+    return Source(model, tiny_run / "bn_after_relu.keras", ds)
+
+
+def test_unfolded_batch_norm_is_rejected_unless_allowed(bn_after_relu, tmp_path):
+    from herbi.export.api import export_model
+
+    common = {"calibration_size": 64, "gate": False, "qat_epochs": 1, "qat_samples": 256}
+    strict = export_model(bn_after_relu, tmp_path / "strict", ["tflite-int8"], **common)
+    entry = strict["artifacts"]["tflite-int8"]
+    assert entry["status"] == "rejected"
+    assert any("MUL" in p for p in entry["graph_problems"])
+    assert (tmp_path / "strict" / "tflite-int8.tflite.rejected").is_file()
+
+    formats = ["tflite-int8", "tflite-qat-int8"]
+    lenient = export_model(
+        bn_after_relu, tmp_path / "ok", formats, allow_unfolded_bn=True, **common
+    )
+    for fmt in formats:  # QAT too: tfmot alone refuses a batch norm that is not after a conv
+        entry = lenient["artifacts"][fmt]
+        assert entry["status"] == "ok", entry["reasons"]
+        assert entry["graph_problems"] == [] and entry["graph_notes"]
+        assert entry["val"]["agreement"] > 0.8
+        assert Classifier.load(tmp_path / "ok" / f"{fmt}.tflite").labels == bn_after_relu.labels
+
+
+def test_a_failing_format_is_reported_and_the_others_still_built(tiny_run, tmp_path, monkeypatch):
+    def broken(inputs):
+        raise ExportError("tflite-broken: converter exploded")
+
+    spec = dataclasses.replace(FORMATS["tflite-float32"], name="tflite-broken", build=broken)
+    monkeypatch.setitem(FORMATS, spec.name, spec)
+    from herbi.export.api import export_model
+    from herbi.export.source import load_source
+
+    report = export_model(load_source(tiny_run), tmp_path, [spec.name, "tflite-float32"])
+    assert report["failed"] == [spec.name]
+    assert report["artifacts"]["tflite-float32"]["status"] == "ok"
+    result = run_cli("--model", tiny_run, "--format", spec.name, "--out", tmp_path / "cli")
+    assert result.exit_code == 1
+    assert "Error: tflite-broken: converter exploded" in result.output
