@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,6 +59,8 @@ def _no_litert_banner() -> Iterator[None]:
         yield
         return
     sys.stderr.flush()
+    import tempfile  # here, not at the top: only a LiteRT load pays for importing it
+
     try:
         saved = os.dup(2)
     except OSError:  # no stderr at all (a daemon): nothing to keep clean
