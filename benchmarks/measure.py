@@ -25,7 +25,7 @@ from herbi.benchmarks.errors import BenchError
 from herbi.benchmarks.latency import Budget
 from herbi.benchmarks.processes import WorkerError, cold_start, run_worker
 from herbi.export.api import REPORT as EXPORT_REPORT
-from herbi.export.artifacts import REJECTED
+from herbi.export.artifacts import REJECTED, artifact_files
 from herbi.export.formats import FORMATS
 from herbi.export.parity import artifact_probs, compare
 from herbi.export.source import MODEL_FILE
@@ -103,16 +103,24 @@ class Run:
         report = read_json(export / EXPORT_REPORT) if (export / EXPORT_REPORT).is_file() else {}
         return cls(path, model, export, report)
 
-    def unavailable(self, name: str) -> str | None:
-        """Why the artifact of format ``name`` cannot be measured, or None if its file is there."""
+    def locate(self, name: str) -> tuple[Path, list[str] | None] | None:
+        """The artifact file of format ``name`` and, if export's gate rejected it, why.
+
+        A rejected artifact stays on disk as ``*.rejected``; it is measured too (what a
+        format loses is exactly what a reader of the benchmark wants to see) and marked.
+        None when the format was not exported at all.
+        """
         path = self.export / FORMATS[name].filename
         if path.is_file():
+            return path, None
+        rejected = path.with_name(path.name + REJECTED)
+        if not rejected.is_file():
             return None
         entry = self.export_report.get("artifacts", {}).get(name, {})
-        if entry.get("status") == "rejected" or path.with_name(path.name + REJECTED).exists():
-            reasons = "; ".join(entry.get("reasons", [])) or "see export_report.json"
-            return f"rejected at export ({reasons})"
-        return f"not exported (no {path.name} in {self.export})"
+        return rejected, entry.get("reasons") or [f"marked {REJECTED} by herbi-export"]
+
+    def not_exported(self, name: str) -> str:
+        return f"not exported (no {FORMATS[name].filename} in {self.export})"
 
 
 def package_versions() -> dict[str, str]:
@@ -184,7 +192,7 @@ class Bench:
     """One benchmark run: the inputs workers read, the Keras reference, the rows."""
 
     def __init__(self, run: Run, settings: Settings, ds, tmp: Path, log: Log):
-        self.run, self.settings, self.ds, self.log = run, settings, ds, log
+        self.run, self.settings, self.ds, self.tmp, self.log = run, settings, ds, tmp, log
         self.pixels, self.image = tmp / "test_pixels.npy", tmp / "test_image.png"
         np.save(self.pixels, ds.x_test)
         Image.fromarray(ds.x_test[0]).save(self.image)  # lossless: the exact test pixels
@@ -249,15 +257,26 @@ class Bench:
                 row.update(status="failed", error=str(e))
         return rows
 
+    def staged(self, rejected: Path, filename: str) -> Path:
+        """Links with the runtime's file names to a rejected model (and its sidecar)."""
+        folder = self.tmp / "rejected"
+        folder.mkdir(exist_ok=True)
+        for f in artifact_files(folder / filename):
+            f.symlink_to(rejected.parent / (f.name + REJECTED))
+        return folder / filename
+
     def artifact_row(self, name: str) -> dict:
         """One artifact's quality here, its timings and cold start in workers."""
         fmt = FORMATS[name]
         row = {"name": name, "description": fmt.description, "kind": "artifact", "int8": fmt.int8}
-        missing = self.run.unavailable(name)
-        if missing:
-            return {**row, "status": "skipped", "error": missing}
-        path = self.run.export / fmt.filename
-        row.update(self.file_figures(path))
+        found = self.run.locate(name)
+        if found is None:
+            self.log(f"{name}: skipped, {self.run.not_exported(name)}")
+            return {**row, "status": "skipped", "error": self.run.not_exported(name)}
+        path, rejected = found
+        row.update(self.file_figures(path), rejected_at_export=rejected)
+        if rejected:
+            path = self.staged(path, fmt.filename)
         try:
             probs = artifact_probs(path, self.ds.x_test)
             q = quality(probs, self.ref["probs"], self.ds.y_test, self.labels)
@@ -320,9 +339,8 @@ def benchmark(
         raise BenchError(f"--formats: unknown format {unknown[0]!r} (known: {', '.join(FORMATS)})")
     run = Run.open(run_dir)
     for name in formats if required else ():
-        reason = run.unavailable(name)
-        if reason:
-            raise BenchError(f"--formats {name}: {reason}")
+        if run.locate(name) is None:
+            raise BenchError(f"--formats {name}: {run.not_exported(name)}")
     load_before = machine.load_average()
     ds = run_dataset(run.dir, data)
     log(f"data: {ds.source}, {len(ds.y_test)} test images")

@@ -20,15 +20,24 @@ def _save(fig, path: Path) -> None:
 
 def plot_accuracy_latency(rows: list[dict], threads: str, path: Path, label: str) -> None:
     """One point per format: batch-1 p50 (log scale) against test accuracy with its 95% CI."""
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for r in rows:
+    fig, ax = plt.subplots(figsize=(9, 5))
+    markers = "os^vD<>pP*Xh"
+    for i, r in enumerate(rows):
         x = r["timing"][threads]["batch1"]["p50_ms"]
         q = r["quality"]
         lo, hi = q["accuracy_ci95"]
         y = 100 * q["accuracy"]
-        marker = "s" if r["kind"] == "keras" else "o"
-        ax.errorbar(x, y, yerr=[[y - 100 * lo], [100 * hi - y]], fmt=marker, capsize=3)
-        ax.annotate(r["name"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        label = r["name"] + (" (rejected at export)" if r.get("rejected_at_export") else "")
+        ax.errorbar(
+            x,
+            y,
+            yerr=[[y - 100 * lo], [100 * hi - y]],
+            fmt=markers[i % len(markers)],
+            color=plt.cm.tab10(i % 10),
+            capsize=3,
+            label=label,
+        )
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_xscale("log")
     ax.set_xlabel(f"latency p50, batch 1, {threads} thread(s) (ms, log scale)")
     ax.set_ylabel("test accuracy (%), 95% CI")

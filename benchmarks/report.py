@@ -31,6 +31,17 @@ def _signed(x: float) -> str:
     return f"{x:+.1f}"
 
 
+def _name(row: dict) -> str:
+    if row["kind"] == "keras":
+        return f"**{row['name']}**"
+    return row["name"] + (" (rejected at export)" if row.get("rejected_at_export") else "")
+
+
+def _reasons(reasons: list[str], shown: int = 3) -> str:
+    more = f"; and {len(reasons) - shown} more" if len(reasons) > shown else ""
+    return "; ".join(reasons[:shown]) + more
+
+
 def measured(report: dict) -> list[dict]:
     return [r for r in report["rows"].values() if r["status"] == "ok"]
 
@@ -65,7 +76,7 @@ def summary_table(report: dict) -> list[str]:
         speedup = t1.get("speedup_vs_keras")
         rows.append(
             [
-                f"**{r['name']}**" if r["kind"] == "keras" else r["name"],
+                _name(r),
                 f"{r['size_kb']:.1f}",
                 f"{r['size_ratio']:.3f}×",
                 f"{_pct(q['accuracy'])} [{100 * lo:.1f}, {100 * hi:.1f}]",
@@ -276,6 +287,10 @@ def render(report: dict) -> str:
         f"![accuracy vs latency]({ACCURACY_PNG})",
         f"![size per format]({SIZE_PNG})",
     ]
+    rejected = [r for r in measured(report) if r.get("rejected_at_export")]
+    if rejected:
+        lines += ["", "## Rejected at export (measured here, not for deployment)", ""]
+        lines += [f"- **{r['name']}**: {_reasons(r['rejected_at_export'])}" for r in rejected]
     problems = [r for r in report["rows"].values() if r["status"] != "ok"]
     if problems:
         lines += ["", "## Not measured", ""]

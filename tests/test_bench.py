@@ -191,7 +191,7 @@ def test_corrupt_artifact_fails_its_row_and_the_exit_status(tiny_run, tiny_artif
         shutil.copy(tiny_artifacts / name, export / name)
     data = (export / "tflite-int8.tflite").read_bytes()
     (export / "tflite-int8.tflite").write_bytes(data[: len(data) // 2])
-    # A rejected export stays on disk as *.rejected: skipped, with the reason.
+    # A rejected export stays on disk as *.rejected: measured all the same, and marked.
     for name in ("tflite-float16.tflite", "tflite-float16.json"):
         shutil.copy(tiny_artifacts / name, export / f"{name}.rejected")
     run = make_run(tiny_run, export, tmp_path / "run")
@@ -204,10 +204,13 @@ def test_corrupt_artifact_fails_its_row_and_the_exit_status(tiny_run, tiny_artif
     assert report["failed"] == ["tflite-int8"]
     assert "corrupt" in rows["tflite-int8"]["error"]
     assert rows["onnx-int8"]["status"] == "ok" and rows["keras"]["status"] == "ok"
-    assert rows["tflite-float16"]["status"] == "skipped"
-    assert "rejected at export" in rows["tflite-float16"]["error"]
+    assert rows["tflite-float16"]["status"] == "ok"
+    assert rows["tflite-float16"]["rejected_at_export"] == ["marked .rejected by herbi-export"]
+    assert rows["tflite-float16"]["file"] == "export/tflite-float16.tflite.rejected"
     assert rows["tflite-float32"]["status"] == "skipped"
+    assert "not exported" in rows["tflite-float32"]["error"]
     md = (run / "bench" / "report.md").read_text()
+    assert "| tflite-float16 (rejected at export) |" in md
     assert "**tflite-int8** (failed)" in md
     assert "failed: tflite-int8" in result.stderr
 
