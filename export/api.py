@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from herbi.export import parity
-from herbi.export.artifacts import mark_rejected, write_artifact
+from herbi.export.artifacts import mark_rejected, remove_artifact, write_artifact
 from herbi.export.calibration import DEFAULT_SIZE, calibration_images
 from herbi.export.checks import UNFOLDED_BN, graph_problems
 from herbi.export.errors import ExportError
@@ -105,6 +105,7 @@ def export_model(
         try:
             path = write_artifact(fmt, fmt.build(inputs), out_dir, contract)
         except ExportError as e:  # one format failing must not cost the others
+            remove_artifact(out_dir / fmt.filename)
             log(f"[{name}] FAILED: {e}")
             report["artifacts"][name] = {"status": "failed", "reasons": [str(e)]}
             continue

@@ -8,6 +8,7 @@ recorded in the contract, so what it says is what the file holds.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from herbi.export.formats import Format
@@ -40,14 +41,7 @@ def write_tflite(fmt: Format, data: bytes, out_dir: Path, contract: Contract) ->
         tmp.write_bytes(data)
         quant = tflite_io_quantization(tmp)
         digest = sha256_file(tmp)
-    final = Contract(
-        labels=contract.labels,
-        input_size=contract.input_size,
-        scale=contract.scale,
-        format=fmt.name,
-        quantization=quant,
-        sha256=digest,
-    )
+    final = replace(contract, format=fmt.name, quantization=quant, sha256=digest)
     write_text(sidecar_path(path), final.to_json() + "\n")
     return path
 
@@ -93,17 +87,11 @@ def write_onnx(fmt: Format, data: bytes, out_dir: Path, contract: Contract) -> P
     import onnx
 
     model = onnx.load_from_string(data)
-    final = Contract(
-        labels=contract.labels,
-        input_size=contract.input_size,
-        scale=contract.scale,
-        format=fmt.name,
-        quantization=onnx_io_quantization(model) if fmt.int8 else {},
-    )
+    quant = onnx_io_quantization(model) if fmt.int8 else {}
+    final = replace(contract, format=fmt.name, quantization=quant, sha256=None)
     del model.metadata_props[:]
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, final.to_json()
-    model.producer_name = "herbi"
     path = out_dir / fmt.filename
     with atomic_path(path) as tmp:
         tmp.write_bytes(model.SerializeToString())
@@ -132,3 +120,11 @@ def clear_rejection(path: Path) -> None:
     """A fresh export of the same format supersedes an earlier rejected one."""
     for f in artifact_files(path):
         f.with_name(f.name + REJECTED).unlink(missing_ok=True)
+
+
+def remove_artifact(path: Path) -> None:
+    """Delete an earlier export of a format whose conversion now failed, so no stale file
+    is mistaken for this run's result."""
+    clear_rejection(path)
+    for f in artifact_files(path):
+        f.unlink(missing_ok=True)

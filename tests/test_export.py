@@ -342,14 +342,14 @@ def bn_after_relu(tiny_run):
         ]
     )
     model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(ds.x_train[:512] / 255.0, ds.y_train[:512], epochs=2, verbose=0)
+    model.fit(ds.x_train[:512] / 255.0, ds.y_train[:512], epochs=1, verbose=0)
     return Source(model, tiny_run / "bn_after_relu.keras", ds)
 
 
 def test_unfolded_batch_norm_is_rejected_unless_allowed(bn_after_relu, tmp_path):
     from herbi.export.api import export_model
 
-    common = {"calibration_size": 64, "gate": False, "qat_epochs": 1, "qat_samples": 256}
+    common = {"calibration_size": 64, "gate": False, "qat_epochs": 1, "qat_samples": 128}
     strict = export_model(bn_after_relu, tmp_path / "strict", ["tflite-int8"], **common)
     entry = strict["artifacts"]["tflite-int8"]
     assert entry["status"] == "rejected"
@@ -377,8 +377,11 @@ def test_a_failing_format_is_reported_and_the_others_still_built(tiny_run, tmp_p
     from herbi.export.api import export_model
     from herbi.export.source import load_source
 
+    stale = tmp_path / spec.filename  # an earlier export's file must not pass for this run's
+    stale.write_bytes(b"old")
     report = export_model(load_source(tiny_run), tmp_path, [spec.name, "tflite-float32"])
     assert report["failed"] == [spec.name]
+    assert not stale.exists()
     assert report["artifacts"]["tflite-float32"]["status"] == "ok"
     result = run_cli("--model", tiny_run, "--format", spec.name, "--out", tmp_path / "cli")
     assert result.exit_code == 1
