@@ -233,6 +233,12 @@ def open_backend(path: Path, threads: int | None) -> Backend:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
+        # herbi-export renames an artifact that fails its checks to <name>.rejected.
+        if path.with_name(path.name + ".rejected").exists():
+            raise ModelError(
+                f"{path}: rejected by herbi-export's checks (kept as {path.name}.rejected; "
+                "see export_report.json)"
+            ) from None
         raise ModelError(f"{path}: no such model file") from None
     except IsADirectoryError:
         raise ModelError(f"{path}: is a folder, not a model file") from None

@@ -75,7 +75,7 @@ def _error(message: str) -> None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model", type=click.Path(path_type=Path))
-@click.argument("images", nargs=-1, required=True)
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE_OR_DIR...")
 @click.option(
     "--top-k",
     "-k",

@@ -145,6 +145,8 @@ def test_unusable_paths(tmp_path):
     (tmp_path / "empty.tflite").write_bytes(b"")
     assert "empty" in load_error(tmp_path / "empty.tflite", ModelError)
     assert "no such model file" in load_error(tmp_path / "missing.onnx", ModelError)
+    (tmp_path / "gated.tflite.rejected").write_bytes(b"x")
+    assert "rejected by herbi-export" in load_error(tmp_path / "gated.tflite", ModelError)
     (tmp_path / "dir.onnx").mkdir()
     assert "folder" in load_error(tmp_path / "dir.onnx", ModelError)
     (tmp_path / "model.pb").write_bytes(b"x")
