@@ -262,7 +262,7 @@ class Bench:
         folder = self.tmp / "rejected"
         folder.mkdir(exist_ok=True)
         for f in artifact_files(folder / filename):
-            f.symlink_to(rejected.parent / (f.name + REJECTED))
+            f.symlink_to(rejected.parent.resolve() / (f.name + REJECTED))
         return folder / filename
 
     def artifact_row(self, name: str) -> dict:

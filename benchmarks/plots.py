@@ -27,7 +27,7 @@ def plot_accuracy_latency(rows: list[dict], threads: str, path: Path, label: str
         q = r["quality"]
         lo, hi = q["accuracy_ci95"]
         y = 100 * q["accuracy"]
-        label = r["name"] + (" (rejected at export)" if r.get("rejected_at_export") else "")
+        name = r["name"] + (" (rejected at export)" if r.get("rejected_at_export") else "")
         ax.errorbar(
             x,
             y,
@@ -35,7 +35,7 @@ def plot_accuracy_latency(rows: list[dict], threads: str, path: Path, label: str
             fmt=markers[i % len(markers)],
             color=plt.cm.tab10(i % 10),
             capsize=3,
-            label=label,
+            label=name,
         )
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_xscale("log")

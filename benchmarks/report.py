@@ -240,7 +240,8 @@ def render(report: dict) -> str:
         f"{cx['macs_per_image'] / 1e6:.1f}M multiply-accumulates per image, "
         f"{cx['weights_bytes'] / 1024:.1f} KB of float32 weights"
         + (f" (the .keras file: {keras['size_kb']:.1f} KB)" if "size_kb" in keras else ""),
-        f"- Machine: {m['cpu']}, {m['usable_cpus']} usable CPU(s) of {m['logical_cpus']}, "
+        f"- Machine: {m['cpu']}, {m['usable_cpus']} usable CPU(s) of {m['logical_cpus']} "
+        f"({m['physical_cores'] or '?'} physical cores, nominal {m['cpu_mhz'] or '?'} MHz), "
         f"{m['architecture']}; ISA: {', '.join(m['isa']) or 'none detected'}",
         f"- Load average (1/5/15 min) at start {m['load_average_start']}, "
         f"at end {m['load_average_end']}: figures measured beside other busy processes are noisy",

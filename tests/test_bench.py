@@ -184,7 +184,9 @@ def test_overhead_cold_start_and_memory(benched):
         assert report["rows"][name]["cold_start"]["cold_start_ms"] > 0
 
 
-def test_corrupt_artifact_fails_its_row_and_the_exit_status(tiny_run, tiny_artifacts, tmp_path):
+def test_corrupt_artifact_fails_its_row_and_the_exit_status(
+    tiny_run, tiny_artifacts, tmp_path, monkeypatch
+):
     export = tmp_path / "export"
     export.mkdir()
     for name in ("tflite-int8.tflite", "tflite-int8.json", "onnx-int8.onnx"):
@@ -195,8 +197,9 @@ def test_corrupt_artifact_fails_its_row_and_the_exit_status(tiny_run, tiny_artif
     for name in ("tflite-float16.tflite", "tflite-float16.json"):
         shutil.copy(tiny_artifacts / name, export / f"{name}.rejected")
     run = make_run(tiny_run, export, tmp_path / "run")
+    monkeypatch.chdir(tmp_path)  # a relative --run, as `make bench` passes runs/latest
 
-    result = bench("--run", str(run), "--threads", "1")
+    result = bench("--run", "run", "--threads", "1")
 
     assert result.exit_code == 3, result.output + result.stderr
     report = json.loads((run / "bench" / "report.json").read_text())
