@@ -188,6 +188,15 @@ def with_rates(timing: dict, macs: int) -> dict:
     return timing
 
 
+def brief(timing: dict) -> str:
+    """One progress line's worth of a timing result."""
+    b1, tp = timing["batch1"], timing["throughput"]
+    return (
+        f"p50 {b1['p50_ms']:.3f} ms, p99 {b1['p99_ms']:.3f} ms ({b1['runs']} runs), "
+        f"{tp['images_per_s']:.0f} images/s at batch {tp['batch']}"
+    )
+
+
 class Bench:
     """One benchmark run: the inputs workers read, the Keras reference, the rows."""
 
@@ -246,6 +255,7 @@ class Bench:
                 for row in rows.values():
                     row["timing"][str(t)] = with_rates(dict(result[row["call"]]), macs)
                     row["tensorflow_imported"] = result["tensorflow_imported"]
+                    self.log(f"{row['name']}: {t} thread(s) {brief(row['timing'][str(t)])}")
             for row in rows.values():
                 self.log(f"{row['name']}: cold start ({self.settings.cold_repeats}x)")
                 spec = {"task": "cold-keras", "path": str(self.run.model), "image": str(self.image)}
@@ -276,6 +286,7 @@ class Bench:
         path, rejected = found
         row.update(self.file_figures(path), rejected_at_export=rejected)
         if rejected:
+            self.log(f"{name}: rejected at export, measured all the same")
             path = self.staged(path, fmt.filename)
         try:
             probs = artifact_probs(path, self.ds.x_test)
@@ -291,12 +302,7 @@ class Bench:
                 row["backend"] = result.pop("backend")
                 row["tensorflow_imported"] = result.pop("tensorflow_imported")
                 row["timing"][str(t)] = with_rates(result, self.ref["macs"])
-                b1 = result["batch1"]
-                self.log(
-                    f"{name}: {t} thread(s) p50 {b1['p50_ms']:.3f} ms, p99 {b1['p99_ms']:.3f} ms, "
-                    f"{result['throughput']['images_per_s']:.0f} images/s at batch "
-                    f"{self.settings.batch}"
-                )
+                self.log(f"{name}: {t} thread(s) {brief(result)}")
             spec = {"task": "cold-artifact", "path": str(path), "image": str(self.image)}
             row["cold_start"] = cold_start(spec, self.settings.cold_repeats)
         except (ModelError, ContractError, ImageError, WorkerError) as e:
