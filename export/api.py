@@ -17,9 +17,10 @@ import numpy as np
 from herbi.export import parity
 from herbi.export.artifacts import mark_rejected, remove_artifact, write_artifact
 from herbi.export.calibration import DEFAULT_SIZE, calibration_images
-from herbi.export.checks import UNFOLDED_BN, graph_problems
+from herbi.export.checks import graph_problems
 from herbi.export.errors import ExportError
 from herbi.export.formats import FORMATS, BuildInputs
+from herbi.export.rewrite import affine_batchnorms
 from herbi.export.source import Source
 from herbi.runtime.contract import Contract, sha256_file
 from herbi.train.files import atomic_path, write_json
@@ -51,7 +52,6 @@ def export_model(
     qat_epochs: int = 3,
     qat_samples: int | None = None,
     debug_quant: bool = False,
-    allow_unfolded_bn: bool = False,
     log: Callable[[str], object] = print,
 ) -> dict:
     """Export ``formats`` (registry names) of ``source`` into ``out_dir``; return the report.
@@ -60,8 +60,8 @@ def export_model(
     (the test fixture uses it to keep every artifact of a tiny model on disk);
     ``parity_check=False`` skips the side-by-side runs altogether. ``qat_samples`` limits
     quantization-aware training to the first N train images (quick runs and tests).
-    ``allow_unfolded_bn`` reports int8 MUL/ADD left by a batch norm that cannot fold (one
-    after an activation) as notes instead of rejecting the artifact for them. A format whose
+    Batch norms that cannot fold into a convolution are first rewritten as exact 1x1
+    depthwise convolutions (:mod:`herbi.export.rewrite`) for every format. A format whose
     conversion fails is reported as ``failed`` and the others are still built.
     """
     unknown = [f for f in formats if f not in FORMATS]
@@ -71,8 +71,11 @@ def export_model(
     check_writable(out_dir)
     ds = source.dataset
     calib = calibration_images(ds.x_train, ds.y_train, calibration_size)
+    model, rewritten = affine_batchnorms(source.model)
+    if rewritten:
+        log(f"batch norms after activations as 1x1 depthwise convolutions: {', '.join(rewritten)}")
     inputs = BuildInputs(
-        source.model,
+        model,
         calib,
         (ds.x_train[:qat_samples], ds.y_train[:qat_samples]),
         (ds.x_val, ds.y_val),
@@ -90,6 +93,7 @@ def export_model(
         "data": ds.source,
         "labels": source.labels,
         "calibration": {"split": "train", "images": len(calib), "stratified": True},
+        "batchnorms_as_depthwise": rewritten,
         "parity": {"enabled": parity_check, "gated_split": "val", "reported_split": "test"},
         "gate": {"enabled": gate, "min_agreement": min_agreement, "max_drop_points": max_drop},
         "keras": {
@@ -110,20 +114,18 @@ def export_model(
             report["artifacts"][name] = {"status": "failed", "reasons": [str(e)]}
             continue
         found = graph_problems(path, fmt.backend, fmt.int8)
-        notes = [p for p in found if allow_unfolded_bn and UNFOLDED_BN in p]
         entry = {
             "file": path.name,
             "backend": fmt.backend,
             "size_kb": round(path.stat().st_size / 1024, 1),
             "sha256": sha256_file(path),
             "build_seconds": round(time.perf_counter() - started, 2),
-            "graph_problems": [p for p in found if p not in notes],
-            "graph_notes": notes,
+            "graph_problems": found,
         }
         for split, (x, y) in splits.items() if parity_check else ():
             got = parity.artifact_probs(path, x)
             entry[split] = parity.compare(reference[split], got, y, source.labels)
-        reasons = list(entry["graph_problems"])
+        reasons = list(found)
         if parity_check and gate:
             reasons += parity.gate(entry["val"], min_agreement, max_drop)
         if debug_quant:

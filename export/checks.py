@@ -17,8 +17,8 @@ FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.float64))
 BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
 AFFINE_OPS = {"MUL", "ADD"}
 QDQ_COMPUTE_OPS = {"Conv", "MatMul", "Gemm"}
-# Marks findings that ``--allow-unfolded-bn`` downgrades to notes: a batch norm placed after an
-# activation (as in the reference CNN) cannot fold into a convolution by any converter.
+# Export rewrites batch norms that cannot fold (herbi.export.rewrite), so one left in an int8
+# graph means a converter failed to fold it.
 UNFOLDED_BN = "unfolded batch norm"
 
 

@@ -79,11 +79,6 @@ def table(report: dict) -> str:
 @click.option("--min-agreement", type=float, default=0.98, show_default=True)
 @click.option("--max-drop", type=float, default=1.0, show_default=True, help="Accuracy points.")
 @click.option("--debug-quant", is_flag=True, help="Per-layer int8 error table as CSV.")
-@click.option(
-    "--allow-unfolded-bn",
-    is_flag=True,
-    help="Accept int8 MUL/ADD left by a batch norm after an activation (reported, not rejected).",
-)
 def main(
     model_path: str,
     family: str,
@@ -97,7 +92,6 @@ def main(
     min_agreement: float,
     max_drop: float,
     debug_quant: bool,
-    allow_unfolded_bn: bool,
 ) -> None:
     """Export a trained model to deployable artifacts and prove each still does its job."""
     try:
@@ -121,7 +115,6 @@ def main(
             max_drop=max_drop,
             qat_epochs=qat_epochs,
             debug_quant=debug_quant,
-            allow_unfolded_bn=allow_unfolded_bn,
             log=lambda msg: click.echo(msg, err=True),
         )
     except HERBI_ERRORS as e:

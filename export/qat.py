@@ -45,43 +45,16 @@ def frozen_bn_copy(model):
     return copy
 
 
-def _foldable(bn) -> bool:
-    """A batch norm right after a linear Conv2D/DepthwiseConv2D folds into it (tfmot pattern)."""
-    import tf_keras as keras
-
-    nodes = bn.inbound_nodes
-    prev = nodes[0].inbound_layers if len(nodes) == 1 else None  # a list for several inputs
-    return (
-        isinstance(prev, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))
-        and prev.get_config()["activation"] == "linear"
-    )
-
-
 def quantize(model):
-    """``quantize_model``, plus output-only fake quantization for batch norms that cannot fold.
+    """tfmot's default 8-bit scheme: fake-quantized weights and activations, BN folded.
 
-    tfmot's default scheme supports BatchNormalization only right after a linear convolution
-    (where it folds). A batch norm after an activation, as in the reference CNN, becomes an
-    int8 MUL/ADD pair in TFLite, so it is trained with its output quantized like any layer.
+    Export has already rewritten every batch norm that cannot fold (one after an activation,
+    as in the reference CNN) as a 1x1 depthwise convolution (:mod:`herbi.export.rewrite`),
+    which tfmot supports; it accepts BatchNormalization only right after a convolution.
     """
     import tensorflow_model_optimization as tfmot
-    import tf_keras as keras
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_quantize_configs as configs,
-    )
 
-    qk = tfmot.quantization.keras
-
-    def annotate(layer):
-        if isinstance(layer, keras.layers.BatchNormalization) and not _foldable(layer):
-            return qk.quantize_annotate_layer(layer, configs.Default8BitOutputQuantizeConfig())
-        return qk.quantize_annotate_layer(layer)
-
-    annotated = keras.models.clone_model(model, clone_function=annotate)
-    with qk.quantize_scope(
-        {"Default8BitOutputQuantizeConfig": configs.Default8BitOutputQuantizeConfig}
-    ):
-        return qk.quantize_apply(annotated)
+    return tfmot.quantization.keras.quantize_model(model)
 
 
 def calibrate_ranges(q_model, images: np.ndarray, passes: int = CALIBRATION_PASSES) -> None:

@@ -73,7 +73,8 @@ def test_artifact_loads_and_matches_keras(fmt, tiny_artifacts, reference, report
     assert max_diff <= spec.tolerance, f"{fmt}: max |dp| {max_diff:.4f}"
     # The report says what this independent measurement says.
     entry = report["artifacts"][fmt]
-    assert entry["val"]["agreement"] == pytest.approx(agreement, abs=1e-9)
+    assert entry["val"]["agreement_strict"] == pytest.approx(agreement, abs=1e-9)
+    assert entry["val"]["agreement"] >= entry["val"]["agreement_strict"]
     assert entry["val"]["max_abs_diff"] == pytest.approx(max_diff, abs=1e-6)
     assert entry["graph_problems"] == []
     assert entry["size_kb"] == pytest.approx(clf.path.stat().st_size / 1024, abs=0.1)
@@ -346,26 +347,64 @@ def bn_after_relu(tiny_run):
     return Source(model, tiny_run / "bn_after_relu.keras", ds)
 
 
-def test_unfolded_batch_norm_is_rejected_unless_allowed(bn_after_relu, tmp_path):
+def test_batch_norm_after_activation_becomes_an_exact_depthwise_conv(bn_after_relu):
+    import tf_keras as keras
+
+    from herbi.export.rewrite import affine_batchnorms
+
+    model, rewritten = affine_batchnorms(bn_after_relu.model)
+    assert len(rewritten) == 2
+    assert not any(isinstance(la, keras.layers.BatchNormalization) for la in model.layers)
+    x = bn_after_relu.dataset.x_val[:64] / 255.0
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), bn_after_relu.model.predict(x, verbose=0), atol=1e-5
+    )
+    # A model whose batch norms all fold is left alone.
+    same, none = affine_batchnorms(model)
+    assert same is model and none == []
+
+
+def test_graph_check_catches_an_unfolded_batch_norm(bn_after_relu, tmp_path):
+    from herbi.export.calibration import calibration_images
+    from herbi.export.checks import graph_problems
+    from herbi.export.to_tflite import convert, int8_converter
+
+    ds = bn_after_relu.dataset
+    raw = convert(
+        int8_converter(bn_after_relu.model, calibration_images(ds.x_train, ds.y_train, 64)), "raw"
+    )
+    path = tmp_path / "raw.tflite"
+    path.write_bytes(raw)
+    problems = graph_problems(path, "tflite", int8=True)
+    assert any("MUL" in p and "unfolded batch norm" in p for p in problems)
+
+
+def test_batch_norm_after_activation_exports_clean_int8(bn_after_relu, tmp_path):
     from herbi.export.api import export_model
 
+    formats = ["tflite-int8", "tflite-qat-int8", "onnx-int8"]
     common = {"calibration_size": 64, "gate": False, "qat_epochs": 1, "qat_samples": 128}
-    strict = export_model(bn_after_relu, tmp_path / "strict", ["tflite-int8"], **common)
-    entry = strict["artifacts"]["tflite-int8"]
-    assert entry["status"] == "rejected"
-    assert any("MUL" in p for p in entry["graph_problems"])
-    assert (tmp_path / "strict" / "tflite-int8.tflite.rejected").is_file()
-
-    formats = ["tflite-int8", "tflite-qat-int8"]
-    lenient = export_model(
-        bn_after_relu, tmp_path / "ok", formats, allow_unfolded_bn=True, **common
-    )
+    report = export_model(bn_after_relu, tmp_path, formats, **common)
+    assert len(report["batchnorms_as_depthwise"]) == 2
     for fmt in formats:  # QAT too: tfmot alone refuses a batch norm that is not after a conv
-        entry = lenient["artifacts"][fmt]
+        entry = report["artifacts"][fmt]
         assert entry["status"] == "ok", entry["reasons"]
-        assert entry["graph_problems"] == [] and entry["graph_notes"]
+        assert entry["graph_problems"] == []
         assert entry["val"]["agreement"] > 0.8
-        assert Classifier.load(tmp_path / "ok" / f"{fmt}.tflite").labels == bn_after_relu.labels
+        path = tmp_path / FORMATS[fmt].filename
+        assert Classifier.load(path).labels == bn_after_relu.labels
+
+
+def test_agreement_counts_exact_int8_ties_separately():
+    from herbi.export.parity import compare
+
+    ref = np.array([[0.6, 0.4], [0.3, 0.7], [0.55, 0.45]], np.float32)
+    got = np.array([[0.5, 0.5], [0.5, 0.5], [0.4, 0.6]], np.float32)  # two ties, one flip
+    m = compare(ref, got, np.array([0, 1, 0]), ["a", "b"])
+    assert m["ties"] == 2
+    assert m["agreement"] == pytest.approx(2 / 3)  # the tie holding Keras's class agrees
+    assert m["agreement_strict"] == pytest.approx(1 / 3)  # argmax of a tie is the lower index
+    assert m["accuracy_artifact"] == pytest.approx(1 / 3)
 
 
 def test_a_failing_format_is_reported_and_the_others_still_built(tiny_run, tmp_path, monkeypatch):
