@@ -164,7 +164,11 @@ def quality(probs: np.ndarray, ref: np.ndarray, y: np.ndarray, labels: list[str]
         "macro_f1": s["macro_f1"],
         "per_class_f1": {c: s["per_class"][c]["f1-score"] for c in labels},
         "confusion": s["confusion"],
-        "agreement": parity["agreement"],
+        # Plain argmax agreement, as the issue defines it; export's gate uses the tie-aware one
+        # (an int8 softmax can tie two classes), reported beside it with the number of ties.
+        "agreement": parity["agreement_strict"],
+        "agreement_tie_aware": parity["agreement"],
+        "tied_images": parity["ties"],
         "max_prob_diff": parity["max_abs_diff"],
         "mean_prob_diff": parity["mean_abs_diff"],
     }

@@ -219,9 +219,17 @@ def quality_table(report: dict) -> list[str]:
                 *per,
                 f"{q['max_prob_diff']:.4f}",
                 f"{q['mean_prob_diff']:.5f}",
+                f"{q['agreement_tie_aware']:.3f} ({q['tied_images']} tied)",
             ]
         )
-    headers = ["format", "macro F1 (Δ points)", *classes, "max |Δp|", "mean |Δp|"]
+    headers = [
+        "format",
+        "macro F1 (Δ points)",
+        *classes,
+        "max |Δp|",
+        "mean |Δp|",
+        "agreement counting ties",
+    ]
     return table(headers, rows)
 
 
@@ -284,6 +292,10 @@ def render(report: dict) -> str:
         "## Quality per class (F1, change against Keras in points)",
         "",
         *quality_table(report),
+        "",
+        "Agreement is plain argmax agreement with Keras; *counting ties* also accepts an image "
+        "whose Keras class is among the artifact's tied top classes (an int8 softmax has "
+        "1/256 resolution, so close classes can come out equal), as export's gate does.",
         "",
         f"![accuracy vs latency]({ACCURACY_PNG})",
         f"![size per format]({SIZE_PNG})",

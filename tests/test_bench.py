@@ -134,6 +134,7 @@ def test_accuracy_and_agreement_match_a_recomputation(benched, tiny_run, test_sp
         accuracy = (probs.argmax(1) == y).mean()
         assert q["accuracy"] == pytest.approx(accuracy), name
         assert q["agreement"] == pytest.approx((probs.argmax(1) == ref.argmax(1)).mean()), name
+        assert q["agreement"] <= q["agreement_tie_aware"] <= 1.0
         assert q["max_prob_diff"] == pytest.approx(np.abs(probs - ref).max(), abs=1e-6), name
         lo, hi = q["accuracy_ci95"]
         assert lo < accuracy < hi
