@@ -29,7 +29,9 @@ class BuildInputs:
     train: tuple[np.ndarray, np.ndarray]
     val: tuple[np.ndarray, np.ndarray]
     qat_epochs: int = 3
-    qat_learning_rate: float = 1e-5
+    # QAT only has to reproduce the trained model in int8: on the reference CNN (stand-in data,
+    # validation split) 1e-5 drifted to agreement 0.972, 3e-6 lost 1.2 points, 1e-6 kept 0.988.
+    qat_learning_rate: float = 1e-6
     reduce_range: bool | None = None  # ONNX int8: None = decide from the CPU's VNNI support
 
 
