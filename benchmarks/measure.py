@@ -24,11 +24,9 @@ from herbi.benchmarks import keras_original, machine
 from herbi.benchmarks.errors import BenchError
 from herbi.benchmarks.latency import Budget
 from herbi.benchmarks.processes import WorkerError, cold_start, run_worker
-from herbi.export.api import REPORT as EXPORT_REPORT
-from herbi.export.artifacts import REJECTED, artifact_files
+from herbi.benchmarks.run_folder import RunFolder, Snapshot
 from herbi.export.formats import FORMATS
 from herbi.export.parity import artifact_probs, compare
-from herbi.export.source import MODEL_FILE
 from herbi.runtime import ContractError, ImageError, ModelError
 from herbi.train.evaluate import score
 from herbi.train.files import read_json
@@ -77,52 +75,6 @@ class Settings:
         }
 
 
-@dataclass(frozen=True)
-class Run:
-    """A run folder with its model and its ``export/`` folder."""
-
-    dir: Path
-    model: Path
-    export: Path
-    export_report: dict
-
-    @classmethod
-    def open(cls, run_dir: Path | str) -> Run:
-        path = Path(run_dir)
-        if not path.is_dir():
-            raise BenchError(f"{path}: no such run folder (--run)")
-        model = path / MODEL_FILE
-        if not model.is_file():
-            raise BenchError(f"{path}: not a run folder (no {MODEL_FILE} inside)")
-        export = path / "export"
-        if not export.is_dir():
-            raise BenchError(
-                f"{path}: nothing exported yet (no export/ folder); "
-                f"run herbi-export --model {path} --format all first"
-            )
-        report = read_json(export / EXPORT_REPORT) if (export / EXPORT_REPORT).is_file() else {}
-        return cls(path, model, export, report)
-
-    def locate(self, name: str) -> tuple[Path, list[str] | None] | None:
-        """The artifact file of format ``name`` and, if export's gate rejected it, why.
-
-        A rejected artifact stays on disk as ``*.rejected``; it is measured too (what a
-        format loses is exactly what a reader of the benchmark wants to see) and marked.
-        None when the format was not exported at all.
-        """
-        path = self.export / FORMATS[name].filename
-        if path.is_file():
-            return path, None
-        rejected = path.with_name(path.name + REJECTED)
-        if not rejected.is_file():
-            return None
-        entry = self.export_report.get("artifacts", {}).get(name, {})
-        return rejected, entry.get("reasons") or [f"marked {REJECTED} by herbi-export"]
-
-    def not_exported(self, name: str) -> str:
-        return f"not exported (no {FORMATS[name].filename} in {self.export})"
-
-
 def package_versions() -> dict[str, str]:
     from herbi.train.environment import package_versions as training_packages
 
@@ -135,7 +87,7 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def dataset_section(ds, run: Run, data: str | None) -> dict:
+def dataset_section(ds, run: RunFolder, data: str | None) -> dict:
     """What the figures were measured on, said so nobody mistakes a stand-in for CIFAR-100."""
     manifest = read_json(run.dir / "manifest.json")["data"]
     cifar100 = ds.source.startswith("CIFAR-100")
@@ -204,16 +156,25 @@ def brief(timing: dict) -> str:
 class Bench:
     """One benchmark run: the inputs workers read, the Keras reference, the rows."""
 
-    def __init__(self, run: Run, settings: Settings, ds, tmp: Path, log: Log):
-        self.run, self.settings, self.ds, self.tmp, self.log = run, settings, ds, tmp, log
+    def __init__(
+        self,
+        run: RunFolder,
+        copies: dict[str, Snapshot | None],
+        settings: Settings,
+        ds,
+        tmp: Path,
+        log: Log,
+    ):
+        self.run, self.copies, self.settings, self.ds, self.log = run, copies, settings, ds, log
+        self.model = copies["keras"]
         self.pixels, self.image = tmp / "test_pixels.npy", tmp / "test_image.png"
         np.save(self.pixels, ds.x_test)
         Image.fromarray(ds.x_test[0]).save(self.image)  # lossless: the exact test pixels
         self.labels = list(ds.class_names)
         log(f"Keras original: reference probabilities on {len(ds.y_test)} test images")
-        self.ref = keras_original.reference(run.model, ds.x_test)
+        self.ref = keras_original.reference(self.model.path, ds.x_test)
         self.base = quality(self.ref["probs"], self.ref["probs"], ds.y_test, self.labels)
-        self.keras_bytes = run.model.stat().st_size
+        self.keras_bytes = self.model.path.stat().st_size
 
     def timing_spec(self, task: str, path: Path, threads: int) -> dict:
         return {
@@ -226,10 +187,11 @@ class Bench:
             "batched": asdict(self.settings.batched),
         }
 
-    def file_figures(self, path: Path) -> dict:
-        size = path.stat().st_size
+    def file_figures(self, copy: Snapshot) -> dict:
+        size = copy.path.stat().st_size
         return {
-            "file": str(path.relative_to(self.run.dir)),
+            "file": str(copy.source.relative_to(self.run.dir)),
+            "sha256": copy.sha256,
             "size_bytes": size,
             "size_kb": size / 1024,
             "size_ratio": size / self.keras_bytes,
@@ -246,7 +208,7 @@ class Bench:
                 "call": how,
                 "backend": "tensorflow",
                 "status": "ok",
-                **self.file_figures(self.run.model),
+                **self.file_figures(self.model),
                 "quality": {**self.base, **changes(self.base, self.base)},
                 "timing": {},
             }
@@ -255,14 +217,18 @@ class Bench:
         try:
             for t in self.settings.threads:
                 self.log(f"Keras original: timing at {t} thread(s)")
-                result = run_worker(self.timing_spec("keras", self.run.model, t))
+                result = run_worker(self.timing_spec("keras", self.model.path, t))
                 for row in rows.values():
                     row["timing"][str(t)] = with_rates(dict(result[row["call"]]), macs)
                     row["tensorflow_imported"] = result["tensorflow_imported"]
                     self.log(f"{row['name']}: {t} thread(s) {brief(row['timing'][str(t)])}")
             for row in rows.values():
                 self.log(f"{row['name']}: cold start ({self.settings.cold_repeats}x)")
-                spec = {"task": "cold-keras", "path": str(self.run.model), "image": str(self.image)}
+                spec = {
+                    "task": "cold-keras",
+                    "path": str(self.model.path),
+                    "image": str(self.image),
+                }
                 row["cold_start"] = cold_start(
                     {**spec, "how": row["call"]}, self.settings.cold_repeats
                 )
@@ -271,27 +237,18 @@ class Bench:
                 row.update(status="failed", error=str(e))
         return rows
 
-    def staged(self, rejected: Path, filename: str) -> Path:
-        """Links with the runtime's file names to a rejected model (and its sidecar)."""
-        folder = self.tmp / "rejected"
-        folder.mkdir(exist_ok=True)
-        for f in artifact_files(folder / filename):
-            f.symlink_to(rejected.parent.resolve() / (f.name + REJECTED))
-        return folder / filename
-
     def artifact_row(self, name: str) -> dict:
         """One artifact's quality here, its timings and cold start in workers."""
         fmt = FORMATS[name]
         row = {"name": name, "description": fmt.description, "kind": "artifact", "int8": fmt.int8}
-        found = self.run.locate(name)
-        if found is None:
+        copy = self.copies[name]
+        if copy is None:
             self.log(f"{name}: skipped, {self.run.not_exported(name)}")
             return {**row, "status": "skipped", "error": self.run.not_exported(name)}
-        path, rejected = found
-        row.update(self.file_figures(path), rejected_at_export=rejected)
-        if rejected:
+        row.update(self.file_figures(copy), rejected_at_export=copy.rejected)
+        if copy.rejected:
             self.log(f"{name}: rejected at export, measured all the same")
-            path = self.staged(path, fmt.filename)
+        path = copy.path
         try:
             probs = artifact_probs(path, self.ds.x_test)
             q = quality(probs, self.ref["probs"], self.ds.y_test, self.labels)
@@ -347,7 +304,7 @@ def benchmark(
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise BenchError(f"--formats: unknown format {unknown[0]!r} (known: {', '.join(FORMATS)})")
-    run = Run.open(run_dir)
+    run = RunFolder.open(run_dir)
     for name in formats if required else ():
         if run.locate(name) is None:
             raise BenchError(f"--formats {name}: {run.not_exported(name)}")
@@ -355,11 +312,15 @@ def benchmark(
     ds = run_dataset(run.dir, data)
     log(f"data: {ds.source}, {len(ds.y_test)} test images")
     with tempfile.TemporaryDirectory(prefix="herbi-bench-") as tmp:
-        bench = Bench(run, settings, ds, Path(tmp), log)
+        copies = run.snapshot(formats, Path(tmp) / "models")
+        bench = Bench(run, copies, settings, ds, Path(tmp), log)
         rows = bench.keras_rows()
         for i, name in enumerate(formats, 1):
             log(f"[{i}/{len(formats)}] {name}: {FORMATS[name].description}")
             rows[name] = bench.artifact_row(name)
+    changed = [name for name, copy in copies.items() if copy and copy.changed()]
+    if changed:
+        log(f"warning: {', '.join(changed)} changed in {run.dir} while it was measured")
     add_speedups(rows)
     from herbi.train.recipes.reference import PUBLISHED
 
@@ -388,6 +349,7 @@ def benchmark(
             "checkpoints picked on the test set; not measured here",
         },
         "rows": rows,
+        "changed_during_run": changed,
         "failed": [n for n, r in rows.items() if r["status"] == "failed"],
         "skipped": [n for n, r in rows.items() if r["status"] == "skipped"],
     }

@@ -254,6 +254,15 @@ def render(report: dict) -> str:
         f"- Load average (1/5/15 min) at start {m['load_average_start']}, "
         f"at end {m['load_average_end']}: figures measured beside other busy processes are noisy",
         f"- Packages: {packages}",
+        *(
+            [
+                f"- **Changed in the run folder while measured: "
+                f"{', '.join(report['changed_during_run'])}** — the figures are of the copies "
+                "taken at the start (sha256 in report.json), not of the files there now"
+            ]
+            if report["changed_during_run"]
+            else []
+        ),
         f"- Created {report['created']} by `{report['command']}`"
         + (" — **--quick: too few runs for stable figures**" if s["quick"] else ""),
         "",

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from herbi.benchmarks.cli import main
 from herbi.export.formats import FORMATS
 from herbi.runtime import Classifier
+from herbi.runtime.contract import sha256_file
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +109,9 @@ def test_keras_row_is_the_reference(benched):
 def test_sizes_are_the_files_sizes(benched):
     run, report, _ = benched
     keras_bytes = (run / "model.keras").stat().st_size
+    assert report["changed_during_run"] == []
     for row in report["rows"].values():
+        assert row["sha256"] == sha256_file(run / row["file"])
         size = (run / row["file"]).stat().st_size
         assert row["size_bytes"] == size
         assert row["size_kb"] == pytest.approx(size / 1024)

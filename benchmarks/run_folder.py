@@ -1,0 +1,101 @@
+"""What a benchmark reads from a run folder, copied at the start so it cannot change underneath.
+
+herbi-export (minutes) or herbi-train may rewrite a run folder while a benchmark of it is
+going. Every model measured is therefore a copy taken before the first measurement, named in
+the report by its sha256, and the report says which files of the run folder changed while it
+ran. A rejected artifact (kept by export as ``*.rejected``) is measured too, since what a
+format loses is exactly what a reader of the benchmark wants to see, and marked as such; the
+copy carries the name the runtime expects.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from herbi.benchmarks.errors import BenchError
+from herbi.export.api import REPORT as EXPORT_REPORT
+from herbi.export.artifacts import REJECTED, artifact_files
+from herbi.export.formats import FORMATS
+from herbi.export.source import MODEL_FILE
+from herbi.runtime.contract import sha256_file
+from herbi.train.files import read_json
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One model file as measured: where it came from, the copy, its digest, export's verdict."""
+
+    source: Path
+    path: Path
+    sha256: str
+    rejected: list[str] | None = None
+
+    def changed(self) -> bool:
+        """Whether the run folder's file is gone or differs from what was measured."""
+        return not self.source.is_file() or sha256_file(self.source) != self.sha256
+
+
+def copy_model(source: Path, path: Path, rejected: list[str] | None = None) -> Snapshot:
+    """Copy a model (with its TFLite sidecar, when there is one) to ``path``."""
+    suffix = REJECTED if rejected else ""
+    for f in artifact_files(path):
+        original = source.parent / (f.name + suffix)
+        if original.is_file():  # a missing sidecar fails at load, in the format's row
+            shutil.copyfile(original, f)
+    return Snapshot(source, path, sha256_file(path), rejected)
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A run folder with its Keras model and its ``export/`` folder."""
+
+    dir: Path
+    model: Path
+    export: Path
+    export_report: dict
+
+    @classmethod
+    def open(cls, run_dir: Path | str) -> RunFolder:
+        path = Path(run_dir)
+        if not path.is_dir():
+            raise BenchError(f"{path}: no such run folder (--run)")
+        model = path / MODEL_FILE
+        if not model.is_file():
+            raise BenchError(f"{path}: not a run folder (no {MODEL_FILE} inside)")
+        export = path / "export"
+        if not export.is_dir():
+            raise BenchError(
+                f"{path}: nothing exported yet (no export/ folder); "
+                f"run herbi-export --model {path} --format all first"
+            )
+        report = read_json(export / EXPORT_REPORT) if (export / EXPORT_REPORT).is_file() else {}
+        return cls(path, model, export, report)
+
+    def locate(self, name: str) -> tuple[Path, list[str] | None] | None:
+        """The artifact file of format ``name`` and, if export's gate rejected it, why.
+
+        None when the format was not exported at all.
+        """
+        path = self.export / FORMATS[name].filename
+        if path.is_file():
+            return path, None
+        rejected = path.with_name(path.name + REJECTED)
+        if not rejected.is_file():
+            return None
+        entry = self.export_report.get("artifacts", {}).get(name, {})
+        return rejected, entry.get("reasons") or [f"marked {REJECTED} by herbi-export"]
+
+    def not_exported(self, name: str) -> str:
+        return f"not exported (no {FORMATS[name].filename} in {self.export})"
+
+    def snapshot(self, formats: list[str], folder: Path) -> dict[str, Snapshot | None]:
+        """Copies of the Keras model (key ``"keras"``) and of each format's artifact (None if
+        it was not exported), all taken now, before anything is measured."""
+        folder.mkdir(parents=True, exist_ok=True)
+        copies: dict[str, Snapshot | None] = {"keras": copy_model(self.model, folder / MODEL_FILE)}
+        for name in formats:
+            found = self.locate(name)
+            copies[name] = found and copy_model(found[0], folder / FORMATS[name].filename, found[1])
+        return copies
