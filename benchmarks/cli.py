@@ -91,7 +91,7 @@ def main(
     def log(message: str) -> None:
         click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
 
-    # Imported here so that --help and option errors answer without loading scikit-learn.
+    # Imported here so that --help answers without loading scikit-learn and TensorFlow.
     from herbi.benchmarks.machine import usable_cores
     from herbi.benchmarks.measure import Settings, benchmark
     from herbi.benchmarks.report import REPORT_MD, summary_table, write_report

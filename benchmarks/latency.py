@@ -24,17 +24,32 @@ class Budget:
     seconds: float
 
 
+def interleaved(calls: dict[str, Callable[[], object]], budget: Budget) -> dict[str, dict]:
+    """Time several calls in turn, one of each per round, so that a busy spell of the machine
+    hits them all alike and their difference (herbi's overhead over the bare engine) stays
+    meaningful beside other processes. The budget's seconds are shared between them."""
+    for _ in range(budget.warmup):
+        for call in calls.values():
+            call()
+    samples: dict[str, list[int]] = {name: [] for name in calls}
+    rounds = 0
+    stop = time.perf_counter_ns() + int(budget.seconds * 1e9)
+    while rounds < budget.runs or time.perf_counter_ns() < stop:
+        for name, call in calls.items():
+            start = time.perf_counter_ns()
+            call()
+            samples[name].append(time.perf_counter_ns() - start)
+        rounds += 1
+    return {name: summary(ns) for name, ns in samples.items()}
+
+
 def timeit(call: Callable[[], object], budget: Budget) -> dict:
     """Milliseconds per call of ``call``: p50 / p90 / p99, mean, min and the sample count."""
-    for _ in range(budget.warmup):
-        call()
-    samples: list[int] = []
-    stop = time.perf_counter_ns() + int(budget.seconds * 1e9)
-    while len(samples) < budget.runs or time.perf_counter_ns() < stop:
-        start = time.perf_counter_ns()
-        call()
-        samples.append(time.perf_counter_ns() - start)
-    ms = np.asarray(samples, np.float64) / 1e6
+    return interleaved({"call": call}, budget)["call"]
+
+
+def summary(samples_ns: list[int]) -> dict:
+    ms = np.asarray(samples_ns, np.float64) / 1e6
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
     return {
         "p50_ms": float(p50),
@@ -42,7 +57,7 @@ def timeit(call: Callable[[], object], budget: Budget) -> dict:
         "p99_ms": float(p99),
         "mean_ms": float(ms.mean()),
         "min_ms": float(ms.min()),
-        "runs": len(samples),
+        "runs": len(ms),
         "seconds": float(ms.sum() / 1e3),
     }
 

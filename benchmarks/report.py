@@ -292,7 +292,8 @@ def render(report: dict) -> str:
         "",
         "`classify` on one preloaded uint8 image (conversion, checks, invoke, dequantization, "
         "ranking) against the engine's own call (LiteRT `set_tensor/invoke/get_tensor`, ONNX "
-        "Runtime `session.run`) on the already prepared input tensor, same thread count.",
+        "Runtime `session.run`) on the already prepared input tensor, same thread count, the two "
+        "timed in alternation so that other load on the machine hits both alike.",
         "",
         "## Cold start and memory",
         "",

@@ -66,7 +66,7 @@ def measure_artifact(
     import numpy as np
 
     from herbi.benchmarks.bare import bare_call
-    from herbi.benchmarks.latency import Budget, batch_of, throughput, timeit
+    from herbi.benchmarks.latency import Budget, batch_of, interleaved, throughput, timeit
     from herbi.runtime import Classifier
     from herbi.runtime.quantize import input_map
 
@@ -83,12 +83,12 @@ def measure_artifact(
     prepared = input_map(clf.contract.scale, clf.backend.input_dtype, clf.backend.input_quant)(one)
     bare = bare_call(Path(path), threads)
     image = one[0]
-    classify = timeit(lambda: clf.classify(image), single)
-    engine = timeit(lambda: bare(prepared), single)
+    pair = interleaved(
+        {"classify": lambda: clf.classify(image), "bare": lambda: bare(prepared)}, single
+    )
     result["overhead"] = {
-        "classify": classify,
-        "bare": engine,
-        "overhead_ms": classify["p50_ms"] - engine["p50_ms"],
+        **pair,
+        "overhead_ms": pair["classify"]["p50_ms"] - pair["bare"]["p50_ms"],
         "bare_output_matches": bool(np.array_equal(bare(prepared), clf.backend.run(prepared))),
     }
     result["peak_rss_mb"] = peak_rss_mb()
