@@ -83,7 +83,7 @@ def measure(path: str, threads: int, pixels: str, batch: int, latency: dict, bat
 
 def cold(path: str, image: str, how: str) -> dict:
     """import tf_keras + load_model + one prediction on an image file, in a fresh process."""
-    from herbi.benchmarks.worker import peak_rss_mb
+    from herbi.benchmarks.worker import cold_start_phases
 
     started = time.time()
     keras = _start_tensorflow(None)
@@ -96,12 +96,4 @@ def cold(path: str, image: str, how: str) -> dict:
         pixels = np.asarray(img.convert("RGB"))[np.newaxis]
     _call(model, how)(pixels)
     done = time.time()
-    return {
-        "started_at": started,
-        "done_at": done,
-        "import_ms": 1e3 * (imported - started),
-        "load_ms": 1e3 * (loaded - imported),
-        "first_prediction_ms": 1e3 * (done - loaded),
-        "peak_rss_mb": peak_rss_mb(),
-        "tensorflow_imported": "tensorflow" in sys.modules,
-    }
+    return cold_start_phases(started, imported, loaded, done)

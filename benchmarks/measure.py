@@ -9,7 +9,6 @@ thread count, run one after another so no two measurements share the CPU.
 
 from __future__ import annotations
 
-import importlib.metadata
 import sys
 import tempfile
 from collections.abc import Callable
@@ -37,7 +36,6 @@ KERAS_ROWS = {
     "keras": ("direct", "Keras original, direct call model(x)"),
     "keras-predict": ("predict", "Keras original, model.predict(x)"),
 }
-RUNTIME_PACKAGES = ("onnxruntime", "ai-edge-litert")
 Log = Callable[[str], object]
 
 
@@ -73,18 +71,6 @@ class Settings:
             "cold_start_repeats": self.cold_repeats,
             "quick": self.quick,
         }
-
-
-def package_versions() -> dict[str, str]:
-    from herbi.train.environment import package_versions as training_packages
-
-    versions = training_packages()
-    for name in RUNTIME_PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def dataset_section(ds, run: RunFolder, data: str | None) -> dict:
@@ -301,6 +287,7 @@ def benchmark(
     ``required``: the formats were asked for by name, so one that was not exported is an
     error before anything is measured; otherwise its row is marked skipped, with the reason.
     """
+
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise BenchError(f"--formats: unknown format {unknown[0]!r} (known: {', '.join(FORMATS)})")
@@ -322,6 +309,7 @@ def benchmark(
     if changed:
         log(f"warning: {', '.join(changed)} changed in {run.dir} while it was measured")
     add_speedups(rows)
+    from herbi.train.environment import package_versions
     from herbi.train.recipes.reference import PUBLISHED
 
     return {

@@ -36,6 +36,19 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cold_start_phases(started: float, imported: float, loaded: float, done: float) -> dict:
+    """A cold start's phases (import, load, first prediction) and this process's peak memory."""
+    return {
+        "started_at": started,
+        "done_at": done,
+        "import_ms": 1e3 * (imported - started),
+        "load_ms": 1e3 * (loaded - imported),
+        "first_prediction_ms": 1e3 * (done - loaded),
+        "peak_rss_mb": peak_rss_mb(),
+        "tensorflow_imported": "tensorflow" in sys.modules,
+    }
+
+
 def cold_artifact(path: str, image: str) -> dict:
     """import herbi.runtime + Classifier.load + classify(one image file), timed per phase."""
     started = time.time()
@@ -46,15 +59,7 @@ def cold_artifact(path: str, image: str) -> dict:
     loaded = time.time()
     clf.classify(image)
     done = time.time()
-    return {
-        "started_at": started,
-        "done_at": done,
-        "import_ms": 1e3 * (imported - started),
-        "load_ms": 1e3 * (loaded - imported),
-        "first_prediction_ms": 1e3 * (done - loaded),
-        "peak_rss_mb": peak_rss_mb(),
-        "tensorflow_imported": "tensorflow" in sys.modules,
-    }
+    return cold_start_phases(started, imported, loaded, done)
 
 
 def measure_artifact(

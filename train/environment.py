@@ -16,7 +16,19 @@ import tensorflow as tf
 import tf_keras as keras
 
 STRATEGIES = ("default", "mirrored", "multiworker")
-PACKAGES = ("herbi", "tensorflow", "tf-keras", "numpy", "scikit-learn", "Pillow")
+PACKAGES = (
+    "herbi",
+    "tensorflow",
+    "tf-keras",
+    "tensorflow-model-optimization",
+    "tf2onnx",
+    "onnx",
+    "onnxruntime",
+    "ai-edge-litert",
+    "numpy",
+    "scikit-learn",
+    "Pillow",
+)
 
 
 def gpus() -> list[str]:
