@@ -5,6 +5,10 @@ atomically as ``<stage>.keras``; ``BackupAndRestore`` keeps the last finished ep
 ``--resume`` continues mid-stage; every epoch is appended to ``history.csv``. Finished stages
 are recorded in ``state.json`` and skipped on resume. After each stage its best model is
 scored on validation and test (the test split is only reported, never used to choose).
+
+A recipe may train in mixed precision (bfloat16 compute, float32 weights): checkpoints are
+always written as a float32 copy of the model, so export and scoring see a plain float32
+graph whatever the training precision.
 """
 
 from __future__ import annotations
@@ -29,6 +33,33 @@ HISTORY_FIELDS = ("stage", "epoch", "loss", "accuracy", "val_loss", "val_accurac
 
 
 @dataclass
+class StagePlan:
+    """What a recipe's ``plan_stage`` returns: the compiled model and its training data.
+
+    ``callbacks`` run before the checkpointing ones, so a callback that swaps weights at the
+    end of an epoch (e.g. averaged weights) decides what the best checkpoint holds.
+    """
+
+    model: keras.Model
+    train: tf.data.Dataset
+    train_size: int
+    callbacks: list[keras.callbacks.Callback] = field(default_factory=list)
+
+
+def float32_model(model: keras.Model) -> keras.Model:
+    """``model`` itself when it computes in float32, else a float32 clone with its weights."""
+    if all(layer.compute_dtype in (None, "float32") for layer in model.layers):
+        return model
+
+    def as_float32(layer: keras.layers.Layer) -> keras.layers.Layer:
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    clone = keras.models.clone_model(model, clone_function=as_float32)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+@dataclass
 class TrainConfig:
     recipe: str
     preset: str
@@ -49,7 +80,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         if current > self.best:
             self.best = current
             with atomic_path(self.path) as tmp:
-                self.model.save(tmp)
+                float32_model(self.model).save(tmp)
 
 
 class HistoryCSV(keras.callbacks.Callback):
@@ -127,6 +158,7 @@ def train_stages(
             verbose=2,
             callbacks=[
                 keras.callbacks.BackupAndRestore(str(backup)),
+                *plan.callbacks,
                 BestCheckpoint(
                     best_path, _best_so_far(history, stage) if best_path.exists() else -np.inf
                 ),

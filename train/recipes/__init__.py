@@ -6,6 +6,6 @@ returns the compiled model and the training data of one stage; ``herbi.train.tra
 the stages, keeps the best checkpoints and writes the run folder.
 """
 
-from herbi.train.recipes import reference
+from herbi.train.recipes import fast, reference
 
-RECIPES = {reference.NAME: reference}
+RECIPES = {reference.NAME: reference, fast.NAME: fast}

@@ -10,8 +10,6 @@ herbi picks checkpoints on a validation split carved from train instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
@@ -19,6 +17,7 @@ import tf_keras as keras
 from herbi.train.augment import offline_augment
 from herbi.train.data import Dataset
 from herbi.train.model import reference_cnn
+from herbi.train.trainer import StagePlan
 
 NAME = "reference"
 STAGES = ("base", "finetune1", "finetune2")
@@ -42,13 +41,6 @@ PRESETS = {
     # Seconds, for tests: one epoch per stage on 40 images per class (plus their copies).
     "smoke": {"epochs": {"base": 1, "finetune1": 1, "finetune2": 1}, "max_per_class": 40},
 }
-
-
-@dataclass
-class StagePlan:
-    model: keras.Model
-    train: tf.data.Dataset
-    train_size: int
 
 
 def limit_per_class(x: np.ndarray, y: np.ndarray, n: int | None):
