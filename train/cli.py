@@ -78,7 +78,12 @@ def _choose_preset(preset: str | None, has_gpu: bool) -> tuple[str, str]:
     default=None,
     help="CIFAR-100 tarball or folder, or an image folder root/{train,test}/<class>/*. Default: download CIFAR-100.",
 )
-@click.option("--recipe", default="reference", show_default=True, help="Training recipe.")
+@click.option(
+    "--recipe",
+    default="reference",
+    show_default=True,
+    help="reference: the study's CNN and schedule, faithfully; fast: the improved, edge-sized recipe to deploy.",
+)
 @click.option(
     "--preset",
     type=click.Choice(["reference", "cpu", "smoke"]),
