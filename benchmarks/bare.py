@@ -42,6 +42,11 @@ def onnx_call(path: Path, threads: int) -> Call:
     return lambda x: session.run(fetch, {feed: x})[0]
 
 
-def bare_call(path: Path, threads: int) -> Call:
-    """A batch-1 call of the model's own engine, chosen by file suffix as herbi.runtime does."""
-    return litert_call(path, threads) if path.suffix == ".tflite" else onnx_call(path, threads)
+BARE_CALLS = {"litert": litert_call, "onnxruntime": onnx_call}
+
+
+def bare_call(path: Path, threads: int, backend: str) -> Call | None:
+    """A batch-1 call of the engine herbi.runtime chose (its backend's name); None for an
+    engine without a separate bare API to compare with."""
+    make = BARE_CALLS.get(backend)
+    return make(path, threads) if make else None

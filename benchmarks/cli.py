@@ -18,7 +18,8 @@ from pathlib import Path
 
 import click
 
-from herbi.benchmarks.errors import BenchError
+from herbi.common.errors import BenchError, HerbiError
+from herbi.common.run_folder import RunFolder
 
 EXIT_FAILED = 3
 
@@ -94,18 +95,17 @@ def main(
     # Imported here so that --help answers without loading scikit-learn and TensorFlow.
     from herbi.benchmarks.machine import usable_cores
     from herbi.benchmarks.measure import Settings, benchmark
-    from herbi.benchmarks.report import REPORT_MD, summary_table, write_report
-    from herbi.export.errors import ExportError
+    from herbi.benchmarks.report import REPORT_MD, write_report
+    from herbi.benchmarks.tables import summary_table
     from herbi.export.formats import FORMATS
-    from herbi.train.errors import DataError
 
-    out = Path(run_dir) / "bench"
+    out = RunFolder(Path(run_dir)).bench
     try:
         names, named = parse_formats(formats, list(FORMATS))
         settings = Settings.make(parse_threads(threads, usable_cores()), runs, quick)
         report = benchmark(run_dir, names, settings, required=named, data=data, log=log)
         write_report(report, out)
-    except (BenchError, DataError, ExportError) as e:
+    except HerbiError as e:
         raise click.ClickException(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"{e.filename or out}: {e.strerror or e}") from None

@@ -5,27 +5,29 @@ agreement figure is measured against (exactly as export's parity check computes 
 multiply-accumulates per image and the size of the weights. ``measure`` and ``cold`` run in
 worker processes (TensorFlow fixes its thread counts when it starts) and time the two ways
 users call a Keras model: ``model.predict`` and a direct ``model(x)`` call, both fed uint8
-pixels scaled by 1/255 as in training, so their figures include the same pixel conversion
-herbi.runtime's do.
+pixels through the contract's pixel map as in training, so their figures include the same
+pixel conversion herbi.runtime's do.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from herbi.common.legacy_keras import use_legacy_keras
+from herbi.runtime.contract import float_input
+
 CALLS = ("direct", "predict")
 
 
 def reference(model_path: Path, pixels: np.ndarray) -> dict:
     """Keras test probabilities, MACs and parameters per image, bytes of weights."""
-    from herbi.export.parity import keras_probs
     from herbi.export.source import load_keras
     from herbi.train.complexity import model_macs
+    from herbi.train.evaluate import keras_probs
 
     model = load_keras(model_path)
     return {
@@ -38,8 +40,7 @@ def reference(model_path: Path, pixels: np.ndarray) -> dict:
 
 def _start_tensorflow(threads: int | None):
     """Import tf_keras (Keras 2, as herbi trains with), with ``threads`` for TF's pools."""
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    use_legacy_keras()
     import tensorflow as tf
     import tf_keras as keras
 
@@ -49,15 +50,11 @@ def _start_tensorflow(threads: int | None):
     return keras
 
 
-def _scaled(pixels: np.ndarray) -> np.ndarray:
-    return np.divide(pixels, 255.0, dtype=np.float32)
-
-
 def _call(model, how: str):
     """``x -> probabilities`` the way a user calls it; predict takes the batch whole."""
     if how == "predict":
-        return lambda x: model.predict(_scaled(x), batch_size=len(x), verbose=0)
-    return lambda x: model(_scaled(x), training=False).numpy()
+        return lambda x: model.predict(float_input(x), batch_size=len(x), verbose=0)
+    return lambda x: model(float_input(x), training=False).numpy()
 
 
 def measure(path: str, threads: int, pixels: str, batch: int, latency: dict, batched: dict) -> dict:

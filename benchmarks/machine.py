@@ -9,51 +9,8 @@ from __future__ import annotations
 
 import os
 import platform
-from pathlib import Path
 
-# The instruction-set extensions that decide which kernels LiteRT (XNNPACK) and ONNX Runtime
-# (MLAS) pick on x86 and Arm; /proc/cpuinfo lists them among "flags" (x86) or "Features" (Arm).
-ISA_FLAGS = (
-    "sse4_2",
-    "avx",
-    "avx2",
-    "fma",
-    "f16c",
-    "avx512f",
-    "avx512bw",
-    "avx512vl",
-    "avx512_vnni",
-    "avx_vnni",
-    "avx512_bf16",
-    "avx512_fp16",
-    "amx_tile",
-    "amx_int8",
-    "amx_bf16",
-    "neon",
-    "asimd",
-    "asimddp",
-    "i8mm",
-    "sve",
-)
-
-
-def cpuinfo(text: str) -> dict:
-    """Model name, flags and physical core count from the text of ``/proc/cpuinfo``."""
-    name, flags, cores, mhz = None, set(), set(), None
-    physical_id = "0"
-    for line in text.splitlines():
-        key, _, value = (part.strip() for part in line.partition(":"))
-        if key == "model name" and name is None:
-            name = value
-        elif key in ("flags", "Features"):
-            flags.update(value.split())
-        elif key == "physical id":
-            physical_id = value
-        elif key == "core id":
-            cores.add((physical_id, value))
-        elif key == "cpu MHz" and mhz is None:
-            mhz = float(value)
-    return {"name": name, "flags": flags, "physical_cores": len(cores) or None, "mhz": mhz}
+from herbi.common.cpu import cpu_info
 
 
 def usable_cores() -> int:
@@ -73,18 +30,16 @@ def load_average() -> list[float] | None:
 
 def describe() -> dict:
     """The machine section of the report."""
-    try:
-        info = cpuinfo(Path("/proc/cpuinfo").read_text())
-    except OSError:
-        info = {"name": None, "flags": set(), "physical_cores": None, "mhz": None}
+    cpu = cpu_info()
     return {
-        "cpu": info["name"] or platform.processor() or platform.machine(),
+        "cpu": cpu.name,
+        "cpu_label": cpu.label(),
         "architecture": platform.machine(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": usable_cores(),
-        "physical_cores": info["physical_cores"],
-        "cpu_mhz": info["mhz"],
-        "isa": [f for f in ISA_FLAGS if f in info["flags"]],
+        "physical_cores": cpu.physical_cores,
+        "cpu_mhz": cpu.mhz,
+        "isa": cpu.isa,
         "os": platform.platform(),
         "python": platform.python_version(),
     }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,15 +20,15 @@ import numpy as np
 from PIL import Image
 
 from herbi.benchmarks import keras_original, machine
-from herbi.benchmarks.errors import BenchError
 from herbi.benchmarks.latency import Budget
 from herbi.benchmarks.processes import WorkerError, cold_start, run_worker
-from herbi.benchmarks.run_folder import RunFolder, Snapshot
+from herbi.benchmarks.run_folder import ExportedRun, Snapshot
+from herbi.common.errors import BenchError
+from herbi.common.provenance import package_versions
 from herbi.export.formats import FORMATS
 from herbi.export.parity import artifact_probs, compare
 from herbi.runtime import ContractError, ImageError, ModelError
 from herbi.train.evaluate import score
-from herbi.train.files import read_json
 from herbi.train.run import run_dataset
 
 SCHEMA = "herbi.bench/1"
@@ -73,9 +73,78 @@ class Settings:
         }
 
 
-def dataset_section(ds, run: RunFolder, data: str | None) -> dict:
+@dataclass
+class Quality:
+    """A row's quality on the test split, and its change against the Keras original (points).
+
+    ``agreement`` is plain argmax agreement with Keras; ``agreement_tie_aware`` also accepts
+    an image whose Keras class is among the row's tied top classes (export's gate uses it).
+    """
+
+    images: int
+    accuracy: float
+    accuracy_ci95: tuple[float, float]
+    macro_f1: float
+    per_class_f1: dict[str, float]
+    confusion: list[list[int]]
+    agreement: float
+    agreement_tie_aware: float
+    tied_images: int
+    max_prob_diff: float
+    mean_prob_diff: float
+    accuracy_change_points: float = 0.0
+    macro_f1_change_points: float = 0.0
+    per_class_f1_change_points: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def measure(cls, probs: np.ndarray, ref: np.ndarray, y: np.ndarray, labels: list[str],
+                base: Quality | None = None) -> Quality:  # fmt: skip
+        s, p = score(y, probs, labels), compare(ref, probs, y, labels)
+        q = cls(
+            s["n"], s["accuracy"], s["accuracy_ci95"], s["macro_f1"],
+            {c: s["per_class"][c]["f1-score"] for c in labels}, s["confusion"],
+            p.agreement, p.agreement_tie_aware, p.ties, p.max_abs_diff, p.mean_abs_diff,
+        )  # fmt: skip
+        base = base or q
+        q.accuracy_change_points = 100 * (q.accuracy - base.accuracy)
+        q.macro_f1_change_points = 100 * (q.macro_f1 - base.macro_f1)
+        q.per_class_f1_change_points = {
+            c: 100 * (f - base.per_class_f1[c]) for c, f in q.per_class_f1.items()
+        }
+        return q
+
+
+@dataclass
+class Row:
+    """One line of the benchmark: the Keras original (two call styles) or one artifact.
+
+    ``timing`` maps a thread count to the worker's figures; ``status`` is ``ok``, ``failed``
+    or ``skipped`` (with ``error`` saying why).
+    """
+
+    name: str
+    description: str
+    kind: str
+    status: str = "ok"
+    error: str | None = None
+    int8: bool = False
+    call: str | None = None
+    backend: str | None = None
+    file: str | None = None
+    sha256: str | None = None
+    size_bytes: int | None = None
+    size_kb: float | None = None
+    size_ratio: float | None = None
+    rejected_at_export: list[str] | None = None
+    quality: Quality | None = None
+    timing: dict[str, dict] = field(default_factory=dict)
+    cold_start: dict | None = None
+    tensorflow_imported: bool | None = None
+
+
+def dataset_section(ds, run: ExportedRun, data: str | None) -> dict:
     """What the figures were measured on, said so nobody mistakes a stand-in for CIFAR-100."""
-    manifest = read_json(run.dir / "manifest.json")["data"]
+    manifest = run.run.read_manifest()["data"]
     cifar100 = ds.source.startswith("CIFAR-100")
     return {
         "description": ds.source,
@@ -88,38 +157,6 @@ def dataset_section(ds, run: RunFolder, data: str | None) -> dict:
         "cifar100": cifar100,
         "label": f"measured on {ds.source}"
         + ("" if cifar100 else " (a stand-in dataset), not on CIFAR-100"),
-    }
-
-
-def quality(probs: np.ndarray, ref: np.ndarray, y: np.ndarray, labels: list[str]) -> dict:
-    """Accuracy with its 95% CI, macro and per-class F1, and agreement with the Keras model."""
-    s = score(y, probs, labels)
-    parity = compare(ref, probs, y, labels)
-    return {
-        "images": s["n"],
-        "accuracy": s["accuracy"],
-        "accuracy_ci95": list(s["accuracy_ci95"]),
-        "macro_f1": s["macro_f1"],
-        "per_class_f1": {c: s["per_class"][c]["f1-score"] for c in labels},
-        "confusion": s["confusion"],
-        # Plain argmax agreement, as the issue defines it; export's gate uses the tie-aware one
-        # (an int8 softmax can tie two classes), reported beside it with the number of ties.
-        "agreement": parity["agreement_strict"],
-        "agreement_tie_aware": parity["agreement"],
-        "tied_images": parity["ties"],
-        "max_prob_diff": parity["max_abs_diff"],
-        "mean_prob_diff": parity["mean_abs_diff"],
-    }
-
-
-def changes(q: dict, base: dict) -> dict:
-    """Accuracy / F1 change against the Keras original, in percentage points."""
-    return {
-        "accuracy_change_points": 100 * (q["accuracy"] - base["accuracy"]),
-        "macro_f1_change_points": 100 * (q["macro_f1"] - base["macro_f1"]),
-        "per_class_f1_change_points": {
-            c: 100 * (f - base["per_class_f1"][c]) for c, f in q["per_class_f1"].items()
-        },
     }
 
 
@@ -144,7 +181,7 @@ class Bench:
 
     def __init__(
         self,
-        run: RunFolder,
+        run: ExportedRun,
         copies: dict[str, Snapshot | None],
         settings: Settings,
         ds,
@@ -159,7 +196,7 @@ class Bench:
         self.labels = list(ds.class_names)
         log(f"Keras original: reference probabilities on {len(ds.y_test)} test images")
         self.ref = keras_original.reference(self.model.path, ds.x_test)
-        self.base = quality(self.ref["probs"], self.ref["probs"], ds.y_test, self.labels)
+        self.base = Quality.measure(self.ref["probs"], self.ref["probs"], ds.y_test, self.labels)
         self.keras_bytes = self.model.path.stat().st_size
 
     def timing_spec(self, task: str, path: Path, threads: int) -> dict:
@@ -176,97 +213,86 @@ class Bench:
     def file_figures(self, copy: Snapshot) -> dict:
         size = copy.path.stat().st_size
         return {
-            "file": str(copy.source.relative_to(self.run.dir)),
+            "file": str(copy.source.relative_to(self.run.run.dir)),
             "sha256": copy.sha256,
             "size_bytes": size,
             "size_kb": size / 1024,
             "size_ratio": size / self.keras_bytes,
         }
 
-    def keras_rows(self) -> dict[str, dict]:
+    def keras_rows(self) -> dict[str, Row]:
         """Both call styles of the original; one worker per thread count times both."""
         macs = self.ref["macs"]
         rows = {
-            name: {
-                "name": name,
-                "description": text,
-                "kind": "keras",
-                "call": how,
-                "backend": "tensorflow",
-                "status": "ok",
-                **self.file_figures(self.model),
-                "quality": {**self.base, **changes(self.base, self.base)},
-                "timing": {},
-            }
+            name: Row(name, text, "keras", call=how, backend="tensorflow",
+                      quality=self.base, **self.file_figures(self.model))
             for name, (how, text) in KERAS_ROWS.items()
-        }
+        }  # fmt: skip
         try:
             for t in self.settings.threads:
                 self.log(f"Keras original: timing at {t} thread(s)")
                 result = run_worker(self.timing_spec("keras", self.model.path, t))
                 for row in rows.values():
-                    row["timing"][str(t)] = with_rates(dict(result[row["call"]]), macs)
-                    row["tensorflow_imported"] = result["tensorflow_imported"]
-                    self.log(f"{row['name']}: {t} thread(s) {brief(row['timing'][str(t)])}")
+                    row.timing[str(t)] = with_rates(dict(result[row.call]), macs)
+                    row.tensorflow_imported = result["tensorflow_imported"]
+                    self.log(f"{row.name}: {t} thread(s) {brief(row.timing[str(t)])}")
             for row in rows.values():
-                self.log(f"{row['name']}: cold start ({self.settings.cold_repeats}x)")
-                spec = {
-                    "task": "cold-keras",
-                    "path": str(self.model.path),
-                    "image": str(self.image),
-                }
-                row["cold_start"] = cold_start(
-                    {**spec, "how": row["call"]}, self.settings.cold_repeats
+                self.log(f"{row.name}: cold start ({self.settings.cold_repeats}x)")
+                spec = {"task": "cold-keras", "path": str(self.model.path), "how": row.call}
+                row.cold_start = cold_start(
+                    {**spec, "image": str(self.image)}, self.settings.cold_repeats
                 )
         except WorkerError as e:
             for row in rows.values():
-                row.update(status="failed", error=str(e))
+                row.status, row.error = "failed", str(e)
         return rows
 
-    def artifact_row(self, name: str) -> dict:
+    def artifact_row(self, name: str) -> Row:
         """One artifact's quality here, its timings and cold start in workers."""
         fmt = FORMATS[name]
-        row = {"name": name, "description": fmt.description, "kind": "artifact", "int8": fmt.int8}
+        row = Row(name, fmt.description, "artifact", int8=fmt.int8)
         copy = self.copies[name]
         if copy is None:
             self.log(f"{name}: skipped, {self.run.not_exported(name)}")
-            return {**row, "status": "skipped", "error": self.run.not_exported(name)}
-        row.update(self.file_figures(copy), rejected_at_export=copy.rejected)
+            row.status, row.error = "skipped", self.run.not_exported(name)
+            return row
+        for key, value in self.file_figures(copy).items():
+            setattr(row, key, value)
+        row.rejected_at_export = copy.rejected
         if copy.rejected:
             self.log(f"{name}: rejected at export, measured all the same")
         path = copy.path
         try:
             probs = artifact_probs(path, self.ds.x_test)
-            q = quality(probs, self.ref["probs"], self.ds.y_test, self.labels)
-            row["quality"] = {**q, **changes(q, self.base)}
-            self.log(
-                f"{name}: accuracy {100 * q['accuracy']:.1f}%, agreement {q['agreement']:.3f}, "
-                f"max |dp| {q['max_prob_diff']:.4f}"
+            q = row.quality = Quality.measure(
+                probs, self.ref["probs"], self.ds.y_test, self.labels, self.base
             )
-            row["timing"] = {}
+            self.log(
+                f"{name}: accuracy {100 * q.accuracy:.1f}%, agreement {q.agreement:.3f}, "
+                f"max |dp| {q.max_prob_diff:.4f}"
+            )
             for t in self.settings.threads:
                 result = run_worker(self.timing_spec("artifact", path, t))
-                row["backend"] = result.pop("backend")
-                row["tensorflow_imported"] = result.pop("tensorflow_imported")
-                row["timing"][str(t)] = with_rates(result, self.ref["macs"])
+                row.backend = result.pop("backend")
+                row.tensorflow_imported = result.pop("tensorflow_imported")
+                row.timing[str(t)] = with_rates(result, self.ref["macs"])
                 self.log(f"{name}: {t} thread(s) {brief(result)}")
             spec = {"task": "cold-artifact", "path": str(path), "image": str(self.image)}
-            row["cold_start"] = cold_start(spec, self.settings.cold_repeats)
+            row.cold_start = cold_start(spec, self.settings.cold_repeats)
         except (ModelError, ContractError, ImageError, WorkerError) as e:
             self.log(f"{name}: FAILED: {e}")
-            return {**row, "status": "failed", "error": str(e)}
-        row["status"] = "ok"
+            row.status, row.error = "failed", str(e)
         return row
 
 
-def add_speedups(rows: dict[str, dict]) -> None:
+def add_speedups(rows: dict[str, Row]) -> None:
     """Speed-up of each row's batch-1 p50 over the Keras direct call, per thread count."""
     keras = rows["keras"]
     for row in rows.values():
-        if row["status"] != "ok" or keras["status"] != "ok":
+        if row.status != "ok" or keras.status != "ok":
             continue
-        for t, timing in row["timing"].items():
-            base = keras["timing"][t]
+        for t, timing in row.timing.items():
+            base = keras.timing[t]
             timing["speedup_vs_keras"] = base["batch1"]["p50_ms"] / timing["batch1"]["p50_ms"]
             timing["throughput_ratio_vs_keras"] = (
                 timing["throughput"]["images_per_s"] / base["throughput"]["images_per_s"]
@@ -291,12 +317,12 @@ def benchmark(
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise BenchError(f"--formats: unknown format {unknown[0]!r} (known: {', '.join(FORMATS)})")
-    run = RunFolder.open(run_dir)
+    run = ExportedRun.open(run_dir)
     for name in formats if required else ():
         if run.locate(name) is None:
             raise BenchError(f"--formats {name}: {run.not_exported(name)}")
     load_before = machine.load_average()
-    ds = run_dataset(run.dir, data)
+    ds = run_dataset(run.run.dir, data)
     log(f"data: {ds.source}, {len(ds.y_test)} test images")
     with tempfile.TemporaryDirectory(prefix="herbi-bench-") as tmp:
         copies = run.snapshot(formats, Path(tmp) / "models")
@@ -307,17 +333,16 @@ def benchmark(
             rows[name] = bench.artifact_row(name)
     changed = [name for name, copy in copies.items() if copy and copy.changed()]
     if changed:
-        log(f"warning: {', '.join(changed)} changed in {run.dir} while it was measured")
+        log(f"warning: {', '.join(changed)} changed in {run.run.dir} while it was measured")
     add_speedups(rows)
-    from herbi.train.environment import package_versions
-    from herbi.train.recipes.reference import PUBLISHED
+    from herbi.train.recipes.reference import RECIPE as REFERENCE  # TensorFlow: only now
 
     return {
         "schema": SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "run": str(run.dir),
-        "model": str(run.model),
+        "run": str(run.run.dir),
+        "model": str(run.run.model),
         "machine": {
             **machine.describe(),
             "load_average_start": load_before,
@@ -332,12 +357,12 @@ def benchmark(
         },
         "settings": settings.to_dict(),
         "published": {
-            "test_accuracy": PUBLISHED,
+            "test_accuracy": REFERENCE.published,
             "note": "the study's figures: CIFAR-100 coarse class 11, GPU, 300 epochs per stage, "
             "checkpoints picked on the test set; not measured here",
         },
         "rows": rows,
         "changed_during_run": changed,
-        "failed": [n for n, r in rows.items() if r["status"] == "failed"],
-        "skipped": [n for n, r in rows.items() if r["status"] == "skipped"],
+        "failed": [n for n, r in rows.items() if r.status == "failed"],
+        "skipped": [n for n, r in rows.items() if r.status == "skipped"],
     }

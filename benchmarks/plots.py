@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from herbi.train.files import atomic_path
+from herbi.common.files import atomic_path
 
 
 def _save(fig, path: Path) -> None:
@@ -23,11 +23,11 @@ def plot_accuracy_latency(rows: list[dict], threads: str, path: Path, label: str
     fig, ax = plt.subplots(figsize=(9, 5))
     markers = "os^vD<>pP*Xh"
     for i, r in enumerate(rows):
-        x = r["timing"][threads]["batch1"]["p50_ms"]
-        q = r["quality"]
-        lo, hi = q["accuracy_ci95"]
-        y = 100 * q["accuracy"]
-        name = r["name"] + (" (rejected at export)" if r.get("rejected_at_export") else "")
+        x = r.timing[threads]["batch1"]["p50_ms"]
+        q = r.quality
+        lo, hi = q.accuracy_ci95
+        y = 100 * q.accuracy
+        name = r.name + (" (rejected at export)" if r.rejected_at_export else "")
         ax.errorbar(
             x,
             y,
@@ -48,17 +48,17 @@ def plot_accuracy_latency(rows: list[dict], threads: str, path: Path, label: str
 
 def plot_sizes(rows: list[dict], path: Path, label: str) -> None:
     """File size per format, with its ratio to the Keras original (each file drawn once)."""
-    rows = list({r["file"]: r for r in reversed(rows)}.values())[::-1]
+    rows = list({r.file: r for r in reversed(rows)}.values())[::-1]
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
-    names = [r["name"] for r in rows]
-    sizes = [r["size_kb"] for r in rows]
-    colors = ["tab:grey" if r["kind"] == "keras" else "tab:blue" for r in rows]
+    names = [r.name for r in rows]
+    sizes = [r.size_kb for r in rows]
+    colors = ["tab:grey" if r.kind == "keras" else "tab:blue" for r in rows]
     bars = ax.barh(names, sizes, color=colors)
     for bar, r in zip(bars, rows, strict=True):
         ax.text(
             bar.get_width(),
             bar.get_y() + bar.get_height() / 2,
-            f" {r['size_kb']:.0f} KB ({r['size_ratio']:.2f}×)",
+            f" {r.size_kb:.0f} KB ({r.size_ratio:.2f}×)",
             va="center",
             fontsize=8,
         )

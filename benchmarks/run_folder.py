@@ -14,13 +14,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from herbi.benchmarks.errors import BenchError
-from herbi.export.api import REPORT as EXPORT_REPORT
-from herbi.export.artifacts import REJECTED, artifact_files
+from herbi.common.errors import BenchError
+from herbi.common.files import read_json
+from herbi.common.run_folder import RunFolder
+from herbi.export.artifacts import REJECTED
 from herbi.export.formats import FORMATS
-from herbi.export.source import MODEL_FILE
 from herbi.runtime.contract import sha256_file
-from herbi.train.files import read_json
 
 
 @dataclass(frozen=True)
@@ -37,10 +36,12 @@ class Snapshot:
         return not self.source.is_file() or sha256_file(self.source) != self.sha256
 
 
-def copy_model(source: Path, path: Path, rejected: list[str] | None = None) -> Snapshot:
-    """Copy a model (with its TFLite sidecar, when there is one) to ``path``."""
+def copy_model(
+    source: Path, path: Path, files: list[Path], rejected: list[str] | None = None
+) -> Snapshot:
+    """Copy a model's ``files`` (the model first, then e.g. its TFLite sidecar) to ``path``."""
     suffix = REJECTED if rejected else ""
-    for f in artifact_files(path):
+    for f in files:
         original = source.parent / (f.name + suffix)
         if original.is_file():  # a missing sidecar fails at load, in the format's row
             shutil.copyfile(original, f)
@@ -48,37 +49,32 @@ def copy_model(source: Path, path: Path, rejected: list[str] | None = None) -> S
 
 
 @dataclass(frozen=True)
-class RunFolder:
-    """A run folder with its Keras model and its ``export/`` folder."""
+class ExportedRun:
+    """A run folder with its Keras model and its export folder, checked before measuring."""
 
-    dir: Path
-    model: Path
-    export: Path
+    run: RunFolder
     export_report: dict
 
     @classmethod
-    def open(cls, run_dir: Path | str) -> RunFolder:
-        path = Path(run_dir)
-        if not path.is_dir():
-            raise BenchError(f"{path}: no such run folder (--run)")
-        model = path / MODEL_FILE
-        if not model.is_file():
-            raise BenchError(f"{path}: not a run folder (no {MODEL_FILE} inside)")
-        export = path / "export"
-        if not export.is_dir():
+    def open(cls, run_dir: Path | str) -> ExportedRun:
+        run = RunFolder(Path(run_dir))
+        if not run.dir.is_dir():
+            raise BenchError(f"{run.dir}: no such run folder (--run)")
+        if not run.model.is_file():
+            raise BenchError(f"{run.dir}: not a run folder (no {run.model.name} inside)")
+        if not run.export.is_dir():
             raise BenchError(
-                f"{path}: nothing exported yet (no export/ folder); "
-                f"run herbi-export --model {path} --format all first"
+                f"{run.dir}: nothing exported yet (no {run.export.name}/ folder); "
+                f"run herbi-export --model {run.dir} --format all first"
             )
-        report = read_json(export / EXPORT_REPORT) if (export / EXPORT_REPORT).is_file() else {}
-        return cls(path, model, export, report)
+        return cls(run, read_json(run.export_report) if run.export_report.is_file() else {})
 
     def locate(self, name: str) -> tuple[Path, list[str] | None] | None:
         """The artifact file of format ``name`` and, if export's gate rejected it, why.
 
         None when the format was not exported at all.
         """
-        path = self.export / FORMATS[name].filename
+        path = self.run.export / FORMATS[name].filename
         if path.is_file():
             return path, None
         rejected = path.with_name(path.name + REJECTED)
@@ -88,14 +84,16 @@ class RunFolder:
         return rejected, entry.get("reasons") or [f"marked {REJECTED} by herbi-export"]
 
     def not_exported(self, name: str) -> str:
-        return f"not exported (no {FORMATS[name].filename} in {self.export})"
+        return f"not exported (no {FORMATS[name].filename} in {self.run.export})"
 
     def snapshot(self, formats: list[str], folder: Path) -> dict[str, Snapshot | None]:
         """Copies of the Keras model (key ``"keras"``) and of each format's artifact (None if
         it was not exported), all taken now, before anything is measured."""
         folder.mkdir(parents=True, exist_ok=True)
-        copies: dict[str, Snapshot | None] = {"keras": copy_model(self.model, folder / MODEL_FILE)}
+        keras = folder / self.run.model.name
+        copies: dict[str, Snapshot | None] = {"keras": copy_model(self.run.model, keras, [keras])}
         for name in formats:
-            found = self.locate(name)
-            copies[name] = found and copy_model(found[0], folder / FORMATS[name].filename, found[1])
+            found, fmt = self.locate(name), FORMATS[name]
+            path = folder / fmt.filename
+            copies[name] = found and copy_model(found[0], path, fmt.files(path), found[1])
         return copies

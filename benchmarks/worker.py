@@ -86,7 +86,11 @@ def measure_artifact(
     }
     # The bare call gets the tensor herbi would feed the engine, prepared once beforehand.
     prepared = input_map(clf.contract.scale, clf.backend.input_dtype, clf.backend.input_quant)(one)
-    bare = bare_call(Path(path), threads)
+    bare = bare_call(Path(path), threads, clf.backend.name)
+    result["peak_rss_mb"] = peak_rss_mb()
+    result["tensorflow_imported"] = "tensorflow" in sys.modules
+    if bare is None:
+        return result
     image = one[0]
     pair = interleaved(
         {"classify": lambda: clf.classify(image), "bare": lambda: bare(prepared)}, single
@@ -96,8 +100,6 @@ def measure_artifact(
         "overhead_ms": pair["classify"]["p50_ms"] - pair["bare"]["p50_ms"],
         "bare_output_matches": bool(np.array_equal(bare(prepared), clf.backend.run(prepared))),
     }
-    result["peak_rss_mb"] = peak_rss_mb()
-    result["tensorflow_imported"] = "tensorflow" in sys.modules
     return result
 
 

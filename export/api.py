@@ -1,31 +1,76 @@
 """``export_model``: build every requested format, check it, compare it with Keras, report.
 
-For each format: build -> write with its contract (atomically) -> graph check -> parity on the
-validation split (gated) and on the test split (reported only, never used to decide) ->
-accept, or keep the files renamed ``*.rejected``. The report dict is also written as
-``export_report.json`` in the output folder.
+For each format: build -> write with its contract into the staging folder -> graph check ->
+parity on the validation split (gated) and on the test split (reported only, never used to
+decide) -> publish under its final name, or as ``*.rejected``. The report
+(:class:`ExportReport`) is also written as ``export_report.json`` in the output folder.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-
-from herbi.export import parity
-from herbi.export.artifacts import mark_rejected, remove_artifact, write_artifact
+from herbi.common.cpu import cpu_info
+from herbi.common.errors import ExportError
+from herbi.common.files import atomic_path, write_json, write_text
+from herbi.common.run_folder import EXPORT_REPORT
+from herbi.export import artifacts, parity
 from herbi.export.calibration import DEFAULT_SIZE, calibration_images
-from herbi.export.checks import graph_problems
-from herbi.export.errors import ExportError
 from herbi.export.formats import FORMATS, BuildInputs
 from herbi.export.rewrite import affine_batchnorms
 from herbi.export.source import Source
 from herbi.runtime.contract import Contract, sha256_file
-from herbi.train.files import atomic_path, write_json
+from herbi.train.evaluate import keras_probs
 
-REPORT = "export_report.json"
+REDUCE_RANGE = ("auto", "on", "off")
+
+
+@dataclass
+class ArtifactResult:
+    """One format's outcome: ``ok``, ``rejected`` (files kept as ``*.rejected``) or ``failed``
+    (its conversion raised; no file)."""
+
+    status: str
+    reasons: list[str]
+    file: str | None = None
+    size_kb: float | None = None
+    sha256: str | None = None
+    build_seconds: float | None = None
+    graph_problems: list[str] = field(default_factory=list)
+    val: parity.Parity | None = None
+    test: parity.Parity | None = None
+    debug_csv: str | None = None
+
+
+@dataclass
+class ExportReport:
+    model: str
+    data: str
+    labels: list[str]
+    calibration: dict
+    reduce_range: dict
+    batchnorms_as_depthwise: list[str]
+    gate: dict
+    keras: dict
+    artifacts: dict[str, ArtifactResult] = field(default_factory=dict)
+
+    def names(self, status: str) -> list[str]:
+        return [n for n, a in self.artifacts.items() if a.status == status]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "rejected": self.names("rejected"), "failed": self.names("failed")}
+
+
+def resolve_reduce_range(choice: str) -> tuple[bool, str]:
+    """``--reduce-range`` -> (7-bit ONNX int8 weights?, the reason the report records)."""
+    if choice != "auto":
+        return choice == "on", "chosen with --reduce-range"
+    vnni = cpu_info().has_vnni
+    return not vnni, f"auto: this CPU {'has' if vnni else 'lacks'} VNNI ({cpu_info().name})"
 
 
 def check_writable(out_dir: Path) -> None:
@@ -51,9 +96,10 @@ def export_model(
     max_drop: float = 1.0,
     qat_epochs: int = 3,
     qat_samples: int | None = None,
+    reduce_range: str = "auto",
     debug_quant: bool = False,
     log: Callable[[str], object] = print,
-) -> dict:
+) -> ExportReport:
     """Export ``formats`` (registry names) of ``source`` into ``out_dir``; return the report.
 
     ``gate=False`` still measures and reports parity but rejects only on graph problems
@@ -70,75 +116,84 @@ def export_model(
     out_dir = Path(out_dir)
     check_writable(out_dir)
     ds = source.dataset
+    contract = Contract(labels=source.labels, input_size=source.input_size)
     calib = calibration_images(ds.x_train, ds.y_train, calibration_size)
     model, rewritten = affine_batchnorms(source.model)
     if rewritten:
         log(f"batch norms after activations as 1x1 depthwise convolutions: {', '.join(rewritten)}")
+    seven_bit, why = resolve_reduce_range(reduce_range)
     inputs = BuildInputs(
         model,
         calib,
         (ds.x_train[:qat_samples], ds.y_train[:qat_samples]),
         (ds.x_val, ds.y_val),
+        contract.scale,
         qat_epochs=qat_epochs,
+        reduce_range=seven_bit,
     )
-    contract = Contract(labels=source.labels, input_size=source.input_size)
     splits = {"val": (ds.x_val, ds.y_val), "test": (ds.x_test, ds.y_test)}
     reference = (
-        {s: parity.keras_probs(source.model, x) for s, (x, _) in splits.items()}
+        {s: keras_probs(source.model, x, contract.scale) for s, (x, _) in splits.items()}
         if parity_check
         else {}
     )
-    report = {
-        "model": str(source.model_path),
-        "data": ds.source,
-        "labels": source.labels,
-        "calibration": {"split": "train", "images": len(calib), "stratified": True},
-        "batchnorms_as_depthwise": rewritten,
-        "parity": {"enabled": parity_check, "gated_split": "val", "reported_split": "test"},
-        "gate": {"enabled": gate, "min_agreement": min_agreement, "max_drop_points": max_drop},
-        "keras": {
-            f"{s}_accuracy": float(np.mean(p.argmax(1) == splits[s][1]))
+    report = ExportReport(
+        model=str(source.model_path),
+        data=ds.source,
+        labels=source.labels,
+        calibration={"split": "train", "images": len(calib), "stratified": True},
+        reduce_range={"onnx_int8_7bit_weights": seven_bit, "reason": why},
+        batchnorms_as_depthwise=rewritten,
+        gate={
+            "enabled": parity_check and gate,
+            "gated_split": "val",
+            "reported_split": "test",
+            "min_agreement": min_agreement,
+            "max_drop_points": max_drop,
+        },
+        keras={
+            f"{s}_accuracy": float((p.argmax(1) == splits[s][1]).mean())
             for s, p in reference.items()
         },
-        "artifacts": {},
-    }
+    )
+    stage = artifacts.staging(out_dir)
     for name in formats:
         fmt = FORMATS[name]
         log(f"[{name}] {fmt.description}")
         started = time.perf_counter()
+        path = stage / fmt.filename
         try:
-            path = write_artifact(fmt, fmt.build(inputs), out_dir, contract)
+            fmt.container.write(fmt.build(inputs), path, replace(contract, format=name), fmt.int8)
         except ExportError as e:  # one format failing must not cost the others
-            remove_artifact(out_dir / fmt.filename)
+            artifacts.remove(fmt.files(path), out_dir)
             log(f"[{name}] FAILED: {e}")
-            report["artifacts"][name] = {"status": "failed", "reasons": [str(e)]}
+            report.artifacts[name] = ArtifactResult("failed", [str(e)])
             continue
-        found = graph_problems(path, fmt.backend, fmt.int8)
-        entry = {
-            "file": path.name,
-            "backend": fmt.backend,
-            "size_kb": round(path.stat().st_size / 1024, 1),
-            "sha256": sha256_file(path),
-            "build_seconds": round(time.perf_counter() - started, 2),
-            "graph_problems": found,
-        }
-        for split, (x, y) in splits.items() if parity_check else ():
-            got = parity.artifact_probs(path, x)
-            entry[split] = parity.compare(reference[split], got, y, source.labels)
-        reasons = list(found)
+        result = ArtifactResult(
+            "ok",
+            [],
+            size_kb=round(path.stat().st_size / 1024, 1),
+            sha256=sha256_file(path),
+            build_seconds=round(time.perf_counter() - started, 2),
+            graph_problems=fmt.check(path),
+        )
+        if parity_check:
+            result.val, result.test = (
+                parity.compare(reference[s], parity.artifact_probs(path, x), y, source.labels)
+                for s, (x, y) in splits.items()
+            )
+        result.reasons = list(result.graph_problems)
         if parity_check and gate:
-            reasons += parity.gate(entry["val"], min_agreement, max_drop)
-        if debug_quant:
-            from herbi.export.debug import write_debug_table
-
-            table = write_debug_table(fmt, inputs, path, out_dir)
-            entry["debug_csv"] = table.name if table else None
-        entry["status"], entry["reasons"] = ("rejected" if reasons else "ok"), reasons
-        if reasons:
-            entry["file"] = mark_rejected(path).name
-            log(f"[{name}] REJECTED: {'; '.join(reasons)}")
-        report["artifacts"][name] = entry
-    for status in ("rejected", "failed"):
-        report[status] = [n for n, a in report["artifacts"].items() if a["status"] == status]
-    write_json(out_dir / REPORT, report)
+            result.reasons += parity.gate(result.val, min_agreement, max_drop)
+        if debug_quant and fmt.debug:
+            table = out_dir / f"{name}.debug.csv"
+            write_text(table, fmt.debug(inputs, path))
+            result.debug_csv = table.name
+        if result.reasons:
+            result.status = "rejected"
+            log(f"[{name}] REJECTED: {'; '.join(result.reasons)}")
+        result.file = artifacts.publish(fmt.files(path), out_dir, bool(result.reasons)).name
+        report.artifacts[name] = result
+    shutil.rmtree(stage, ignore_errors=True)
+    write_json(out_dir / EXPORT_REPORT, report.to_dict())
     return report

@@ -1,21 +1,27 @@
-"""Write an artifact with its contract attached, atomically, and mark rejected ones.
+"""Write an artifact with its contract attached; publish it only once it has a verdict.
 
 TFLite: ``<name>.tflite`` plus the sidecar ``<name>.json`` holding the contract and the
 file's sha256. ONNX: the contract goes inside the model (``metadata_props["herbi"]``). In both
 cases the int8 input/output scale and zero point are read back from the finished model and
 recorded in the contract, so what it says is what the file holds.
+
+An artifact is written into a staging folder first (:func:`staging`) and moved to its final
+name only after its checks and gate (:func:`publish`): accepted under ``<name><suffix>``,
+rejected as ``<name><suffix>.rejected``. An export killed half-way leaves nothing under a
+final name that no check has judged; the next export clears the staging folder.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from herbi.export.formats import Format
+from herbi.common.files import atomic_path, write_text
 from herbi.runtime.contract import METADATA_KEY, Contract, sha256_file, sidecar_path
-from herbi.train.files import atomic_path, write_text
 
 REJECTED = ".rejected"
+STAGING = ".staging"
 
 
 def tflite_io_quantization(path: Path) -> dict:
@@ -34,16 +40,19 @@ def tflite_io_quantization(path: Path) -> dict:
     return found
 
 
-def write_tflite(fmt: Format, data: bytes, out_dir: Path, contract: Contract) -> Path:
+def write_tflite(data: bytes, path: Path, contract: Contract, int8: bool) -> None:
     """Model first, sidecar (with the final sha256) second, each renamed into place."""
-    path = out_dir / fmt.filename
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
         quant = tflite_io_quantization(tmp)
         digest = sha256_file(tmp)
-    final = replace(contract, format=fmt.name, quantization=quant, sha256=digest)
+    final = replace(contract, quantization=quant, sha256=digest)
     write_text(sidecar_path(path), final.to_json() + "\n")
-    return path
+
+
+def with_sidecar(path: Path) -> list[Path]:
+    """A TFLite artifact's files: the model and its contract sidecar."""
+    return [path, sidecar_path(path)]
 
 
 def onnx_io_quantization(model) -> dict:
@@ -83,48 +92,45 @@ def onnx_io_quantization(model) -> dict:
     return {role: p for role, p in found.items() if p}
 
 
-def write_onnx(fmt: Format, data: bytes, out_dir: Path, contract: Contract) -> Path:
+def write_onnx(data: bytes, path: Path, contract: Contract, int8: bool) -> None:
     import onnx
 
     model = onnx.load_from_string(data)
-    quant = onnx_io_quantization(model) if fmt.int8 else {}
-    final = replace(contract, format=fmt.name, quantization=quant, sha256=None)
+    quant = onnx_io_quantization(model) if int8 else {}
+    final = replace(contract, quantization=quant, sha256=None)
     del model.metadata_props[:]
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, final.to_json()
-    path = out_dir / fmt.filename
     with atomic_path(path) as tmp:
         tmp.write_bytes(model.SerializeToString())
-    return path
 
 
-def write_artifact(fmt: Format, data: bytes, out_dir: Path, contract: Contract) -> Path:
-    clear_rejection(out_dir / fmt.filename)
-    writer = write_tflite if fmt.backend == "tflite" else write_onnx
-    return writer(fmt, data, out_dir, contract)
+def staging(out_dir: Path) -> Path:
+    """A fresh staging folder inside ``out_dir`` (what a killed export left there is gone)."""
+    folder = out_dir / STAGING
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
 
 
-def artifact_files(path: Path) -> list[Path]:
-    """The model file and, for TFLite, its sidecar."""
-    return [path, sidecar_path(path)] if path.suffix == ".tflite" else [path]
+def publish(files: list[Path], out_dir: Path, rejected: bool) -> Path:
+    """Move a judged artifact's files from staging into ``out_dir``; return the model's path.
+
+    Whatever an earlier export left for the same format (accepted or rejected) is replaced.
+    """
+    suffix = REJECTED if rejected else ""
+    remove(files, out_dir)
+    for f in files:
+        f.replace(out_dir / (f.name + suffix))
+    return out_dir / (files[0].name + suffix)
 
 
-def mark_rejected(path: Path) -> Path:
-    """Rename the model (and sidecar) to ``*.rejected``: kept for inspection, never deployed."""
-    for f in artifact_files(path):
-        f.replace(f.with_name(f.name + REJECTED))
-    return path.with_name(path.name + REJECTED)
+def remove(files: list[Path], out_dir: Path) -> None:
+    """Delete an earlier export's files of these names, accepted or rejected, from ``out_dir``.
 
-
-def clear_rejection(path: Path) -> None:
-    """A fresh export of the same format supersedes an earlier rejected one."""
-    for f in artifact_files(path):
-        f.with_name(f.name + REJECTED).unlink(missing_ok=True)
-
-
-def remove_artifact(path: Path) -> None:
-    """Delete an earlier export of a format whose conversion now failed, so no stale file
-    is mistaken for this run's result."""
-    clear_rejection(path)
-    for f in artifact_files(path):
-        f.unlink(missing_ok=True)
+    A format whose conversion now failed loses them too, so no stale file is mistaken for
+    this export's result.
+    """
+    for f in files:
+        for name in (f.name, f.name + REJECTED):
+            (out_dir / name).unlink(missing_ok=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from herbi.export.errors import ExportError
+from herbi.common.errors import ExportError
 
 DEFAULT_SIZE = 300
 

@@ -68,7 +68,6 @@ def onnx_problems(path: Path, int8: bool) -> list[str]:
     return problems
 
 
-def graph_problems(path: Path, backend: str, int8: bool) -> list[str]:
-    if backend == "onnx":
-        return onnx_problems(path, int8)
+def tflite_problems(path: Path, int8: bool) -> list[str]:
+    """Problems of a ``.tflite`` graph: only an int8 one has integer-only promises to check."""
     return tflite_int8_problems(path) if int8 else []

@@ -13,38 +13,37 @@ from pathlib import Path
 
 import click
 
+from herbi.common.errors import ExportError, HerbiError
 from herbi.export.calibration import DEFAULT_SIZE
-from herbi.export.errors import ExportError
 from herbi.export.formats import FORMATS, select
 from herbi.runtime.backends import ModelError
 from herbi.runtime.contract import ContractError
-from herbi.train.errors import DataError
 
 EXIT_REJECTED = 3
-HERBI_ERRORS = (ExportError, DataError, ContractError, ModelError)
+HERBI_ERRORS = (HerbiError, ContractError, ModelError)
 TABLE_ROW = "{:<16} {:>8} {:>9} {:>8} {:>6} {:>8} {:>9} {:>10}  {}"
 
 
-def table(report: dict) -> str:
+def table(report) -> str:
     """The per-artifact summary printed after export: val is the gated split, test is only
     reported (Keras' own test accuracy is on the last line)."""
     cols = ("format", "size KB", "val Keras", "val art.", "agree", "max|dp|", "test art.",
             "test agree", "status")  # fmt: skip
     rows = [cols]
-    for name, a in report["artifacts"].items():
-        val, test = a.get("val"), a.get("test")
-        size = f"{a['size_kb']:.1f}" if "size_kb" in a else "-"
+    for name, a in report.artifacts.items():
+        val, test = a.val, a.test
+        size = f"{a.size_kb:.1f}" if a.size_kb is not None else "-"
         nums = (
-            (f"{val['accuracy_keras']:.3f}", f"{val['accuracy_artifact']:.3f}",
-             f"{val['agreement']:.3f}", f"{val['max_abs_diff']:.4f}",
-             f"{test['accuracy_artifact']:.3f}", f"{test['agreement']:.3f}")
+            (f"{val.accuracy_keras:.3f}", f"{val.accuracy_artifact:.3f}",
+             f"{val.agreement_tie_aware:.3f}", f"{val.max_abs_diff:.4f}",
+             f"{test.accuracy_artifact:.3f}", f"{test.agreement:.3f}")
             if val else ("-",) * 6
         )  # fmt: skip
-        rows.append((name, size, *nums, a["status"]))
+        rows.append((name, size, *nums, a.status))
     lines = [TABLE_ROW.format(*row) for row in rows]
     lines.insert(1, "-" * len(lines[0]))
-    if "test_accuracy" in report["keras"]:
-        lines.append(f"Keras test accuracy {report['keras']['test_accuracy']:.3f}")
+    if "test_accuracy" in report.keras:
+        lines.append(f"Keras test accuracy {report.keras['test_accuracy']:.3f}")
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -78,6 +77,13 @@ def table(report: dict) -> str:
 @click.option("--check/--no-check", default=True, show_default=True, help="Parity check and gate.")
 @click.option("--min-agreement", type=float, default=0.98, show_default=True)
 @click.option("--max-drop", type=float, default=1.0, show_default=True, help="Accuracy points.")
+@click.option(
+    "--reduce-range",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="ONNX int8: 7-bit weights for CPUs without VNNI; auto decides from this machine's CPU.",
+)
 @click.option("--debug-quant", is_flag=True, help="Per-layer int8 error table as CSV.")
 def main(
     model_path: str,
@@ -91,6 +97,7 @@ def main(
     check: bool,
     min_agreement: float,
     max_drop: float,
+    reduce_range: str,
     debug_quant: bool,
 ) -> None:
     """Export a trained model to deployable artifacts and prove each still does its job."""
@@ -98,7 +105,8 @@ def main(
         formats = select(family, quantize, qat)
         if qat_epochs < 1:
             raise ExportError(f"--qat-epochs {qat_epochs}: must be at least 1")
-        from herbi.export.api import REPORT, check_writable, export_model
+        from herbi.common.run_folder import EXPORT_REPORT
+        from herbi.export.api import check_writable, export_model
         from herbi.export.source import default_out, load_source, locate
 
         locate(model_path, data)
@@ -114,17 +122,18 @@ def main(
             min_agreement=min_agreement,
             max_drop=max_drop,
             qat_epochs=qat_epochs,
+            reduce_range=reduce_range,
             debug_quant=debug_quant,
             log=lambda msg: click.echo(msg, err=True),
         )
     except HERBI_ERRORS as e:
         raise click.ClickException(str(e)) from None
     click.echo(table(report))
-    click.echo(f"report: {out}/{REPORT}")
-    for name in report["failed"]:
-        click.echo(f"Error: {report['artifacts'][name]['reasons'][0]}", err=True)
-    if report["failed"]:
+    click.echo(f"report: {out}/{EXPORT_REPORT}")
+    for name in report.names("failed"):
+        click.echo(f"Error: {report.artifacts[name].reasons[0]}", err=True)
+    if report.names("failed"):
         sys.exit(1)
-    if report["rejected"]:
-        click.echo(f"rejected: {', '.join(report['rejected'])}", err=True)
+    if report.names("rejected"):
+        click.echo(f"rejected: {', '.join(report.names('rejected'))}", err=True)
         sys.exit(EXIT_REJECTED)

@@ -5,7 +5,8 @@ dumps per-layer error statistics; herbi adds ``rmse_over_scale`` (about 0.29 is 
 noise, much more means the layer's range is badly calibrated). ONNX: ORT's QDQ debugging
 utilities compare every activation of the float and QDQ models and every weight before and
 after quantization, as signal-to-quantization-noise ratios in dB (lower is worse).
-The debug images are validation images, never test.
+The debug images are validation images, never test. Post-training int8 only: the debuggers
+rebuild the quantized graph from the trained model, which for QAT is not the model converted.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from herbi.export.to_onnx import CalibrationReader, preprocessed_float32
 from herbi.export.to_tflite import int8_converter, representative_dataset
-from herbi.train.files import write_text
+from herbi.runtime.contract import float_input
 
 DEBUG_IMAGES = 64
 
@@ -29,12 +30,12 @@ DEBUG_IMAGES = 64
 def tflite_table(inputs, artifact: Path) -> str:
     import tensorflow as tf
 
-    images = inputs.val[0][:DEBUG_IMAGES]
+    images = float_input(inputs.val[0][:DEBUG_IMAGES], inputs.scale)
     with warnings.catch_warnings():
         # The debugger runs TF's own (deprecated) interpreter internally; nothing to act on.
         warnings.simplefilter("ignore", UserWarning)
         debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=int8_converter(inputs.model, inputs.calibration),
+            converter=int8_converter(inputs.model, inputs.float_calibration()),
             debug_dataset=representative_dataset(images),
         )
         debugger.run()
@@ -58,7 +59,7 @@ def onnx_table(inputs, artifact: Path) -> str:
         modify_model_output_intermediate_tensors,
     )
 
-    images = inputs.val[0][:DEBUG_IMAGES]
+    images = float_input(inputs.val[0][:DEBUG_IMAGES], inputs.scale)
     with tempfile.TemporaryDirectory(prefix="herbi-qdq-debug-") as tmp:
         folder = Path(tmp)
         float_model = preprocessed_float32(inputs.model, folder)
@@ -85,21 +86,6 @@ def onnx_table(inputs, artifact: Path) -> str:
         for name, err in weight_err.items()
     ]
     return _to_csv(rows)
-
-
-# Post-training int8 only: the debuggers rebuild the quantized graph from the trained model,
-# which for QAT is not the model that was converted.
-DEBUGGERS = {"tflite-int8": tflite_table, "onnx-int8": onnx_table}
-
-
-def write_debug_table(fmt, inputs, artifact: Path, out_dir: Path) -> Path | None:
-    """Write ``<format>.debug.csv`` beside the artifact; None for formats without a debugger."""
-    debugger = DEBUGGERS.get(fmt.name)
-    if debugger is None:
-        return None
-    path = out_dir / f"{fmt.name}.debug.csv"
-    write_text(path, debugger(inputs, artifact))
-    return path
 
 
 def _db(value: float | None) -> str:

@@ -1,19 +1,23 @@
 """The format registry: every artifact herbi can export, in one table.
 
-Export, the tests and the benchmarks all iterate over :data:`FORMATS`, so adding a format here
-is the only change needed for it to be built, checked, tested and benchmarked. Importing this
-module loads no TensorFlow: builders import their converters only when called.
+Export, the tests and the benchmarks all iterate over :data:`FORMATS`. A format is one
+:class:`Format` entry plus its builder; the entry names its command-line words, its container
+(how the file is written with its contract, which files it consists of, how its graph is
+checked) and its quantization debugger. Importing this module loads no TensorFlow: builders
+import their converters only when called.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from herbi.export import qat, to_onnx, to_tflite
-from herbi.export.errors import ExportError
+from herbi.common.errors import ExportError
+from herbi.export import artifacts, checks, debug, qat, to_onnx, to_tflite
+from herbi.runtime.contract import float_input
 
 
 @dataclass(frozen=True)
@@ -21,135 +25,90 @@ class BuildInputs:
     """What a builder may use: the trained model, calibration images and the train/val split.
 
     ``calibration`` is uint8 NHWC from the train split only; ``train``/``val`` (uint8 images,
-    int labels) are used by quantization-aware training alone.
+    int labels) are used by quantization-aware training alone. ``scale`` is the contract's
+    pixel scale: every builder feeds ``float_input(pixels, scale)``, as training did.
     """
 
     model: object  # a tf_keras.Model; typed loosely so this module never imports TensorFlow
     calibration: np.ndarray
     train: tuple[np.ndarray, np.ndarray]
     val: tuple[np.ndarray, np.ndarray]
+    scale: float
     qat_epochs: int = 3
     # QAT only has to reproduce the trained model in int8: on the reference CNN (stand-in data,
     # validation split) 1e-5 drifted to agreement 0.972, 3e-6 lost 1.2 points, 1e-6 kept 0.988.
     qat_learning_rate: float = 1e-6
-    reduce_range: bool | None = None  # ONNX int8: None = decide from the CPU's VNNI support
+    reduce_range: bool = False  # ONNX int8: 7-bit weights (see export.to_onnx)
+
+    def float_calibration(self) -> np.ndarray:
+        """The calibration images as the model's float input."""
+        return float_input(self.calibration, self.scale)
+
+
+@dataclass(frozen=True)
+class Container:
+    """A file type: its suffix, its writer (which attaches the contract), the files an
+    artifact consists of and its graph check."""
+
+    suffix: str
+    write: Callable[..., None]  # (data, path, contract, int8) -> None
+    files: Callable[[Path], list[Path]]
+    check: Callable[[Path, bool], list[str]]  # (path, int8) -> problems
+
+
+TFLITE = Container(
+    ".tflite", artifacts.write_tflite, artifacts.with_sidecar, checks.tflite_problems
+)
+ONNX = Container(".onnx", artifacts.write_onnx, lambda path: [path], checks.onnx_problems)
 
 
 @dataclass(frozen=True)
 class Format:
-    """One exportable artifact.
-
-    Attributes:
-        name: registry key and file stem (``<name><suffix>`` in the output folder).
-        backend: ``"tflite"`` (LiteRT, sidecar contract) or ``"onnx"`` (ONNX Runtime,
-            contract in ``metadata_props``).
-        suffix: file extension, with the dot.
-        description: one line for tables and ``--help``.
-        int8: whether the graph is fully integer (graph checks and QDQ debugging apply).
-        tolerance: largest max |probability difference| vs Keras the tests accept on the
-            tiny test model (a sanity bound; a real model is judged by the gate instead).
-        min_agreement: smallest argmax agreement with Keras the tests accept on that model.
-        build: ``BuildInputs -> bytes`` of the model file (contract not yet attached).
-    """
+    """One exportable artifact; ``family``/``quantize`` are its ``--format``/``--quantize``
+    words (``quantize="qat"`` is ``--qat``)."""
 
     name: str
-    backend: str
-    suffix: str
     description: str
+    family: str
+    quantize: str
     int8: bool
-    tolerance: float
-    min_agreement: float
+    container: Container
     build: Callable[[BuildInputs], bytes]
+    debug: Callable[[BuildInputs, Path], str] | None = None
 
     @property
     def filename(self) -> str:
-        return f"{self.name}{self.suffix}"
+        return f"{self.name}{self.container.suffix}"
+
+    def files(self, path: Path) -> list[Path]:
+        return self.container.files(path)
+
+    def check(self, path: Path) -> list[str]:
+        return self.container.check(path, self.int8)
 
 
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
-        Format(
-            name="tflite-float32",
-            backend="tflite",
-            suffix=".tflite",
-            description="TFLite, float32 weights and compute",
-            int8=False,
-            tolerance=1e-4,
-            min_agreement=0.99,
-            build=to_tflite.build_float32,
-        ),
-        Format(
-            name="tflite-float16",
-            backend="tflite",
-            suffix=".tflite",
-            description="TFLite, float16 weights, float32 compute",
-            int8=False,
-            tolerance=0.01,
-            min_agreement=0.98,
-            build=to_tflite.build_float16,
-        ),
-        Format(
-            name="tflite-dynamic",
-            backend="tflite",
-            suffix=".tflite",
-            description="TFLite, int8 weights, dynamic-range float compute",
-            int8=False,
-            tolerance=0.05,
-            min_agreement=0.95,
-            build=to_tflite.build_dynamic,
-        ),
-        Format(
-            name="tflite-int8",
-            backend="tflite",
-            suffix=".tflite",
-            description="TFLite, full integer int8 with int8 I/O (post-training)",
-            int8=True,
-            tolerance=0.1,
-            min_agreement=0.95,
-            build=to_tflite.build_int8,
-        ),
-        Format(
-            name="tflite-qat-int8",
-            backend="tflite",
-            suffix=".tflite",
-            description="TFLite, full integer int8 after quantization-aware training",
-            int8=True,
-            tolerance=0.2,
-            min_agreement=0.85,
-            build=qat.build_qat_int8,
-        ),
-        Format(
-            name="onnx-float32",
-            backend="onnx",
-            suffix=".onnx",
-            description="ONNX (tf2onnx), float32",
-            int8=False,
-            tolerance=1e-4,
-            min_agreement=0.99,
-            build=to_onnx.build_float32,
-        ),
-        Format(
-            name="onnx-int8",
-            backend="onnx",
-            suffix=".onnx",
-            description="ONNX, static int8 QDQ, per-channel weights, float I/O",
-            int8=True,
-            tolerance=0.1,
-            min_agreement=0.95,
-            build=to_onnx.build_int8,
-        ),
+        Format("tflite-float32", "TFLite, float32 weights and compute", "tflite", "none",
+               False, TFLITE, to_tflite.build_float32),
+        Format("tflite-float16", "TFLite, float16 weights, float32 compute", "tflite",
+               "float16", False, TFLITE, to_tflite.build_float16),
+        Format("tflite-dynamic", "TFLite, int8 weights, dynamic-range float compute", "tflite",
+               "dynamic", False, TFLITE, to_tflite.build_dynamic),
+        Format("tflite-int8", "TFLite, full integer int8 with int8 I/O (post-training)",
+               "tflite", "int8", True, TFLITE, to_tflite.build_int8, debug.tflite_table),
+        Format("tflite-qat-int8", "TFLite, full integer int8 after quantization-aware training",
+               "tflite", "qat", True, TFLITE, qat.build_qat_int8),
+        Format("onnx-float32", "ONNX (tf2onnx), float32", "onnx", "none", False, ONNX,
+               to_onnx.build_float32),
+        Format("onnx-int8", "ONNX, static int8 QDQ, per-channel weights, float I/O", "onnx",
+               "int8", True, ONNX, to_onnx.build_int8, debug.onnx_table),
     )
-}
+}  # fmt: skip
 
-TFLITE_QUANTIZE = {
-    "int8": "tflite-int8",
-    "float16": "tflite-float16",
-    "dynamic": "tflite-dynamic",
-    "none": "tflite-float32",
-}
-ONNX_QUANTIZE = {"none": "onnx-float32", "int8": "onnx-int8"}
-FAMILIES = ("tflite", "onnx", "all")
+DEFAULT_QUANTIZE = {"tflite": "int8", "onnx": "none"}
+FAMILIES = (*DEFAULT_QUANTIZE, "all")
 
 
 def select(family: str, quantize: str | None = None, qat: bool = False) -> list[str]:
@@ -162,18 +121,19 @@ def select(family: str, quantize: str | None = None, qat: bool = False) -> list[
             f"unknown format {family!r} (choose {', '.join(FAMILIES)} or one of "
             f"{', '.join(FORMATS)})"
         )
-    if family not in ("tflite", "onnx"):
+    if family not in DEFAULT_QUANTIZE:
         if quantize is not None or qat:
             raise ExportError(f"--format {family} takes no --quantize or --qat")
         return list(FORMATS) if family == "all" else [family]
-    table = TFLITE_QUANTIZE if family == "tflite" else ONNX_QUANTIZE
-    q = quantize or ("int8" if family == "tflite" else "none")
-    if q not in table:
-        raise ExportError(
-            f"--quantize {q} is not available for --format {family} (choose {', '.join(table)})"
-        )
+    words = {f.quantize: f.name for f in FORMATS.values() if f.family == family}
     if qat:
-        if family != "tflite" or q != "int8":
+        if "qat" not in words or quantize not in (None, "int8"):
             raise ExportError("--qat produces an int8 TFLite model: use it with --format tflite")
-        return ["tflite-qat-int8"]
-    return [table[q]]
+        return [words["qat"]]
+    q = quantize or DEFAULT_QUANTIZE[family]
+    if q not in words or q == "qat":
+        choices = ", ".join(w for w in words if w != "qat")
+        raise ExportError(
+            f"--quantize {q} is not available for --format {family} (choose {choices})"
+        )
+    return [words[q]]

@@ -22,8 +22,9 @@ import re
 
 import numpy as np
 
-from herbi.export.errors import ExportError
+from herbi.common.errors import ExportError
 from herbi.export.to_tflite import convert, int8_converter
+from herbi.runtime.contract import float_input
 
 BATCH_SIZE = 64
 SEED = 0
@@ -60,7 +61,8 @@ def quantize(model):
 
 
 def calibrate_ranges(q_model, images: np.ndarray, passes: int = CALIBRATION_PASSES) -> None:
-    """Set every activation range variable to its observed min/max on ``images``.
+    """Set every activation range variable to its observed min/max on ``images`` (float
+    model inputs).
 
     A training-mode forward pass moves each range by one EMA step, ``new = d*old + (1-d)*r``,
     and sets weight ranges exactly; solving for the batch range ``r`` and assigning it gives
@@ -70,7 +72,7 @@ def calibrate_ranges(q_model, images: np.ndarray, passes: int = CALIBRATION_PASS
     import tensorflow as tf
 
     ranges = [v for v in q_model.non_trainable_weights if ACTIVATION_RANGE.search(v.name)]
-    x = tf.constant(images.astype(np.float32) / 255.0)
+    x = tf.constant(images)
     for _ in range(passes):
         before = [v.numpy() for v in ranges]
         q_model(x, training=True)
@@ -78,8 +80,8 @@ def calibrate_ranges(q_model, images: np.ndarray, passes: int = CALIBRATION_PASS
             var.assign((var.numpy() - EMA_DECAY * old) / (1.0 - EMA_DECAY))
 
 
-def quantization_aware(model, calibration, train, val, epochs: int, learning_rate: float):
-    """The QAT-fine-tuned copy of ``model`` (the original is left untouched).
+def quantization_aware(inputs):
+    """The QAT-fine-tuned copy of ``inputs.model`` (the original is left untouched).
 
     The fine-tune distils the float model: its targets are the original's own probabilities
     on the train images, not the labels. Export's QAT exists to reproduce the trained model in
@@ -91,25 +93,24 @@ def quantization_aware(model, calibration, train, val, epochs: int, learning_rat
 
     keras.utils.set_random_seed(SEED)  # same model, same data -> the same QAT artifact
     try:
-        q_model = quantize(frozen_bn_copy(model))
+        q_model = quantize(frozen_bn_copy(inputs.model))
     except (ValueError, RuntimeError, TypeError) as e:
         raise ExportError(f"tflite-qat-int8: tfmot cannot quantize this model ({e})") from None
-    calibrate_ranges(q_model, calibration)
-    q_model.compile(keras.optimizers.Adam(learning_rate), "categorical_crossentropy")
-    (x_tr, _), (x_val, _) = train, val
-    x_tr, x_val = x_tr / 255.0, x_val / 255.0
-    teacher_tr = model.predict(x_tr, batch_size=256, verbose=0)
-    teacher_val = model.predict(x_val, batch_size=256, verbose=0)
+    calibrate_ranges(q_model, inputs.float_calibration())
+    q_model.compile(keras.optimizers.Adam(inputs.qat_learning_rate), "categorical_crossentropy")
+    x_tr, x_val = (float_input(x, inputs.scale) for x, _ in (inputs.train, inputs.val))
+    teacher_tr = inputs.model.predict(x_tr, batch_size=256, verbose=0)
+    teacher_val = inputs.model.predict(x_val, batch_size=256, verbose=0)
     # Validation (distance to the original) is monitored: an epoch that drifts is rolled back.
     keep_best = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=epochs, restore_best_weights=True
+        monitor="val_loss", patience=inputs.qat_epochs, restore_best_weights=True
     )
     q_model.fit(
         x_tr,
         teacher_tr,
         validation_data=(x_val, teacher_val),
         batch_size=BATCH_SIZE,
-        epochs=epochs,
+        epochs=inputs.qat_epochs,
         callbacks=[keep_best],
         verbose=0,
     )
@@ -117,12 +118,5 @@ def quantization_aware(model, calibration, train, val, epochs: int, learning_rat
 
 
 def build_qat_int8(inputs) -> bytes:
-    q_model = quantization_aware(
-        inputs.model,
-        inputs.calibration,
-        inputs.train,
-        inputs.val,
-        inputs.qat_epochs,
-        inputs.qat_learning_rate,
-    )
-    return convert(int8_converter(q_model, inputs.calibration), "tflite-qat-int8")
+    q_model = quantization_aware(inputs)
+    return convert(int8_converter(q_model, inputs.float_calibration()), "tflite-qat-int8")

@@ -1,7 +1,6 @@
 """What export starts from: the trained Keras model, its labels and its exact data splits.
 
-A run folder (``model.keras`` + ``manifest.json``) rebuilds the very train/val/test split the
-run used; a bare ``.keras`` file needs ``--data`` and is split with the training defaults.
+A run folder (its model and manifest) rebuilds the very train/val/test split the run used; a bare ``.keras`` file needs ``--data`` and is split with the training defaults.
 Every way this can go wrong ends in one :class:`ExportError` line naming the file.
 """
 
@@ -17,11 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from herbi.export.errors import ExportError
+from herbi.common.errors import ExportError
+from herbi.common.run_folder import RunFolder
 from herbi.train.data import Dataset, load_dataset
 from herbi.train.run import run_dataset
 
-MODEL_FILE = "model.keras"
 # absl's pre-init banner and its "I0000 00:00:... file.cc:NN]" style lines.
 TF_CHATTER = re.compile(r"WARNING: All log messages before absl|[IWE]\d{4} [\d:.]+ +\d+ \S+:\d+\]")
 
@@ -44,7 +43,7 @@ class Source:
 def default_out(model: Path | str) -> Path:
     """``<run>/export`` for a run folder, ``export/`` beside a bare ``.keras`` file."""
     path = Path(model)
-    return (path if path.is_dir() else path.parent) / "export"
+    return RunFolder(path if path.is_dir() else path.parent).export
 
 
 @contextlib.contextmanager
@@ -118,9 +117,10 @@ def locate(model: Path | str, data: Path | str | None) -> Path:
     """
     path = Path(model)
     if path.is_dir():
-        if not (path / MODEL_FILE).is_file():
-            raise ExportError(f"{path}: not a run folder (no {MODEL_FILE} inside)")
-        return path / MODEL_FILE
+        run = RunFolder(path)
+        if not run.model.is_file():
+            raise ExportError(f"{path}: not a run folder (no {run.model.name} inside)")
+        return run.model
     if not path.exists():
         raise ExportError(f"{path}: no such model file or run folder")
     if data is None:

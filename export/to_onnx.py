@@ -1,9 +1,10 @@
 """Keras -> ONNX: float32 with tf2onnx, and static int8 (QDQ) with ONNX Runtime's quantizer.
 
 The int8 model keeps a float32 input and output; its weights are quantized per channel and
-its activations calibrated on train images. ``reduce_range`` (7-bit weights) is used on CPUs
+its activations calibrated on train images. ``reduce_range`` (7-bit weights) suits CPUs
 without VNNI, where full-range int8 weights can saturate the 16-bit accumulation of
-``vpmaddubsw``; with VNNI the full range is exact.
+``vpmaddubsw``; with VNNI the full range is exact. ``herbi-export --reduce-range auto``
+decides from the exporting machine's CPU, and the report records the choice.
 """
 
 from __future__ import annotations
@@ -13,23 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from herbi.export.errors import ExportError
+from herbi.common.errors import ExportError
 
 OPSET = 17
 INPUT_NAME = "image"
-
-
-def cpu_has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """True when the CPU has AVX512-VNNI or AVX-VNNI (x86); False where unknown."""
-    try:
-        text = cpuinfo.read_text(errors="replace")
-    except OSError:
-        return False
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-    return bool(flags & {"avx512_vnni", "avx_vnni"})
 
 
 def float32_proto(model):
@@ -51,7 +39,7 @@ def build_float32(inputs) -> bytes:
 
 
 class CalibrationReader:
-    """ONNX Runtime's calibration reader protocol (``get_next``) over uint8 train images.
+    """ONNX Runtime's calibration reader protocol (``get_next``) over float model inputs.
 
     Duck-typed rather than subclassing ``CalibrationDataReader`` so this module imports
     nothing from onnxruntime until a conversion actually runs.
@@ -59,10 +47,7 @@ class CalibrationReader:
 
     def __init__(self, images: np.ndarray, batch: int = 16):
         self._batches = iter(
-            [
-                {INPUT_NAME: images[i : i + batch].astype(np.float32) / 255.0}
-                for i in range(0, len(images), batch)
-            ]
+            [{INPUT_NAME: images[i : i + batch]} for i in range(0, len(images), batch)]
         )
 
     def get_next(self) -> dict | None:
@@ -92,17 +77,16 @@ def preprocessed_float32(model, folder: Path) -> Path:
 def build_int8(inputs) -> bytes:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    reduce_range = not cpu_has_vnni() if inputs.reduce_range is None else inputs.reduce_range
     with tempfile.TemporaryDirectory(prefix="herbi-onnx-") as tmp:
         pre, q = preprocessed_float32(inputs.model, Path(tmp)), Path(tmp, "int8.onnx")
         try:
             quantize_static(
                 str(pre),
                 str(q),
-                CalibrationReader(inputs.calibration),
+                CalibrationReader(inputs.float_calibration()),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
-                reduce_range=reduce_range,
+                reduce_range=inputs.reduce_range,
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
             )

@@ -12,17 +12,17 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from herbi.export.errors import ExportError
+from herbi.common.errors import ExportError
 
 CALIBRATION_BATCH = 1  # the converter calibrates one sample per step
 
 
 def representative_dataset(images: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
-    """Calibration generator: uint8 train images scaled to the model's float [0, 1] input."""
+    """Calibration generator over float model inputs (``BuildInputs.float_calibration``)."""
 
     def gen() -> Iterator[list[np.ndarray]]:
         for i in range(0, len(images), CALIBRATION_BATCH):
-            yield [images[i : i + CALIBRATION_BATCH].astype(np.float32) / 255.0]
+            yield [images[i : i + CALIBRATION_BATCH]]
 
     return gen
 
@@ -34,7 +34,10 @@ def converter(model):
 
 
 def int8_converter(model, calibration: np.ndarray):
-    """Full-integer converter: int8 kernels only, int8 input and output tensors."""
+    """Full-integer converter: int8 kernels only, int8 input and output tensors.
+
+    ``calibration``: float model inputs (calibration images through the contract's scale).
+    """
     import tensorflow as tf
 
     conv = converter(model)
@@ -80,4 +83,4 @@ def build_dynamic(inputs) -> bytes:
 
 
 def build_int8(inputs) -> bytes:
-    return convert(int8_converter(inputs.model, inputs.calibration), "tflite-int8")
+    return convert(int8_converter(inputs.model, inputs.float_calibration()), "tflite-int8")

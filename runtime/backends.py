@@ -225,11 +225,25 @@ BACKENDS = {".tflite": LiteRTBackend, ".onnx": OnnxBackend}
 Backend = LiteRTBackend | OnnxBackend
 
 
-def open_backend(path: Path, threads: int | None) -> Backend:
-    """Pick the backend from the file's suffix and load the model with its contract."""
-    backend = BACKENDS.get(path.suffix.lower())
+def backend_class(path: Path, name: str | None) -> type:
+    """The engine for ``path``: by suffix, or the one named (``tflm`` runs a ``.tflite`` file
+    with TensorFlow Lite Micro's kernels, as a microcontroller would)."""
+    if name == "tflm":
+        from herbi.runtime.tflm import TFLMBackend
+
+        return TFLMBackend
+    by_name = {b.name: b for b in BACKENDS.values()}
+    if name is not None and name not in by_name:
+        raise ModelError(f"backend {name!r}: unknown (choose {', '.join([*by_name, 'tflm'])})")
+    backend = by_name[name] if name else BACKENDS.get(path.suffix.lower())
     if backend is None:
         raise ModelError(f"{path}: unknown model type (expected a {' or '.join(BACKENDS)} file)")
+    return backend
+
+
+def open_backend(path: Path, threads: int | None, name: str | None = None) -> Backend:
+    """Load the model and its contract in the engine for its suffix (or the one named)."""
+    backend = backend_class(path, name)
     try:
         data = path.read_bytes()
     except FileNotFoundError:

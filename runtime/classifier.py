@@ -31,9 +31,9 @@ from herbi.runtime.quantize import input_map, output_map
 class Classifier:
     """A loaded herbi model; build it with :meth:`Classifier.load`."""
 
-    def __init__(self, path: Path, threads: int | None = None):
+    def __init__(self, path: Path, threads: int | None = None, backend: str | None = None):
         self.path = Path(path)
-        self.backend = open_backend(self.path, threads)
+        self.backend = open_backend(self.path, threads, backend)
         self.contract: Contract = self.backend.contract
         self.labels = list(self.contract.labels)
         h, w = self.contract.input_size
@@ -58,15 +58,19 @@ class Classifier:
         self._to_probs = output_map(self.backend.output_quant)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, threads: int | None = None) -> Classifier:
+    def load(
+        cls, path: str | os.PathLike, threads: int | None = None, backend: str | None = None
+    ) -> Classifier:
         """Load a ``.tflite`` (LiteRT) or ``.onnx`` (ONNX Runtime) artifact and its contract.
 
         ``threads``: CPU threads for the backend; None keeps its default (LiteRT: 1,
-        ONNX Runtime: one per physical core).
+        ONNX Runtime: one per physical core). ``backend``: ``"tflm"`` runs a ``.tflite``
+        artifact with TensorFlow Lite Micro's kernels (``pip install tflite-micro``), the
+        code a microcontroller runs; None picks LiteRT or ONNX Runtime by the file's suffix.
         """
         if threads is not None and (type(threads) is not int or threads < 1):
             raise ValueError(f"threads={threads!r}: must be a whole number of at least 1")
-        return cls(Path(path), threads)
+        return cls(Path(path), threads, backend)
 
     @property
     def input_size(self) -> tuple[int, int]:

@@ -5,8 +5,10 @@ are scaled. ONNX files carry it inside (``metadata_props["herbi"]``); a ``.tflit
 JSON sidecar beside it (``model.tflite`` -> ``model.json``) that also records the model's
 sha256, so a sidecar paired with the wrong model is refused instead of silently mislabelling.
 
-This module is shared by export (which writes contracts) and the runtime (which reads them);
-it imports nothing heavier than the standard library.
+This module is shared by export (which writes contracts) and the runtime (which reads them).
+:func:`float_input` is the one map from uint8 pixels to a float model input: training,
+calibration, parity checks, benchmarks and the runtime all call it, so they feed a model
+bit-identical values.
 """
 
 from __future__ import annotations
@@ -16,8 +18,20 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from herbi.runtime.quantize import exact_table
+
 SCHEMA = "herbi.contract/1"
 METADATA_KEY = "herbi"
+PIXEL_SCALE = 1.0 / 255.0  # uint8 pixels -> [0, 1], as every herbi model is trained
+
+
+def float_input(pixels: np.ndarray, scale: float = PIXEL_SCALE) -> np.ndarray:
+    """float32 model input for uint8 ``pixels`` of any shape: ``pixels * scale`` computed in
+    float64, rounded once to float32 (the runtime's exact table, so no path differs by an ulp).
+    """
+    return np.take(exact_table(scale, np.dtype(np.float32), None), pixels)
 
 
 class ContractError(ValueError):
@@ -35,7 +49,7 @@ class Contract:
 
     labels: list[str]
     input_size: tuple[int, int] = (32, 32)
-    scale: float = 1.0 / 255.0
+    scale: float = PIXEL_SCALE
     format: str = ""
     quantization: dict = field(default_factory=dict)
     sha256: str | None = None

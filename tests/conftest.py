@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from herbi.common.legacy_keras import use_legacy_keras
+
+use_legacy_keras()
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HERBI_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -40,6 +41,8 @@ def train_tiny_model(ds, epochs: int = 8, seed: int = 0):
     import tf_keras as keras
     from tf_keras import layers
 
+    from herbi.runtime.contract import float_input
+
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [
@@ -61,27 +64,26 @@ def train_tiny_model(ds, epochs: int = 8, seed: int = 0):
         name="tiny_cnn",
     )
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", ["accuracy"])
-    model.fit(ds.x_train / 255.0, ds.y_train, batch_size=64, epochs=epochs, verbose=0)
+    model.fit(float_input(ds.x_train), ds.y_train, batch_size=64, epochs=epochs, verbose=0)
     return model
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, animals5) -> Path:
     """A run folder like herbi-train's: model.keras + manifest.json (data section)."""
-    import herbi.train  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+    from herbi.common.files import write_json
+    from herbi.common.run_folder import RunFolder
     from herbi.train.data import load_dataset
-    from herbi.train.files import write_json
     from herbi.train.run import data_config
 
-    run = tmp_path_factory.mktemp("tiny_run")
+    run = RunFolder(tmp_path_factory.mktemp("tiny_run"))
     ds = load_dataset(animals5, val_fraction=0.1, seed=0)
     model = train_tiny_model(ds)
-    model.save(run / "model.keras")
+    model.save(run.model)
     write_json(
-        run / "manifest.json",
-        {"recipe": "tiny-test", "data": data_config(ds, str(animals5), 0.1, 0, 11)},
+        run.manifest, {"recipe": "tiny-test", "data": data_config(ds, str(animals5), 0.1, 0, 11)}
     )
-    return run
+    return run.dir
 
 
 @pytest.fixture(scope="session")
@@ -92,11 +94,12 @@ def tiny_artifacts(tiny_run) -> Path:
     ``export_report.json``. The gate is off so every artifact is on disk under its normal
     name whatever the tiny model's numbers; QAT gets one epoch on a train subset.
     """
+    from herbi.common.run_folder import RunFolder
     from herbi.export.api import export_model
     from herbi.export.formats import FORMATS
     from herbi.export.source import load_source
 
-    out = tiny_run / "export"
+    out = RunFolder(tiny_run).export
     export_model(
         load_source(tiny_run),
         out,

@@ -94,18 +94,6 @@ def test_header_names_machine_packages_and_data(benched, tiny_run):
     assert report["settings"]["threads"][0] == 1 and report["settings"]["quick"]
 
 
-def test_keras_row_is_the_reference(benched):
-    _, report, _ = benched
-    for name in KERAS_ROWS:
-        q = report["rows"][name]["quality"]
-        assert q["agreement"] == 1.0
-        assert q["max_prob_diff"] == 0.0
-        assert q["accuracy_change_points"] == 0.0
-        assert report["rows"][name]["size_ratio"] == 1.0
-    for t in report["rows"]["keras"]["timing"].values():
-        assert t["speedup_vs_keras"] == 1.0
-
-
 def test_sizes_are_the_files_sizes(benched):
     run, report, _ = benched
     keras_bytes = (run / "model.keras").stat().st_size

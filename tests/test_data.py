@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from herbi.common.errors import DataError
 from herbi.runtime.image import to_rgb_array
 from herbi.train.data import load_dataset
-from herbi.train.errors import DataError
 
 
 def small_copy(src, dst, per_class=3, test_per_class=2):

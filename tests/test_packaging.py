@@ -10,6 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FOLDERS = {
+    "common": "herbi.common",
     "train": "herbi.train",
     "export": "herbi.export",
     "runtime": "herbi.runtime",

@@ -32,7 +32,7 @@ def test_fast_net_fits_the_edge_budget_with_int8_friendly_layers():
     from herbi.train.recipes import RECIPES
     from herbi.train.recipes.fast import fast_net
 
-    assert RECIPES["fast"].STAGES == ("train",)
+    assert RECIPES["fast"].stages == ("train",)
     model = fast_net(5)
     assert model.count_params() <= MAX_PARAMS
     assert model_macs(model) <= MAX_MACS
@@ -55,10 +55,10 @@ def test_fast_net_fits_the_edge_budget_with_int8_friendly_layers():
 
 
 def test_warmup_cosine_schedule():
-    from herbi.train.recipes.fast import WarmupCosine
+    from herbi.train.recipes.fast import HPARAMS, warmup_cosine
 
-    schedule = WarmupCosine(peak=0.1, warmup_fraction=0.2)
-    rates = [schedule.rate(step, 100) for step in range(101)]
+    schedule = warmup_cosine(100, {**HPARAMS, "peak_lr": 0.1, "warmup_fraction": 0.2})
+    rates = [float(schedule(step)) for step in range(101)]
     assert rates[0] == 0 and rates[20] == pytest.approx(0.1) and rates[100] == pytest.approx(0)
     assert np.all(np.diff(rates[:21]) > 0) and np.all(np.diff(rates[20:]) <= 0)
 
@@ -66,12 +66,13 @@ def test_warmup_cosine_schedule():
 def test_augmentation_keeps_images_in_range_and_labels_summing_to_one():
     import tensorflow as tf
 
+    from herbi.runtime.contract import float_input
     from herbi.train.recipes.fast import HPARAMS, augmented, box
 
     square = box(tf.constant([1, 2], tf.int64), 32, 32, tf.constant(12))
     assert 0 < int(tf.reduce_sum(tf.cast(square, tf.int32))) <= 144
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (256, 32, 32, 3), dtype=np.uint8)
+    x = float_input(rng.integers(0, 256, (256, 32, 32, 3), dtype=np.uint8))
     y = np.arange(256) % 5
     hp = {**HPARAMS, "cutmix": 1.0}
     data = augmented(x, y, 5, seed=0, hp=hp)
@@ -108,3 +109,106 @@ def test_fast_smoke_run_learns_and_saves_a_float32_model(fast_run):
     # Trained in bfloat16 or not, the checkpoint export reads is plain float32.
     model = keras.models.load_model(out / "model.keras")
     assert {layer.compute_dtype for layer in model.layers} == {"float32"}
+
+
+def test_saved_checkpoint_holds_the_averaged_weights(tmp_path):
+    """WeightAverage swaps the EMA in before BestCheckpoint writes: the file holds the average
+    of every step's weights (recomputed here from the raw weights), not the last step's."""
+    import tf_keras as keras
+
+    from herbi.train.recipes.fast import WeightAverage
+    from herbi.train.trainer import BestCheckpoint
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(keras.optimizers.SGD(0.5), "sparse_categorical_crossentropy", ["accuracy"])
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 4)).astype(np.float32), rng.integers(0, 3, 64)
+    raw: list[list[np.ndarray]] = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            raw.append([w.numpy() for w in model.trainable_weights])
+
+        def on_train_batch_end(self, batch, logs=None):
+            raw.append([w.numpy() for w in model.trainable_weights])
+
+    path = tmp_path / "best.keras"
+    callbacks = [Record(), WeightAverage(0.9), BestCheckpoint(path)]
+    model.fit(x, y, batch_size=8, epochs=1, validation_data=(x, y), callbacks=callbacks, verbose=0)
+    average = raw[0]
+    for t, weights in enumerate(raw[1:], 1):
+        decay = min(0.9, (1 + t) / (10 + t))
+        average = [decay * a + (1 - decay) * w for a, w in zip(average, weights, strict=True)]
+    saved = keras.models.load_model(path).get_weights()
+    for s, a, last in zip(saved, average, raw[-1], strict=True):
+        np.testing.assert_allclose(s, a, atol=1e-5)
+        assert not np.allclose(s, last, atol=1e-3)
+
+
+def test_resume_mid_stage_continues_the_learning_rate_schedule(tmp_path, animals5):
+    """Interrupted after epoch 2 of 4 and resumed from BackupAndRestore: the rates of epochs 3
+    and 4 are those of an uninterrupted run, not a schedule restarted at step 0."""
+    import tf_keras as keras
+
+    from herbi.runtime.contract import float_input
+    from herbi.train.data import load_dataset
+    from herbi.train.recipe import StageInputs
+    from herbi.train.recipes.fast import HPARAMS, plan_stage
+
+    ds = load_dataset(animals5)
+    data = (float_input(ds.x_train[:256]), ds.y_train[:256])
+    hp = {**HPARAMS, "widths": (8, 8, 8, 8), "cutmix": 0.0}
+
+    class Rates(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.rates = []
+
+        def on_train_batch_end(self, batch, logs=None):  # the rate this step was taken at
+            self.rates.append(float(self.model.optimizer.learning_rate.numpy()))
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("interrupted")
+
+    def fit(*callbacks):
+        keras.utils.set_random_seed(0)
+        plan = plan_stage(StageInputs("train", 4, None, data, 5, 0), hp)
+        plan.model.fit(plan.train, epochs=4, verbose=0, callbacks=[*callbacks, *plan.callbacks])
+
+    whole = Rates()
+    fit(whole)
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    with pytest.raises(RuntimeError, match="interrupted"):
+        fit(backup, Crash())
+    resumed = Rates()
+    fit(keras.callbacks.BackupAndRestore(str(tmp_path / "backup")), resumed)
+    steps = len(whole.rates) // 4
+    assert len(resumed.rates) == 2 * steps and resumed.rates[0] > 0
+    np.testing.assert_allclose(resumed.rates, whole.rates[2 * steps :], rtol=1e-6)
+
+
+def test_epochs_per_stage_by_name():
+    import click
+
+    from herbi.train.cli import parse_epochs
+
+    stages, preset = (
+        ("base", "finetune1", "finetune2"),
+        {"base": 24, "finetune1": 6, "finetune2": 6},
+    )
+    assert parse_epochs("finetune1=3", stages, preset) == {
+        "base": 24,
+        "finetune1": 3,
+        "finetune2": 6,
+    }
+    assert parse_epochs("base=2,finetune2=1", stages, preset) == {
+        "base": 2, "finetune1": 6, "finetune2": 1,
+    }  # fmt: skip
+    assert parse_epochs("5", stages, preset) == dict.fromkeys(stages, 5)
+    for bad, message in (("bogus=2", "unknown stage 'bogus'"), ("base=0", "at least 1 epoch"),
+                         ("base=x", "not a number")):  # fmt: skip
+        with pytest.raises(click.BadParameter, match=message):
+            parse_epochs(bad, stages, preset)

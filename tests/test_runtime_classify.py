@@ -107,7 +107,9 @@ def test_outputs_are_probabilities_int8_dequantized(clf, test_images):
 
 def test_backends_and_quantization_agree(tiny_artifacts, animals5):
     """Same pixels, same contract: both float backends match; int8 mostly agrees with float."""
-    files = [p for d in sorted((animals5 / "test").iterdir()) for p in sorted(d.iterdir())[:20]]
+    from scipy.stats import binom
+
+    files = sorted((animals5 / "test").glob("*/*"))
     pixels = np.stack([to_rgb_array(p) for p in files])
     probs = {
         name: Classifier.load(tiny_artifacts / FORMATS[name].filename).predict_proba(pixels)
@@ -117,5 +119,11 @@ def test_backends_and_quantization_agree(tiny_artifacts, animals5):
     top = probs["tflite-float32"].argmax(1)
     for name in ("tflite-int8", "onnx-int8"):
         assert (probs[name].argmax(1) == top).mean() >= 0.8, name
-    labels = np.repeat(np.arange(5), 20)
-    assert (top == labels).mean() > 0.35  # right preprocessing: far above chance (0.2)
+    classes = sorted({f.parent.name for f in files})
+    labels = np.array([classes.index(f.parent.name) for f in files])
+    # Right preprocessing: accuracy clearly above chance (1 in 5). A model guessing at chance
+    # reaches this bound on 500 images with probability 0.001 (binomial): 0.256. The tiny model
+    # scored 0.35 on 100 of these images on an AVX2 EPYC in float32, the lowest seen: on 500
+    # images that is (0.35 - 0.256) / 0.021 = 4.4 standard errors above the bound.
+    bound = binom.isf(0.001, len(files), 0.2) / len(files)
+    assert (top == labels).mean() > bound

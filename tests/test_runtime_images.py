@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import struct
-import time
 import zlib
 from pathlib import Path
 
@@ -176,14 +175,14 @@ def png_header_only(width: int, height: int) -> bytes:
 
 
 @pytest.mark.parametrize("side", [100_000, 9_000])  # over Pillow's own limit; over only ours
-def test_decompression_bomb_is_refused_fast_from_its_header(tmp_path, side):
+def test_decompression_bomb_is_refused_from_its_header(tmp_path, side):
+    """The file holds a header and 1 KB of pixel data: an error about the pixel limit (not
+    about truncated data) shows that it was refused before any pixel was decoded."""
     assert side * side > MAX_PIXELS
     path = tmp_path / "bomb.png"
     path.write_bytes(png_header_only(side, side))
-    start = time.perf_counter()
     with pytest.raises(ImageError, match=r"bomb\.png: .*(limit)"):
         to_rgb_array(path)
-    assert time.perf_counter() - start < 0.5  # decoding 81+ megapixels would take far longer
 
 
 def noise_file(tmp_path: Path, fmt: str) -> Path:

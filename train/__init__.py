@@ -1,10 +1,5 @@
-"""herbi.train: datasets, the reference CNN and its recipes, and the ``herbi-train`` command.
+"""herbi.train: datasets, the reference CNN and its recipes, and the ``herbi-train`` command."""
 
-TensorFlow is used through tf_keras (Keras 2), which tfmot and tf2onnx need; the environment
-is set here, before any submodule can import TensorFlow.
-"""
+from herbi.common.legacy_keras import use_legacy_keras
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+use_legacy_keras()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import tf_keras as keras
 
+from herbi.runtime.contract import float_input
+
 
 def reference_augmenter(seed: int) -> keras.Sequential:
     return keras.Sequential(
@@ -28,7 +30,7 @@ def offline_augment(
     x: np.ndarray, y: np.ndarray, copies: int = 2, seed: int = 0, batch_size: int = 256
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return float32 images in [0, 1] (originals + ``copies`` augmented sets), shuffled."""
-    base = x.astype(np.float32) / 255.0
+    base = float_input(x)
     augmenter = reference_augmenter(seed)
     sets = [base]
     for _ in range(copies):

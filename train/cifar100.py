@@ -28,7 +28,7 @@ from typing import ClassVar
 import click
 import numpy as np
 
-from herbi.train.errors import DataError
+from herbi.common.errors import DataError
 
 URL = os.environ.get(
     "HERBI_CIFAR100_URL", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"

@@ -1,11 +1,11 @@
 """``herbi-train``: train a recipe into a run folder (models, metrics, plots, report).
 
-    herbi-train                                   # CIFAR-100 coarse 11, cpu or reference preset
-    herbi-train --data ../shared/data/cifar10-animals5 --preset cpu
+    herbi-train                                   # CIFAR-100 coarse 11, cpu or full preset
+    herbi-train --data ../shared/data/cifar10-animals5 --recipe fast --preset cpu
     herbi-train --resume --out runs/20261128-170000
 
-With no ``--preset``, the published ``reference`` protocol (300 epochs per stage) runs where
-a GPU is present and the short ``cpu`` preset elsewhere; the first line says which and why.
+With no ``--preset``, the recipe's ``full`` schedule runs where a GPU is present and its short
+``cpu`` schedule elsewhere; the first line says which and why.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import click
 
-from herbi.train.errors import DataError
+from herbi.common.errors import HerbiError
+from herbi.common.run_folder import RunFolder
 
 RUNS = Path("runs")
 
@@ -59,15 +60,16 @@ def parse_epochs(
     return epochs
 
 
-def _choose_preset(preset: str | None, has_gpu: bool) -> tuple[str, str]:
+# ``reference`` was the name of the full schedule before every recipe had one; still accepted.
+PRESET_ALIASES = {"reference": "full"}
+
+
+def _choose_preset(preset: str | None, recipe, has_gpu: bool) -> tuple[str, str]:
     if preset:
-        return preset, "chosen with --preset"
+        return PRESET_ALIASES.get(preset, preset), "chosen with --preset"
     if has_gpu:
-        return "reference", "a GPU is present: the published 300/300/300-epoch protocol"
-    return (
-        "cpu",
-        "no GPU found: the short CPU schedule (pass --preset reference for the full protocol)",
-    )
+        return "full", f"a GPU is present: {recipe.schedule}"
+    return "cpu", f"no GPU found: the short CPU schedule (pass --preset full for {recipe.schedule})"
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -86,9 +88,9 @@ def _choose_preset(preset: str | None, has_gpu: bool) -> tuple[str, str]:
 )
 @click.option(
     "--preset",
-    type=click.Choice(["reference", "cpu", "smoke"]),
+    type=click.Choice(["full", "cpu", "smoke", "reference"]),
     default=None,
-    help="reference = 300 epochs per stage (GPU), cpu = ~20 min on 2 cores, smoke = seconds (tests). Default: reference on a GPU, cpu elsewhere.",
+    help="full = the recipe's whole schedule (GPU; 'reference' is an old name for it), cpu = a short schedule for 2 CPU cores, smoke = seconds (tests). Default: full on a GPU, cpu elsewhere.",
 )
 @click.option(
     "--epochs",
@@ -121,6 +123,13 @@ def _choose_preset(preset: str | None, has_gpu: bool) -> tuple[str, str]:
     help="mirrored: all local GPUs (tf.distribute.MirroredStrategy); multiworker: MultiWorkerMirroredStrategy from TF_CONFIG.",
 )
 @click.option(
+    "--precision",
+    type=click.Choice(["auto", "float32", "bfloat16"]),
+    default="auto",
+    show_default=True,
+    help="Compute precision; auto = mixed bfloat16 for recipes that allow it where the hardware has bfloat16 units, else float32.",
+)
+@click.option(
     "--val-fraction",
     default=0.1,
     show_default=True,
@@ -134,18 +143,33 @@ def _choose_preset(preset: str | None, has_gpu: bool) -> tuple[str, str]:
     type=int,
     help="CIFAR-100 superclass to train on (11 = large omnivores and herbivores).",
 )
-def main(data, recipe, preset, epochs, seed, out, resume, strategy, val_fraction, coarse) -> None:
+def main(
+    data, recipe, preset, epochs, seed, out, resume, strategy, precision, val_fraction, coarse
+) -> None:
     """Train an image classifier into a run folder that export and bench read."""
     try:
-        run(data, recipe, preset, epochs, seed, out, resume, strategy, val_fraction, coarse)
-    except DataError as e:
+        run(
+            data,
+            recipe,
+            preset,
+            epochs,
+            seed,
+            out,
+            resume,
+            strategy,
+            precision,
+            val_fraction,
+            coarse,
+        )
+    except HerbiError as e:
         raise click.ClickException(str(e)) from None
 
 
 def run(
-    data, recipe_name, preset, epochs_text, seed, out, resume, strategy_name, val_fraction, coarse
-) -> Path:
-    import herbi.train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
+    data, recipe_name, preset, epochs_text, seed, out, resume, strategy_name, precision,
+    val_fraction, coarse,
+) -> Path:  # fmt: skip
+    import herbi.train  # noqa: F401  (Keras 2 before TensorFlow loads)
     from herbi.train import environment as env
     from herbi.train.recipes import RECIPES
 
@@ -155,18 +179,21 @@ def run(
         )
     recipe = RECIPES[recipe_name]
     if resume:
-        return resume_run(out or RUNS / "latest", strategy_name)
+        return resume_run(RunFolder(out or RUNS / "latest"), strategy_name)
 
-    preset, why = _choose_preset(preset, bool(env.gpus()))
+    preset, why = _choose_preset(preset, recipe, bool(env.gpus()))
     click.echo(f"herbi-train: recipe {recipe_name}, preset {preset} ({why})")
-    options = recipe.PRESETS[preset]
+    options = recipe.presets[preset]
+    resolved, precision_why = env.resolve_precision(precision, recipe.bfloat16)
     cfg = {
         "recipe": recipe_name,
         "preset": preset,
-        "epochs": parse_epochs(epochs_text, recipe.STAGES, options["epochs"]),
+        "epochs": parse_epochs(epochs_text, recipe.stages, options["epochs"]),
         "seed": seed,
         "preset_options": {k: v for k, v in options.items() if k != "epochs"},
         "strategy": strategy_name,
+        "precision": resolved,
+        "precision_reason": precision_why,
     }
     from herbi.train.data import load_dataset
     from herbi.train.run import data_config
@@ -191,31 +218,31 @@ def run(
         "data": data_config(ds, data, val_fraction, seed, coarse),
         "status": "running",
     }
-    return _train(run_dir, recipe, ds, manifest, strategy_name)
+    return _train(RunFolder(run_dir), recipe, ds, manifest, strategy_name)
 
 
-def resume_run(run_dir: Path, strategy_name: str) -> Path:
-    from herbi.train.files import read_manifest
+def resume_run(run: RunFolder, strategy_name: str) -> Path:
     from herbi.train.recipes import RECIPES
     from herbi.train.run import dataset_from_config
 
-    manifest = read_manifest(run_dir)
+    manifest = run.read_manifest()
     if manifest.get("status") == "finished":
-        click.echo(f"herbi-train: {run_dir} already finished; nothing to resume")
-        return run_dir
+        click.echo(f"herbi-train: {run.dir} already finished; nothing to resume")
+        return run.dir
     cfg = manifest["config"]
-    click.echo(f"herbi-train: resuming {run_dir} (recipe {cfg['recipe']}, preset {cfg['preset']})")
+    click.echo(f"herbi-train: resuming {run.dir} (recipe {cfg['recipe']}, preset {cfg['preset']})")
     ds = dataset_from_config(manifest["data"])
-    return _train(run_dir, RECIPES[cfg["recipe"]], ds, manifest, strategy_name, resume=True)
+    return _train(run, RECIPES[cfg["recipe"]], ds, manifest, strategy_name, resume=True)
 
 
 def _train(
-    run_dir: Path, recipe, ds, manifest: dict, strategy_name: str, resume: bool = False
+    run: RunFolder, recipe, ds, manifest: dict, strategy_name: str, resume: bool = False
 ) -> Path:
     import tf_keras as keras
 
+    from herbi.common.files import atomic_path, write_json
+    from herbi.common.provenance import git_commit, package_versions
     from herbi.train import environment as env
-    from herbi.train.files import atomic_path, write_json
     from herbi.train.report import model_summary, write_metrics, write_plots, write_report
     from herbi.train.trainer import TrainConfig, train_stages
 
@@ -224,48 +251,42 @@ def _train(
     env.seed_everything(cfg["seed"])
     manifest.update(
         device=env.device_description(),
-        packages=env.package_versions(),
-        git_commit=env.git_commit(),
+        packages=package_versions(),
+        git_commit=git_commit(),
         replicas=strategy.num_replicas_in_sync,
     )
-    write_json(run_dir / "manifest.json", manifest)
+    write_json(run.manifest, manifest)
     click.echo(f"data: {ds.source}; images per class: {ds.counts()}")
     click.echo(
-        f"device: {manifest['device']}; strategy {strategy_name} ({strategy.num_replicas_in_sync} replica(s)); run folder {run_dir}"
+        f"device: {manifest['device']}; precision {cfg.get('precision', 'float32')}; "
+        f"strategy {strategy_name} ({strategy.num_replicas_in_sync} replica(s)); "
+        f"run folder {run.dir}"
     )
 
     start = time.perf_counter()
     data = recipe.train_set(ds, cfg["preset_options"], cfg["seed"])
-    stages = train_stages(
-        recipe,
-        ds,
-        data,
-        TrainConfig(
-            cfg["recipe"], cfg["preset"], cfg["epochs"], cfg["seed"], cfg["preset_options"]
-        ),
-        run_dir,
-        strategy,
-        resume,
-    )
-    final = recipe.STAGES[-1]
-    with atomic_path(run_dir / "model.keras") as tmp:
-        shutil.copyfile(run_dir / f"{final}.keras", tmp)
-    model = keras.models.load_model(run_dir / "model.keras")
-    metrics = write_metrics(run_dir, ds, stages, final)
+    precision = cfg.get("precision", "float32")  # runs from before --precision: float32
+    config = TrainConfig(cfg["epochs"], cfg["seed"], cfg["preset_options"], precision)
+    stages = train_stages(recipe, ds, data, config, run, strategy, resume)
+    final = recipe.stages[-1]
+    with atomic_path(run.model) as tmp:
+        shutil.copyfile(run.checkpoint(final), tmp)
+    model = keras.models.load_model(run.model)
+    metrics = write_metrics(run, ds, stages, final)
     manifest.update(
         status="finished",
         wall_seconds=round(manifest.get("wall_seconds", 0) + time.perf_counter() - start, 1),
         stage_wall_seconds={s: r["wall_seconds"] for s, r in stages.items()},
         parameters=model.count_params(),
     )
-    write_plots(run_dir, ds, metrics, data)
-    write_report(run_dir, ds, recipe, manifest, metrics, model_summary(model))
-    write_json(run_dir / "manifest.json", manifest)
+    write_plots(run, ds, metrics, data)
+    write_report(run, ds, recipe, manifest, metrics, model_summary(model))
+    write_json(run.manifest, manifest)
     final_test = stages[final]["test"]
     click.echo(
-        f"done: {run_dir} — test accuracy {final_test['accuracy']:.4f} ({ds.source}); see report.md"
+        f"done: {run.dir} — test accuracy {final_test['accuracy']:.4f} ({ds.source}); see report.md"
     )
-    return run_dir
+    return run.dir
 
 
 def _point_latest(run_dir: Path) -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from herbi.common.errors import DataError
 from herbi.train.cifar100 import ARCHIVE_NAME, OFFICIAL, Cifar100Spec, load_cifar100
-from herbi.train.errors import DataError
 from herbi.train.imagefolder import load_image_folder
 
 

@@ -1,34 +1,21 @@
-"""Where a run executes: device, distribution strategy, determinism and provenance.
+"""Where a run executes: device, precision, distribution strategy and determinism.
 
 ``--strategy mirrored`` uses TensorFlow's MirroredStrategy over all local GPUs (or all
 logical CPU devices when there is no GPU, which is how the tests exercise it);
 ``--strategy multiworker`` uses MultiWorkerMirroredStrategy configured by ``TF_CONFIG``.
+``--precision auto`` trains a recipe that allows it in mixed bfloat16 where the hardware has
+bfloat16 units; the choice and its reason are recorded in the run's manifest.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import platform
-import subprocess
-from pathlib import Path
-
 import tensorflow as tf
 import tf_keras as keras
 
+from herbi.common.cpu import cpu_info
+
 STRATEGIES = ("default", "mirrored", "multiworker")
-PACKAGES = (
-    "herbi",
-    "tensorflow",
-    "tf-keras",
-    "tensorflow-model-optimization",
-    "tf2onnx",
-    "onnx",
-    "onnxruntime",
-    "ai-edge-litert",
-    "numpy",
-    "scikit-learn",
-    "Pillow",
-)
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 def gpus() -> list[str]:
@@ -51,41 +38,28 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def device_description() -> str:
     found = gpus()
-    return f"GPU: {', '.join(found)}" if found else f"CPU: {cpu_name()}"
+    return f"GPU: {', '.join(found)}" if found else f"CPU: {cpu_info().label()}"
 
 
-def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+def bf16_is_fast() -> tuple[bool, str]:
+    """Whether bfloat16 compute pays here, and why: an Ampere or newer GPU, or a CPU with
+    AVX512-BF16 or AMX units; elsewhere it is emulated and slower than float32."""
+    found = tf.config.list_physical_devices("GPU")
+    if found:
+        details = [tf.config.experimental.get_device_details(gpu) for gpu in found]
+        fast = all(d.get("compute_capability", (0, 0)) >= (8, 0) for d in details)
+        return fast, "GPU with bfloat16 units" if fast else "GPU older than Ampere"
+    cpu = cpu_info()
+    return cpu.has_bf16, f"CPU {'has' if cpu.has_bf16 else 'lacks'} bfloat16 units"
 
 
-def git_commit() -> str | None:
-    """The commit of herbi's own source, when it runs from a git checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+def resolve_precision(choice: str, recipe_allows_bf16: bool) -> tuple[str, str]:
+    """``--precision`` -> (``float32`` | ``bfloat16``, the reason written to the manifest)."""
+    if choice != "auto":
+        return choice, "chosen with --precision"
+    if not recipe_allows_bf16:
+        return "float32", "auto: the recipe trains in float32"
+    fast, why = bf16_is_fast()
+    return ("bfloat16" if fast else "float32"), f"auto: {why}"

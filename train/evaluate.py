@@ -11,6 +11,8 @@ import numpy as np
 from scipy.stats import binomtest
 from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
+from herbi.runtime.contract import PIXEL_SCALE, float_input
+
 
 def accuracy_ci(correct: int, total: int) -> tuple[float, float]:
     """Wilson 95% confidence interval of an accuracy measured on ``total`` images."""
@@ -37,6 +39,11 @@ def score(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict
     }
 
 
-def keras_probs(model, x_uint8: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Keras probabilities for uint8 images, scaled as in training (pixels / 255)."""
-    return model.predict(x_uint8.astype(np.float32) / 255.0, batch_size=batch_size, verbose=0)
+def keras_probs(model, pixels: np.ndarray, scale: float = PIXEL_SCALE) -> np.ndarray:
+    """A Keras model's float32 probabilities for uint8 images, fed exactly as in training.
+
+    The one reference every parity check, gate and benchmark compares artifacts with.
+    """
+    return np.asarray(
+        model.predict(float_input(pixels, scale), batch_size=256, verbose=0), np.float32
+    )

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from herbi.common.errors import DataError
 from herbi.runtime.image import ImageError, is_image_file, to_rgb_array
-from herbi.train.errors import DataError
 
 
 def _class_dirs(split_dir: Path) -> dict[str, Path]:

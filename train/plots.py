@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from herbi.train.files import atomic_path
+from herbi.common.files import atomic_path
 
 
 def _save(fig, path: Path) -> None:

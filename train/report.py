@@ -8,19 +8,18 @@ the two numbers are.
 
 from __future__ import annotations
 
-from pathlib import Path
-from types import ModuleType
-
+from herbi.common.files import write_json, write_text
+from herbi.common.run_folder import RunFolder
 from herbi.train.data import Dataset
-from herbi.train.files import write_json, write_text
 from herbi.train.plots import plot_confusion, plot_curves, plot_grid
+from herbi.train.recipe import Recipe
 
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def write_metrics(run_dir: Path, ds: Dataset, stages: dict[str, dict], final: str) -> dict:
+def write_metrics(run: RunFolder, ds: Dataset, stages: dict[str, dict], final: str) -> dict:
     metrics = {
         "dataset": ds.source,
         "class_names": ds.class_names,
@@ -28,33 +27,33 @@ def write_metrics(run_dir: Path, ds: Dataset, stages: dict[str, dict], final: st
         "final_stage": final,
         "stages": stages,
     }
-    write_json(run_dir / "metrics.json", metrics)
+    write_json(run.metrics, metrics)
     return metrics
 
 
-def write_plots(run_dir: Path, ds: Dataset, metrics: dict, augmented: tuple) -> None:
+def write_plots(run: RunFolder, ds: Dataset, metrics: dict, augmented: tuple) -> None:
     final = metrics["stages"][metrics["final_stage"]]
-    plot_curves(run_dir / "history.csv", run_dir / "curves.png", f"Learning curves — {ds.source}")
+    plot_curves(run.history, run.plot("curves"), f"Learning curves — {ds.source}")
     plot_confusion(
         final["test"]["confusion"],
         ds.class_names,
-        run_dir / "confusion.png",
+        run.plot("confusion"),
         f"Test confusion, {metrics['final_stage']} model — {ds.source}",
     )
-    plot_grid(ds.x_train, ds.y_train, ds.class_names, run_dir / "samples.png", "Training images")
+    plot_grid(ds.x_train, ds.y_train, ds.class_names, run.plot("samples"), "Training images")
     x_aug, y_aug = augmented
     plot_grid(
-        x_aug, y_aug, ds.class_names, run_dir / "augmented.png", "Training set after augmentation"
+        x_aug, y_aug, ds.class_names, run.plot("augmented"), "Training set after augmentation"
     )
 
 
 def write_report(
-    run_dir: Path, ds: Dataset, recipe: ModuleType, manifest: dict, metrics: dict, summary: str
+    run: RunFolder, ds: Dataset, recipe: Recipe, manifest: dict, metrics: dict, summary: str
 ):
-    published = getattr(recipe, "PUBLISHED", {})
+    published = recipe.published
     cfg = manifest["config"]
     lines = [
-        f"# herbi run: {run_dir.name}",
+        f"# herbi run: {run.dir.name}",
         "",
         f"- **Data: {ds.source}**"
         + (
@@ -63,7 +62,8 @@ def write_report(
             else " — not CIFAR-100: figures are not comparable with the study's"
         ),
         f"- Recipe `{cfg['recipe']}`, preset `{cfg['preset']}`, seed {cfg['seed']}, "
-        f"epochs {cfg['epochs']}",
+        f"epochs {cfg['epochs']}, precision {cfg.get('precision', 'float32')} "
+        f"({cfg.get('precision_reason', 'the default')})",
         f"- Device: {manifest['device']}; wall time {manifest['wall_seconds'] / 60:.1f} min",
         f"- Checkpoints picked on the validation split ({len(ds.y_val)} images); "
         f"test split ({len(ds.y_test)} images) only reported.",
@@ -108,7 +108,7 @@ def write_report(
     lines += [f"| {s} | " + " | ".join(str(v) for v in counts[s].values()) + " |" for s in counts]
     lines += ["", "## Model", "", "```", summary.rstrip(), "```", ""]
     lines += ["Plots: `curves.png`, `confusion.png`, `samples.png`, `augmented.png`.", ""]
-    write_text(run_dir / "report.md", "\n".join(lines))
+    write_text(run.report, "\n".join(lines))
 
 
 def model_summary(model) -> str:

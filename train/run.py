@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from herbi.common.errors import DataError
+from herbi.common.run_folder import RunFolder
 from herbi.train.data import Dataset, load_dataset
-from herbi.train.errors import DataError
-from herbi.train.files import read_manifest
 
 
 def data_config(
@@ -41,7 +41,8 @@ def dataset_from_config(cfg: dict, source: str | Path | None = None) -> Dataset:
 
 
 def run_dataset(run_dir: Path | str, source: str | Path | None = None) -> Dataset:
-    manifest = read_manifest(run_dir)
+    run = RunFolder(run_dir)
+    manifest = run.read_manifest()
     if "data" not in manifest:
-        raise DataError(f"{Path(run_dir) / 'manifest.json'}: no data section")
+        raise DataError(f"{run.manifest}: no data section")
     return dataset_from_config(manifest["data"], source)

@@ -6,6 +6,9 @@ accuracy. Fine-tunes 1 and 2: reload the previous stage's best model, all layers
 Adam(1e-5), best epoch by validation accuracy. Published (CIFAR-100 coarse 11, GPU, 300
 epochs per stage, checkpoints picked on the test set): 75.4% / 78.8% / 79.4% test accuracy.
 herbi picks checkpoints on a validation split carved from train instead.
+
+Measured here (stand-in data ``cifar10-animals5``, not CIFAR-100; preset ``cpu``, seed 0,
+float32; Intel Xeon (AVX-512, VNNI), 2 cores): 58.0% test accuracy in 19.3 minutes.
 """
 
 from __future__ import annotations
@@ -17,12 +20,7 @@ import tf_keras as keras
 from herbi.train.augment import offline_augment
 from herbi.train.data import Dataset
 from herbi.train.model import reference_cnn
-from herbi.train.trainer import StagePlan
-
-NAME = "reference"
-STAGES = ("base", "finetune1", "finetune2")
-# The study's test accuracy per stage (CIFAR-100 coarse 11, GPU, 300 epochs, test-selected).
-PUBLISHED = {"base": 0.754, "finetune1": 0.788, "finetune2": 0.794}
+from herbi.train.recipe import Recipe, StageInputs, StagePlan, limit_per_class
 
 HPARAMS = {
     "batch_size": 32,  # the study's batch size
@@ -35,20 +33,12 @@ HPARAMS = {
 
 PRESETS = {
     # The published protocol: hours on a GPU.
-    "reference": {"epochs": {"base": 300, "finetune1": 300, "finetune2": 300}},
+    "full": {"epochs": {"base": 300, "finetune1": 300, "finetune2": 300}},
     # ~20 minutes on a 2-core CPU (~35 s per epoch on 6,750 images).
     "cpu": {"epochs": {"base": 24, "finetune1": 6, "finetune2": 6}},
     # Seconds, for tests: one epoch per stage on 40 images per class (plus their copies).
     "smoke": {"epochs": {"base": 1, "finetune1": 1, "finetune2": 1}, "max_per_class": 40},
 }
-
-
-def limit_per_class(x: np.ndarray, y: np.ndarray, n: int | None):
-    if n is None:
-        return x, y
-    keep = np.concatenate([np.flatnonzero(y == c)[:n] for c in np.unique(y)])
-    keep.sort()
-    return x[keep], y[keep]
 
 
 def train_set(ds: Dataset, preset: dict, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,29 +47,35 @@ def train_set(ds: Dataset, preset: dict, seed: int) -> tuple[np.ndarray, np.ndar
     return offline_augment(x, y, copies=HPARAMS["augment_copies"], seed=seed)
 
 
-def plan_stage(
-    stage: str,
-    previous: keras.Model | None,
-    data: tuple[np.ndarray, np.ndarray],
-    num_classes: int,
-    seed: int,
-    hp: dict = HPARAMS,
-) -> StagePlan:
+def plan_stage(s: StageInputs, hp: dict = HPARAMS) -> StagePlan:
     """Compile the stage's model (fresh for ``base``, the previous best otherwise)."""
-    x, y = data
-    if stage == "base":
-        model = reference_cnn(num_classes, bn_momentum=hp["bn_momentum"])
+    x, y = s.data
+    if s.stage == "base":
+        model = reference_cnn(s.num_classes, bn_momentum=hp["bn_momentum"])
         optimizer = keras.optimizers.Adam(clipvalue=hp["base_clipvalue"])
     else:
-        model = previous
+        model = s.previous
         model.trainable = True  # the study unfreezes everything for the fine-tunes
         optimizer = keras.optimizers.Adam(learning_rate=hp["finetune_lr"])
     model.compile(optimizer=optimizer, loss=hp["loss"], metrics=["accuracy"])
-    onehot = keras.utils.to_categorical(y, num_classes)
+    onehot = keras.utils.to_categorical(y, s.num_classes)
     train = (
         tf.data.Dataset.from_tensor_slices((x, onehot))
-        .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        .shuffle(len(x), seed=s.seed, reshuffle_each_iteration=True)
         .batch(hp["batch_size"])
         .prefetch(tf.data.AUTOTUNE)
     )
-    return StagePlan(model, train, len(x))
+    return StagePlan(model, train)
+
+
+RECIPE = Recipe(
+    name="reference",
+    stages=("base", "finetune1", "finetune2"),
+    hparams=HPARAMS,
+    presets=PRESETS,
+    schedule="the study's published 300/300/300-epoch protocol",
+    train_set=train_set,
+    plan_stage=plan_stage,
+    # The study's test accuracy per stage (CIFAR-100 coarse 11, GPU, 300 epochs, test-selected).
+    published={"base": 0.754, "finetune1": 0.788, "finetune2": 0.794},
+)

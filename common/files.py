@@ -1,7 +1,7 @@
-"""Atomic file writes and the run folder's manifest, shared by train, export and benchmarks.
+"""Atomic file writes and JSON, for every file herbi produces.
 
-Every file herbi produces is written to a temporary name in the same folder and renamed into
-place, so an interrupted run never leaves a truncated model or report that looks finished.
+Each file is written to a temporary name in the same folder and renamed into place, so an
+interrupted run never leaves a truncated model or report that looks finished.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from herbi.train.errors import DataError
-
-MANIFEST = "manifest.json"
+from herbi.common.errors import HerbiError
 
 
 @contextlib.contextmanager
@@ -48,18 +46,14 @@ def write_json(path: Path | str, obj: object) -> Path:
 
 
 def read_json(path: Path | str) -> dict:
+    """A JSON object from ``path``; a missing, unreadable or non-object file is a HerbiError."""
     path = Path(path)
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DataError(f"{path}: not found") from None
+        raise HerbiError(f"{path}: not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: not readable JSON ({e})") from None
+        raise HerbiError(f"{path}: not readable JSON ({e})") from None
     if not isinstance(obj, dict):
-        raise DataError(f"{path}: expected a JSON object")
+        raise HerbiError(f"{path}: expected a JSON object")
     return obj
-
-
-def read_manifest(run_dir: Path | str) -> dict:
-    """The run's manifest; its ``data`` section recreates the exact dataset splits."""
-    return read_json(Path(run_dir) / MANIFEST)

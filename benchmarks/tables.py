@@ -1,0 +1,141 @@
+"""The Markdown tables of ``bench/report.md``, each a list of (header, cell) columns.
+
+A cell is a function of one table item (a row, or a row with one thread count's timing), so
+a column's header and its formatting sit on one line and every table is built the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+Column = tuple[str, Callable[..., str]]
+NONE = "—"
+
+
+def ms(x: float) -> str:
+    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def signed(x: float) -> str:
+    return f"{x:+.1f}"
+
+
+def times(x: float | None) -> str:
+    return NONE if x is None else f"{x:.2f}×"
+
+
+def name(row) -> str:
+    if row.kind == "keras":
+        return f"**{row.name}**"
+    return row.name + (" (rejected at export)" if row.rejected_at_export else "")
+
+
+def table(columns: list[Column], items: list) -> list[str]:
+    lines = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(cell(item) for _, cell in columns) + " |" for item in items]
+
+
+def measured(report: dict) -> list:
+    return [r for r in report["rows"].values() if r.status == "ok"]
+
+
+def per_thread(report: dict) -> list[tuple]:
+    """(row, threads, timing) for every measured row and thread count."""
+    return [(r, t, tm) for r in measured(report) for t, tm in r.timing.items()]
+
+
+def summary_table(report: dict) -> list[str]:
+    """The at-a-glance table: one row per measured format, then the published reference."""
+    threads = report["settings"]["threads"]
+    one, many = str(threads[0]), str(threads[-1])
+    batch = report["settings"]["large_batch"]
+    b1 = lambda r: r.timing[one]["batch1"]  # noqa: E731
+    columns: list[Column] = [
+        ("format", name),
+        ("size KB", lambda r: f"{r.size_kb:.1f}"),
+        ("size vs Keras", lambda r: f"{r.size_ratio:.3f}×"),
+        ("accuracy [95% CI]", lambda r: f"{pct(r.quality.accuracy)} "
+         f"[{100 * r.quality.accuracy_ci95[0]:.1f}, {100 * r.quality.accuracy_ci95[1]:.1f}]"),
+        ("Δ acc (points)", lambda r: signed(r.quality.accuracy_change_points)),
+        ("agreement", lambda r: f"{r.quality.agreement:.3f}"),
+        (f"p50 ms ({one} thr)", lambda r: ms(b1(r)["p50_ms"])),
+        (f"p99 ms ({one} thr)", lambda r: ms(b1(r)["p99_ms"])),
+        ("speed-up vs Keras", lambda r: times(r.timing[one].get("speedup_vs_keras"))),
+        (f"images/s (batch {batch}, {many} thr)",
+         lambda r: f"{r.timing[many]['throughput']['images_per_s']:.0f}"),
+        ("cold start ms", lambda r: f"{r.cold_start['cold_start_ms']:.0f}"),
+    ]  # fmt: skip
+    lines = table(columns, measured(report))
+    published = report["published"]["test_accuracy"]
+    if published:
+        stage, acc = list(published.items())[-1]
+        cells = [f"*study, published ({stage})*", NONE, NONE, f"*{pct(acc)}*"]
+        lines.append("| " + " | ".join(cells + [NONE] * (len(columns) - 4)) + " |")
+    return lines
+
+
+def latency_table(report: dict) -> list[str]:
+    batch = report["settings"]["large_batch"]
+    columns: list[Column] = [
+        ("format", lambda i: i[0].name),
+        ("threads", lambda i: i[1]),
+        ("p50 ms", lambda i: ms(i[2]["batch1"]["p50_ms"])),
+        ("p90 ms", lambda i: ms(i[2]["batch1"]["p90_ms"])),
+        ("p99 ms", lambda i: ms(i[2]["batch1"]["p99_ms"])),
+        ("runs", lambda i: str(i[2]["batch1"]["runs"])),
+        (f"images/s (batch {batch})", lambda i: f"{i[2]['throughput']['images_per_s']:.0f}"),
+        ("GMAC/s batch 1", lambda i: f"{i[2]['gmacs_batch1']:.2f}"),
+        (f"GMAC/s batch {batch}", lambda i: f"{i[2]['gmacs_large_batch']:.2f}"),
+        ("speed-up vs Keras", lambda i: times(i[2].get("speedup_vs_keras"))),
+    ]
+    return table(columns, per_thread(report))
+
+
+def overhead_table(report: dict) -> list[str]:
+    o = lambda i: i[2]["overhead"]  # noqa: E731
+    columns: list[Column] = [
+        ("format", lambda i: i[0].name),
+        ("threads", lambda i: i[1]),
+        ("classify p50 ms", lambda i: ms(o(i)["classify"]["p50_ms"])),
+        ("bare engine call p50 ms", lambda i: ms(o(i)["bare"]["p50_ms"])),
+        ("herbi overhead µs", lambda i: f"{1e3 * o(i)['overhead_ms']:.0f}"),
+        ("same output", lambda i: "yes" if o(i)["bare_output_matches"] else "**no**"),
+    ]
+    return table(columns, [i for i in per_thread(report) if "overhead" in i[2]])
+
+
+def cold_table(report: dict) -> list[str]:
+    c = lambda r, key: f"{r.cold_start[key]:.0f}"  # noqa: E731
+    columns: list[Column] = [
+        ("format", lambda r: r.name),
+        ("cold start ms", lambda r: c(r, "cold_start_ms")),
+        ("python start", lambda r: c(r, "interpreter_start_ms")),
+        ("import", lambda r: c(r, "import_ms")),
+        ("load", lambda r: c(r, "load_ms")),
+        ("first prediction", lambda r: c(r, "first_prediction_ms")),
+        ("peak RSS MB", lambda r: c(r, "peak_rss_mb")),
+        ("TensorFlow in timing process", lambda r: "yes" if r.tensorflow_imported else "no"),
+    ]
+    return table(columns, measured(report))
+
+
+def quality_table(report: dict) -> list[str]:
+    def f1(cls: str) -> Callable:
+        return lambda r: (f"{r.quality.per_class_f1[cls]:.3f} "
+                          f"({signed(r.quality.per_class_f1_change_points[cls])})")  # fmt: skip
+
+    columns: list[Column] = [
+        ("format", lambda r: r.name),
+        ("macro F1 (Δ points)",
+         lambda r: f"{r.quality.macro_f1:.3f} ({signed(r.quality.macro_f1_change_points)})"),
+        *[(cls, f1(cls)) for cls in report["dataset"]["class_names"]],
+        ("max |Δp|", lambda r: f"{r.quality.max_prob_diff:.4f}"),
+        ("mean |Δp|", lambda r: f"{r.quality.mean_prob_diff:.5f}"),
+        ("agreement counting ties",
+         lambda r: f"{r.quality.agreement_tie_aware:.3f} ({r.quality.tied_images} tied)"),
+    ]  # fmt: skip
+    return table(columns, measured(report))

@@ -1,0 +1,78 @@
+"""What a training recipe is: one typed value the trainer runs, whatever the recipe.
+
+A recipe names its stages, keeps its hyperparameters in one commented dict, offers the same
+three presets as every other recipe (``full``: its whole schedule, for a GPU; ``cpu``: a short
+schedule for a 2-core CPU; ``smoke``: seconds, for tests), builds its train set once per run
+and, per stage, the compiled model and its data (:class:`StagePlan`). The trainer passes the
+stage's length in (:class:`StageInputs`), so a learning-rate schedule is sized before ``fit``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from herbi.train.data import Dataset
+
+PRESETS = ("full", "cpu", "smoke")
+
+
+@dataclass(frozen=True)
+class StageInputs:
+    """Everything a recipe needs to plan one stage."""
+
+    stage: str
+    epochs: int
+    previous: keras.Model | None  # the previous stage's best model (None for the first)
+    data: tuple[np.ndarray, np.ndarray]  # the recipe's train set (see Recipe.train_set)
+    num_classes: int
+    seed: int
+
+    def steps(self, batch_size: int) -> int:
+        """Optimizer steps in the whole stage: what a schedule spans."""
+        return self.epochs * math.ceil(len(self.data[0]) / batch_size)
+
+
+@dataclass
+class StagePlan:
+    """A stage's compiled model and training data.
+
+    ``callbacks`` run before the checkpointing ones, so a callback that swaps weights at the
+    end of an epoch (e.g. averaged weights) decides what the best checkpoint holds.
+    """
+
+    model: keras.Model
+    train: tf.data.Dataset
+    callbacks: list[keras.callbacks.Callback] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A training recipe. ``schedule`` says in words what its ``full`` preset runs."""
+
+    name: str
+    stages: tuple[str, ...]
+    hparams: dict
+    presets: dict[str, dict]
+    schedule: str
+    train_set: Callable[[Dataset, dict, int], tuple[np.ndarray, np.ndarray]]
+    plan_stage: Callable[[StageInputs], StagePlan]
+    bfloat16: bool = False  # whether --precision auto may train it in mixed bfloat16
+    published: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        assert set(self.presets) == set(PRESETS), f"{self.name}: presets must be {PRESETS}"
+
+
+def limit_per_class(x: np.ndarray, y: np.ndarray, n: int | None):
+    """The first ``n`` images of each class (all of them for None), in their original order."""
+    if n is None:
+        return x, y
+    keep = np.concatenate([np.flatnonzero(y == c)[:n] for c in np.unique(y)])
+    keep.sort()
+    return x[keep], y[keep]
