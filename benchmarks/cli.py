@@ -96,7 +96,7 @@ def main(
     from herbi.benchmarks.machine import usable_cores
     from herbi.benchmarks.measure import Settings, benchmark
     from herbi.benchmarks.report import REPORT_MD, write_report
-    from herbi.benchmarks.tables import summary_table
+    from herbi.benchmarks.tables import findings, summary_table
     from herbi.export.formats import FORMATS
 
     out = RunFolder(Path(run_dir)).bench
@@ -110,7 +110,7 @@ def main(
     except OSError as e:
         raise click.ClickException(f"{e.filename or out}: {e.strerror or e}") from None
     click.echo(report["dataset"]["label"])
-    click.echo("\n".join(summary_table(report)))
+    click.echo("\n".join([*summary_table(report), *findings(report)]))
     click.echo(f"report: {out / REPORT_MD}")
     if report["failed"]:
         click.echo(f"failed: {', '.join(report['failed'])}", err=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from herbi.benchmarks.plots import plot_accuracy_latency, plot_sizes
 from herbi.benchmarks.tables import (
     cold_table,
+    findings,
     latency_table,
     measured,
     overhead_table,
@@ -69,6 +70,8 @@ def render(report: dict) -> str:
         "## Summary",
         "",
         *summary_table(report),
+        "",
+        *[f"- {line}" for line in findings(report)],
         "",
         f"Latency is batch 1 through `Classifier.predict_proba` (uint8 pixels in, "
         f"probabilities out) for artifacts; the Keras rows time `model(x)` and "

@@ -139,3 +139,31 @@ def quality_table(report: dict) -> list[str]:
          lambda r: f"{r.quality.agreement_tie_aware:.3f} ({r.quality.tied_images} tied)"),
     ]  # fmt: skip
     return table(columns, measured(report))
+
+
+def findings(report: dict) -> list[str]:
+    """What this machine says in words: the fastest artifact export accepted, and where int8
+    is not faster than float32 (it depends on the CPU: VNNI makes int8 kernels fast)."""
+    from herbi.export.formats import FORMATS
+
+    one = str(report["settings"]["threads"][0])
+    cpu = report["machine"]["cpu_label"]
+    rows = {r.name: r for r in measured(report) if r.kind == "artifact"}
+    p50 = {n: r.timing[one]["batch1"]["p50_ms"] for n, r in rows.items()}
+    lines = []
+    accepted = [n for n, r in rows.items() if not r.rejected_at_export]
+    if accepted:
+        best = min(accepted, key=p50.get)
+        lines.append(f"Fastest artifact that passed export's gate on {cpu}: **{best}**, "
+                     f"{ms(p50[best])} ms p50 at {one} thread(s).")  # fmt: skip
+    for fmt in FORMATS.values():
+        partner = next((f.name for f in FORMATS.values() if f.family == fmt.family
+                        and f.quantize == "none"), None)  # fmt: skip
+        if fmt.quantize != "int8" or fmt.name not in p50 or partner not in p50:
+            continue
+        if p50[fmt.name] >= 0.95 * p50[partner]:
+            lines.append(f"On this CPU {fmt.name} is not faster than {partner} "
+                         f"({ms(p50[fmt.name])} against {ms(p50[partner])} ms p50): int8 buys "
+                         f"size here ({rows[fmt.name].size_kb:.0f} against "
+                         f"{rows[partner].size_kb:.0f} KB), not speed.")  # fmt: skip
+    return lines

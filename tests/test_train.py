@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,3 +216,40 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(animals5, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["replicas"] == 2 and manifest["status"] == "finished"
     assert (out / "model.keras").stat().st_size > 1_000_000
+
+
+def free_ports(n: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multiworker_trains_in_sync_and_only_the_chief_writes(animals5, tmp_path):
+    """Two workers on 127.0.0.1 (TF_CONFIG): one run folder, the same final weights."""
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    exe = os.path.join(os.path.dirname(sys.executable), "herbi-train")
+    procs = []
+    for index in range(2):
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        args = ["--data", str(animals5), "--recipe", "fast", "--preset", "smoke", "--epochs", "1",
+                "--precision", "float32", "--strategy", "multiworker",
+                "--out", str(tmp_path / f"out{index}")]  # fmt: skip
+        env = {**os.environ, "TF_CONFIG": json.dumps(config), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        procs.append(subprocess.Popen([exe, *args], env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))  # fmt: skip
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, out in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out0"]  # worker 1 wrote nothing
+    manifest = json.loads((tmp_path / "out0" / "manifest.json").read_text())
+    assert manifest["replicas"] == 2 and manifest["status"] == "finished"
+    assert "worker 1 of 2; the chief writes the run folder" in outputs[1]
+    digests = [out.split("weights sha256 ")[1].split(";")[0].split()[0] for out in outputs]
+    assert digests[0] == digests[1]
+    assert not list(Path(tempfile.gettempdir()).glob("herbi-worker-*"))

@@ -10,9 +10,11 @@ With no ``--preset``, the recipe's ``full`` schedule runs where a GPU is present
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -199,7 +201,14 @@ def run(
     from herbi.train.run import data_config
 
     ds = load_dataset(data, val_fraction, seed, coarse)
-    run_dir = out or RUNS / datetime.now().strftime("%Y%m%d-%H%M%S")
+    if not env.is_chief():
+        # Every worker runs the same steps (saving takes part in collective ops), but only the
+        # chief's files are kept: the others write into a folder deleted at the end.
+        click.echo(f"herbi-train: {env.worker_name()}; the chief writes the run folder")
+        run_dir = Path(tempfile.mkdtemp(prefix="herbi-worker-"))
+        out = run_dir
+    else:
+        run_dir = out or RUNS / datetime.now().strftime("%Y%m%d-%H%M%S")
     if run_dir.exists() and any(run_dir.iterdir()):
         raise click.BadParameter(
             f"{run_dir} exists and is not empty (use --resume to continue it)", param_hint="--out"
@@ -282,11 +291,25 @@ def _train(
     write_plots(run, ds, metrics, data)
     write_report(run, ds, recipe, manifest, metrics, model_summary(model))
     write_json(run.manifest, manifest)
-    final_test = stages[final]["test"]
+    accuracy, digest = stages[final]["test"]["accuracy"], weights_sha256(model)
+    if not env.is_chief():
+        shutil.rmtree(run.dir, ignore_errors=True)
+        click.echo(f"done: {env.worker_name()}, weights sha256 {digest[:16]}")
+        return run.dir
     click.echo(
-        f"done: {run.dir} — test accuracy {final_test['accuracy']:.4f} ({ds.source}); see report.md"
+        f"done: {run.dir} — test accuracy {accuracy:.4f} ({ds.source}); weights sha256 "
+        f"{digest[:16]}; see report.md"
     )
     return run.dir
+
+
+def weights_sha256(model) -> str:
+    """One digest of every weight: equal digests mean the same trained model (workers in
+    sync, a seeded run repeated)."""
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(w.tobytes())
+    return h.hexdigest()
 
 
 def _point_latest(run_dir: Path) -> None:

@@ -9,6 +9,9 @@ bfloat16 units; the choice and its reason are recorded in the run's manifest.
 
 from __future__ import annotations
 
+import json
+import os
+
 import tensorflow as tf
 import tf_keras as keras
 
@@ -29,6 +32,25 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def _task() -> tuple[str | None, int, dict]:
+    cfg = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = cfg.get("task") or {}
+    return task.get("type"), int(task.get("index", 0)), cfg.get("cluster") or {}
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run folder: yes, except a worker of a multi-worker
+    cluster (``TF_CONFIG``) that is not its chief (the ``chief`` task, else worker 0)."""
+    kind, index, cluster = _task()
+    return kind is None or kind == "chief" or (kind == "worker" and index == 0
+                                                and "chief" not in cluster)  # fmt: skip
+
+
+def worker_name() -> str:
+    kind, index, cluster = _task()
+    return f"{kind} {index} of {sum(len(v) for v in cluster.values())}"
 
 
 def seed_everything(seed: int) -> None:
