@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -100,6 +101,11 @@ def _choose_preset(preset: str | None, recipe, has_gpu: bool) -> tuple[str, str]
     help="Override epochs: N for every stage, N,N,N per stage, or stage=N pairs.",
 )
 @click.option(
+    "--budget",
+    default=None,
+    help="Wall-clock time for the whole command (e.g. 10m, 600s); the epochs are sized to fit it on this machine. Default: the preset's (10m for the fast recipe's cpu preset); --epochs overrides it.",
+)
+@click.option(
     "--seed",
     default=0,
     show_default=True,
@@ -146,33 +152,25 @@ def _choose_preset(preset: str | None, recipe, has_gpu: bool) -> tuple[str, str]
     help="CIFAR-100 superclass to train on (11 = large omnivores and herbivores).",
 )
 def main(
-    data, recipe, preset, epochs, seed, out, resume, strategy, precision, val_fraction, coarse
-) -> None:
+    data, recipe, preset, epochs, budget, seed, out, resume, strategy, precision, val_fraction,
+    coarse,
+) -> None:  # fmt: skip
     """Train an image classifier into a run folder that export and bench read."""
+    started = time.monotonic()
     try:
-        run(
-            data,
-            recipe,
-            preset,
-            epochs,
-            seed,
-            out,
-            resume,
-            strategy,
-            precision,
-            val_fraction,
-            coarse,
-        )
+        run(data, recipe, preset, epochs, budget, seed, out, resume, strategy, precision,
+            val_fraction, coarse, started)  # fmt: skip
     except HerbiError as e:
         raise click.ClickException(str(e)) from None
 
 
 def run(
-    data, recipe_name, preset, epochs_text, seed, out, resume, strategy_name, precision,
-    val_fraction, coarse,
+    data, recipe_name, preset, epochs_text, budget_text, seed, out, resume, strategy_name,
+    precision, val_fraction, coarse, started,
 ) -> Path:  # fmt: skip
     import herbi.train  # noqa: F401  (Keras 2 before TensorFlow loads)
     from herbi.train import environment as env
+    from herbi.train.budget import parse_budget
     from herbi.train.recipes import RECIPES
 
     if recipe_name not in RECIPES:
@@ -187,12 +185,16 @@ def run(
     click.echo(f"herbi-train: recipe {recipe_name}, preset {preset} ({why})")
     options = recipe.presets[preset]
     resolved, precision_why = env.resolve_precision(precision, recipe.bfloat16)
+    budget_text = None if epochs_text else budget_text or options.get("budget")
+    if epochs_text and options.get("budget"):
+        click.echo(f"herbi-train: --epochs {epochs_text} replaces the preset's time budget")
     cfg = {
         "recipe": recipe_name,
         "preset": preset,
         "epochs": parse_epochs(epochs_text, recipe.stages, options["epochs"]),
         "seed": seed,
-        "preset_options": {k: v for k, v in options.items() if k != "epochs"},
+        "preset_options": {k: v for k, v in options.items() if k not in ("epochs", "budget")},
+        "budget_seconds": parse_budget(budget_text) if budget_text else None,
         "strategy": strategy_name,
         "precision": resolved,
         "precision_reason": precision_why,
@@ -209,25 +211,18 @@ def run(
         out = run_dir
     else:
         run_dir = out or RUNS / datetime.now().strftime("%Y%m%d-%H%M%S")
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise click.BadParameter(
             f"{run_dir} exists and is not empty (use --resume to continue it)", param_hint="--out"
         )
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise click.BadParameter(
-            f"{run_dir}: cannot create ({e.strerror})", param_hint="--out"
-        ) from None
-    if out is None:
-        _point_latest(run_dir)
     manifest = {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "config": cfg,
         "data": data_config(ds, data, val_fraction, seed, coarse),
         "status": "running",
     }
-    return _train(RunFolder(run_dir), recipe, ds, manifest, strategy_name)
+    new = NewRun(started, point_latest=out is None)
+    return _train(RunFolder(run_dir), recipe, ds, manifest, strategy_name, new=new)
 
 
 def resume_run(run: RunFolder, strategy_name: str) -> Path:
@@ -241,12 +236,20 @@ def resume_run(run: RunFolder, strategy_name: str) -> Path:
     cfg = manifest["config"]
     click.echo(f"herbi-train: resuming {run.dir} (recipe {cfg['recipe']}, preset {cfg['preset']})")
     ds = dataset_from_config(manifest["data"])
-    return _train(run, RECIPES[cfg["recipe"]], ds, manifest, strategy_name, resume=True)
+    return _train(run, RECIPES[cfg["recipe"]], ds, manifest, strategy_name)
 
 
 def _train(
-    run: RunFolder, recipe, ds, manifest: dict, strategy_name: str, resume: bool = False
+    run: RunFolder,
+    recipe,
+    ds,
+    manifest: dict,
+    strategy_name: str,
+    new: NewRun | None = None,
 ) -> Path:
+    """Train into ``run`` (a new run when ``new`` says when the command started, else a
+    resumed one): the folder is created only once the schedule is settled, so a refused
+    budget leaves nothing behind."""
     import tf_keras as keras
 
     from herbi.common.files import atomic_path, write_json
@@ -264,7 +267,6 @@ def _train(
         git_commit=git_commit(),
         replicas=strategy.num_replicas_in_sync,
     )
-    write_json(run.manifest, manifest)
     click.echo(f"data: {ds.source}; images per class: {ds.counts()}")
     click.echo(
         f"device: {manifest['device']}; precision {cfg.get('precision', 'float32')}; "
@@ -275,8 +277,15 @@ def _train(
     start = time.perf_counter()
     data = recipe.train_set(ds, cfg["preset_options"], cfg["seed"])
     precision = cfg.get("precision", "float32")  # runs from before --precision: float32
+    if new:
+        if cfg.get("budget_seconds"):
+            plan = _fit_budget(recipe, ds, data, cfg, strategy, precision, new.started)
+            cfg["epochs"], manifest["budget"] = plan.epochs, plan.to_dict()
+            env.seed_everything(cfg["seed"])  # the probe drew random numbers; start afresh
+        _create(run.dir, new.point_latest)
+    write_json(run.manifest, manifest)
     config = TrainConfig(cfg["epochs"], cfg["seed"], cfg["preset_options"], precision)
-    stages = train_stages(recipe, ds, data, config, run, strategy, resume)
+    stages = train_stages(recipe, ds, data, config, run, strategy, resume=new is None)
     final = recipe.stages[-1]
     with atomic_path(run.model) as tmp:
         shutil.copyfile(run.checkpoint(final), tmp)
@@ -285,6 +294,7 @@ def _train(
     manifest.update(
         status="finished",
         wall_seconds=round(manifest.get("wall_seconds", 0) + time.perf_counter() - start, 1),
+        command_seconds=round(time.monotonic() - new.started, 1) if new else None,
         stage_wall_seconds={s: r["wall_seconds"] for s, r in stages.items()},
         parameters=model.count_params(),
     )
@@ -303,6 +313,29 @@ def _train(
     return run.dir
 
 
+def _fit_budget(recipe, ds, data, cfg, strategy, precision, started):
+    import tf_keras as keras
+
+    from herbi.train.budget import plan_epochs, probe
+    from herbi.train.recipe import StageInputs
+    from herbi.train.trainer import precision_policy, validation_set
+
+    first = recipe.stages[0]
+    click.echo(f"[budget] {cfg['budget_seconds']:.0f} s: timing {first} on this machine")
+    keras.mixed_precision.set_global_policy(precision_policy(precision))
+    try:
+        inputs = StageInputs(first, 2, None, data, ds.num_classes, cfg["seed"])
+        per_epoch = probe(recipe, inputs, validation_set(ds), strategy)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    plan = plan_epochs(cfg["budget_seconds"], time.monotonic() - started, per_epoch, cfg["epochs"])
+    click.echo(
+        f"[budget] {per_epoch:.1f} s per epoch here: epochs {plan.epochs} "
+        f"({plan.reserve_seconds:.0f} s kept for scoring and files)"
+    )
+    return plan
+
+
 def weights_sha256(model) -> str:
     """One digest of every weight: equal digests mean the same trained model (workers in
     sync, a seeded run repeated)."""
@@ -310,6 +343,23 @@ def weights_sha256(model) -> str:
     for w in model.get_weights():
         h.update(w.tobytes())
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class NewRun:
+    started: float  # time.monotonic() when the command started: what --budget counts from
+    point_latest: bool  # runs/latest -> this run (the default --out)
+
+
+def _create(run_dir: Path, point_latest: bool) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise click.BadParameter(
+            f"{run_dir}: cannot create ({e.strerror})", param_hint="--out"
+        ) from None
+    if point_latest:
+        _point_latest(run_dir)
 
 
 def _point_latest(run_dir: Path) -> None:

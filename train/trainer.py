@@ -90,6 +90,16 @@ class HistoryCSV(keras.callbacks.Callback):
             writer.writerow({"stage": self.stage, "epoch": epoch + 1, **(logs or {})})
 
 
+def validation_set(ds: Dataset) -> tf.data.Dataset:
+    """The validation split as every stage's ``fit`` sees it (it picks the checkpoints)."""
+    y_val = keras.utils.to_categorical(ds.y_val, ds.num_classes)
+    return tf.data.Dataset.from_tensor_slices((float_input(ds.x_val), y_val)).batch(256)
+
+
+def precision_policy(precision: str) -> str:
+    return "mixed_bfloat16" if precision == "bfloat16" else "float32"
+
+
 def logged_val_accuracy(run: RunFolder, stage: str) -> list[float]:
     """Validation accuracy of every epoch of ``stage`` already in ``history.csv``."""
     if not run.history.exists():
@@ -110,8 +120,7 @@ def train_stages(
     """Train every stage of ``recipe`` on ``data`` (the recipe's train set); return per-stage
     results (validation and test scores, wall time)."""
     state = read_json(run.state) if resume and run.state.exists() else {"stages": {}}
-    y_val = keras.utils.to_categorical(ds.y_val, ds.num_classes)
-    val = tf.data.Dataset.from_tensor_slices((float_input(ds.x_val), y_val)).batch(256)
+    val = validation_set(ds)
     previous = None
     for stage in recipe.stages:
         best_path = run.checkpoint(stage)
@@ -128,8 +137,7 @@ def train_stages(
             + (f" (resuming after epoch {len(logged)})" if logged else "")
         )
         start = time.perf_counter()
-        policy = "mixed_bfloat16" if cfg.precision == "bfloat16" else "float32"
-        keras.mixed_precision.set_global_policy(policy)
+        keras.mixed_precision.set_global_policy(precision_policy(cfg.precision))
         try:
             with strategy.scope():
                 prev_model = keras.models.load_model(previous) if previous else None

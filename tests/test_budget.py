@@ -1,0 +1,47 @@
+"""``--budget``: parsing, the epoch arithmetic, and refusals that leave nothing behind."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+import herbi.train  # noqa: F401  (Keras 2 before TensorFlow loads)
+from herbi.common.errors import HerbiError
+from herbi.train.budget import RESERVE_SECONDS, RESERVE_SHARE, parse_budget, plan_epochs
+from herbi.train.cli import main
+
+
+def test_parse_budget():
+    assert parse_budget("10m") == 600 and parse_budget("90s") == 90
+    assert parse_budget("1.5h") == 5400 and parse_budget("600") == 600
+    for bad in ("0", "-5m", "ten minutes", "", "0s"):
+        with pytest.raises(HerbiError, match="--budget"):
+            parse_budget(bad)
+
+
+def test_epochs_fill_what_the_budget_leaves():
+    reserve = RESERVE_SECONDS + RESERVE_SHARE * 600
+    plan = plan_epochs(600, elapsed=20, per_epoch=5, preset={"train": 80})
+    assert plan.epochs == {"train": int((600 - 20 - reserve) // 5)}
+    assert plan.reserve_seconds == reserve
+    # Several stages keep the preset's proportions.
+    plan = plan_epochs(600, 20, 5, {"base": 24, "finetune1": 6, "finetune2": 6})
+    assert plan.epochs["finetune1"] == plan.epochs["finetune2"]
+    assert abs(plan.epochs["base"] / plan.epochs["finetune1"] - 4) < 0.3
+    total = sum(plan.epochs.values()) * 5
+    assert 600 - 20 - reserve - 5 * 3 < total <= 600 - 20 - reserve
+    with pytest.raises(HerbiError, match="too short"):
+        plan_epochs(50, elapsed=20, per_epoch=5, preset={"train": 80})
+
+
+@pytest.mark.parametrize(("budget", "message"), [("0", "give a positive time"),
+                                                 ("5s", "too short")])  # fmt: skip
+def test_a_refused_budget_is_one_line_and_leaves_no_run_folder(tmp_path, animals5, budget, message):
+    out = tmp_path / "run"
+    args = ["--data", str(animals5), "--recipe", "fast", "--preset", "smoke", "--budget", budget,
+            "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: --budget")
+    assert message in result.output
+    assert not out.exists()

@@ -1,0 +1,91 @@
+"""``--budget``: size a recipe's schedule so the whole command ends within a wall-clock budget.
+
+The same recipe takes 4 minutes on one CPU and 15 on another, so a fixed epoch count cannot
+promise a time. Instead the trainer measures this machine: it trains a throwaway copy of the
+first stage for two epochs (the first one pays for tracing and warm-up) and times the second,
+validation included. The epochs then fill what is left of the budget after a reserve for the
+final scoring, plots and files; every stage keeps its preset's share, and a learning-rate
+schedule sized from the stage's length (``StageInputs.steps``) spans exactly those epochs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import asdict, dataclass
+
+import tensorflow as tf
+import tf_keras as keras
+
+from herbi.common.errors import HerbiError
+from herbi.train.recipe import Recipe, StageInputs
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "": 1}
+# Kept back for what follows the last epoch (loading the best checkpoint, scoring validation
+# and test, plots, report, model copy: 10-20 s on 2 cores) and for epochs slower than the
+# probe's (checkpoint writes, other load): 30 s plus 5% of the budget.
+RESERVE_SECONDS, RESERVE_SHARE = 30.0, 0.05
+PROBE_EPOCHS = 2
+
+
+def parse_budget(text: str) -> float:
+    """``10m``, ``90s``, ``1.5h`` or plain seconds -> seconds; junk or <= 0 is a HerbiError."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text or "")
+    seconds = float(match[1]) * UNITS[match[2]] if match else 0.0
+    if seconds <= 0:
+        raise HerbiError(f"--budget {text!r}: give a positive time such as 10m, 600s or 1h")
+    return seconds
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """What the budget bought on this machine; recorded in manifest.json and report.md."""
+
+    budget_seconds: float
+    elapsed_before_training: float
+    probe_seconds_per_epoch: float
+    reserve_seconds: float
+    epochs: dict[str, int]
+
+    def to_dict(self) -> dict:
+        return {k: round(v, 2) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+class EpochTimes(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def probe(recipe: Recipe, inputs: StageInputs, val: tf.data.Dataset, strategy) -> float:
+    """Seconds per epoch of the recipe's first stage here: a throwaway model, epoch 2 timed."""
+    timer = EpochTimes()
+    with strategy.scope():
+        plan = recipe.plan_stage(inputs)
+    plan.model.fit(plan.train, validation_data=val, epochs=PROBE_EPOCHS, verbose=0,
+                   callbacks=[*plan.callbacks, timer])  # fmt: skip
+    return timer.seconds[-1]
+
+
+def plan_epochs(
+    budget: float, elapsed: float, per_epoch: float, preset: dict[str, int]
+) -> BudgetPlan:
+    """Scale the preset's epochs (same share per stage) to fill ``budget`` seconds."""
+    reserve = RESERVE_SECONDS + RESERVE_SHARE * budget
+    left = budget - elapsed - reserve
+    if left < per_epoch * len(preset):
+        raise HerbiError(
+            f"--budget {budget:.0f}s is too short: {elapsed:.0f} s already went to loading data "
+            f"and measuring ({per_epoch:.1f} s per epoch here), {reserve:.0f} s are kept for "
+            f"scoring and files, and not one epoch per stage fits in the rest"
+        )
+    scale = left / (per_epoch * sum(preset.values()))
+    epochs = {stage: max(1, math.floor(n * scale)) for stage, n in preset.items()}
+    return BudgetPlan(budget, elapsed, per_epoch, reserve, epochs)
