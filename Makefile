@@ -7,6 +7,7 @@ RECIPE ?= reference
 PRESET ?=
 RUN ?= runs/latest
 FORMAT ?= all
+NPM := $(shell command -v npm 2>/dev/null)
 
 .PHONY: install train export bench test lint clean
 
@@ -15,7 +16,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[train,dev]"
 	touch $@
 
-install: $(VENV)/.installed
+# The web page's pinned onnxruntime-web (package-lock.json); skipped where npm is absent, and
+# `herbi-export --format web` then says how to get it. No install scripts are needed.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed $(if $(NPM),node_modules/.package-lock.json)
 
 train: install
 	$(BIN)/herbi-train --recipe $(RECIPE) $(if $(DATA),--data $(DATA)) $(if $(PRESET),--preset $(PRESET))
@@ -33,4 +40,4 @@ lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules build dist *.egg-info .pytest_cache .ruff_cache .hypothesis

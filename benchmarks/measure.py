@@ -49,6 +49,7 @@ class Settings:
     batched: Budget
     cold_repeats: int
     quick: bool
+    browser_images: int
 
     @classmethod
     def make(cls, threads: tuple[int, ...], runs: int | None, quick: bool) -> Settings:
@@ -60,7 +61,7 @@ class Settings:
         if runs is not None:
             latency = Budget(latency.warmup, runs, latency.seconds)
             batched = Budget(batched.warmup, max(3, runs // 10), batched.seconds)
-        return cls(threads, batch, latency, batched, repeats, quick)
+        return cls(threads, batch, latency, batched, repeats, quick, 5 if quick else 50)
 
     def to_dict(self) -> dict:
         return {
@@ -70,6 +71,7 @@ class Settings:
             "large_batch_budget": asdict(self.batched),
             "cold_start_repeats": self.cold_repeats,
             "quick": self.quick,
+            "browser_images": self.browser_images,
         }
 
 
@@ -139,6 +141,8 @@ class Row:
     quality: Quality | None = None
     timing: dict[str, dict] = field(default_factory=dict)
     cold_start: dict | None = None
+    browser: dict | None = None  # a web page's figures in headless Chromium (BrowserTiming)
+    footprint: dict | None = None  # a microcontroller artifact's arena, flash, ops, MACs
     tensorflow_imported: bool | None = None
 
 
@@ -199,10 +203,25 @@ class Bench:
         self.base = Quality.measure(self.ref["probs"], self.ref["probs"], ds.y_test, self.labels)
         self.keras_bytes = self.model.path.stat().st_size
 
-    def timing_spec(self, task: str, path: Path, threads: int) -> dict:
+    def in_browser(self, page: Path) -> dict:
+        """The page's load and per-image times in headless Chromium, on test images as PNGs."""
+        from herbi.benchmarks.browser import measure_page
+
+        folder = self.pixels.parent / "browser-images"
+        folder.mkdir(exist_ok=True)
+        files = [folder / f"test_{i:03d}.png" for i in range(self.settings.browser_images)]
+        for i, f in enumerate(files):
+            Image.fromarray(self.ds.x_test[i]).save(f)
+        timing = measure_page(page, files).to_dict()
+        self.log(f"{page.name}: in Chromium {timing['per_image_ms']:.2f} ms per image, first "
+                 f"result {timing['load_to_first_result_ms']:.0f} ms after load")  # fmt: skip
+        return timing
+
+    def timing_spec(self, task: str, path: Path, threads: int, backend: str | None = None) -> dict:
         return {
             "task": task,
             "path": str(path),
+            **({"backend": backend} if backend else {}),
             "threads": threads,
             "pixels": str(self.pixels),
             "batch": self.settings.batch,
@@ -211,7 +230,7 @@ class Bench:
         }
 
     def file_figures(self, copy: Snapshot) -> dict:
-        size = copy.path.stat().st_size
+        size = copy.model.stat().st_size
         return {
             "file": str(copy.source.relative_to(self.run.run.dir)),
             "sha256": copy.sha256,
@@ -259,11 +278,13 @@ class Bench:
         for key, value in self.file_figures(copy).items():
             setattr(row, key, value)
         row.rejected_at_export = copy.rejected
+        if fmt.container.footprint:
+            row.footprint = fmt.container.footprint(copy.model)
         if copy.rejected:
             self.log(f"{name}: rejected at export, measured all the same")
-        path = copy.path
+        path = copy.model
         try:
-            probs = artifact_probs(path, self.ds.x_test)
+            probs = artifact_probs(path, self.ds.x_test, fmt.backend)
             q = row.quality = Quality.measure(
                 probs, self.ref["probs"], self.ds.y_test, self.labels, self.base
             )
@@ -271,15 +292,20 @@ class Bench:
                 f"{name}: accuracy {100 * q.accuracy:.1f}%, agreement {q.agreement:.3f}, "
                 f"max |dp| {q.max_prob_diff:.4f}"
             )
+            if fmt.container.runs_in == "browser":
+                row.browser = self.in_browser(copy.path)
+                row.backend = "onnxruntime-web"
+                return row
             for t in self.settings.threads:
-                result = run_worker(self.timing_spec("artifact", path, t))
+                result = run_worker(self.timing_spec("artifact", path, t, fmt.backend))
                 row.backend = result.pop("backend")
                 row.tensorflow_imported = result.pop("tensorflow_imported")
                 row.timing[str(t)] = with_rates(result, self.ref["macs"])
                 self.log(f"{name}: {t} thread(s) {brief(result)}")
-            spec = {"task": "cold-artifact", "path": str(path), "image": str(self.image)}
+            spec = {"task": "cold-artifact", "path": str(path), "image": str(self.image),
+                    "backend": fmt.backend}  # fmt: skip
             row.cold_start = cold_start(spec, self.settings.cold_repeats)
-        except (ModelError, ContractError, ImageError, WorkerError) as e:
+        except (ModelError, ContractError, ImageError, WorkerError, BenchError) as e:
             self.log(f"{name}: FAILED: {e}")
             row.status, row.error = "failed", str(e)
         return row

@@ -15,13 +15,16 @@ from pathlib import Path
 
 from herbi.benchmarks.plots import plot_accuracy_latency, plot_sizes
 from herbi.benchmarks.tables import (
+    browser_table,
     cold_table,
     findings,
     latency_table,
     measured,
+    microcontroller_tables,
     overhead_table,
     quality_table,
     summary_table,
+    timed,
 )
 from herbi.common.files import write_json, write_text
 
@@ -98,6 +101,37 @@ def render(report: dict) -> str:
         "Runtime `session.run`) on the already prepared input tensor, same thread count, the two "
         "timed in alternation so that other load on the machine hits both alike.",
         "",
+        *(
+            [
+                "## In the browser",
+                "",
+                *browser_table(report),
+                "",
+                "A cold page load in a fresh headless Chromium profile served from 127.0.0.1 (no "
+                "network time; the download column is what a network carries), the images chosen "
+                "through the page's file input; times are the page's `performance.now()`, real "
+                "time. The model runs in onnxruntime-web's WebAssembly backend on this CPU.",
+                "",
+            ]
+            if any(r.browser for r in measured(report))
+            else []
+        ),
+        *(
+            [
+                "## On a microcontroller",
+                "",
+                *micro,
+                "",
+                "Flash counts the model array only (TFLite Micro's interpreter and kernels add tens "
+                "of KB, depending on the target and compiler); the arena is what TFLM's recording "
+                "allocator measured plus the stated margin. The latency of a `tflm` row is TFLite "
+                "Micro's reference kernels on this machine's CPU, **not** a microcontroller's: "
+                "estimate yours from the MACs per image and your core's MACs per cycle.",
+                "",
+            ]
+            if (micro := microcontroller_tables(report))
+            else []
+        ),
         "## Cold start and memory",
         "",
         *cold_table(report),
@@ -132,7 +166,7 @@ def to_json(report: dict) -> dict:
 def write_report(report: dict, out_dir: Path) -> list[Path]:
     """All files of ``<run>/bench/``, each written atomically; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = measured(report)
+    rows = timed(report)
     paths = [
         write_json(out_dir / REPORT_JSON, to_json(report)),
         write_text(out_dir / REPORT_MD, render(report)),

@@ -24,28 +24,38 @@ from herbi.runtime.contract import sha256_file
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One model file as measured: where it came from, the copy, its digest, export's verdict."""
+    """One artifact as measured: where it came from, the copy, the digest of its model file
+    (for a folder artifact, the model inside), export's verdict."""
 
     source: Path
     path: Path
+    model: Path  # the copy's model file
+    source_model: Path
     sha256: str
     rejected: list[str] | None = None
 
     def changed(self) -> bool:
-        """Whether the run folder's file is gone or differs from what was measured."""
-        return not self.source.is_file() or sha256_file(self.source) != self.sha256
+        """Whether the run folder's model file is gone or differs from what was measured."""
+        return not self.source_model.is_file() or sha256_file(self.source_model) != self.sha256
 
 
 def copy_model(
-    source: Path, path: Path, files: list[Path], rejected: list[str] | None = None
+    source: Path,
+    path: Path,
+    files: list[Path],
+    rejected: list[str] | None = None,
+    model=lambda path: path,
 ) -> Snapshot:
-    """Copy a model's ``files`` (the model first, then e.g. its TFLite sidecar) to ``path``."""
+    """Copy an artifact's ``files`` (the model or folder first, then e.g. its TFLite sidecar)
+    to ``path``; ``model`` maps an artifact to its model file."""
     suffix = REJECTED if rejected else ""
     for f in files:
         original = source.parent / (f.name + suffix)
-        if original.is_file():  # a missing sidecar fails at load, in the format's row
+        if original.is_dir():
+            shutil.copytree(original, f)
+        elif original.is_file():  # a missing sidecar fails at load, in the format's row
             shutil.copyfile(original, f)
-    return Snapshot(source, path, sha256_file(path), rejected)
+    return Snapshot(source, path, model(path), model(source), sha256_file(model(path)), rejected)
 
 
 @dataclass(frozen=True)
@@ -75,10 +85,10 @@ class ExportedRun:
         None when the format was not exported at all.
         """
         path = self.run.export / FORMATS[name].filename
-        if path.is_file():
+        if path.exists():
             return path, None
         rejected = path.with_name(path.name + REJECTED)
-        if not rejected.is_file():
+        if not rejected.exists():
             return None
         entry = self.export_report.get("artifacts", {}).get(name, {})
         return rejected, entry.get("reasons") or [f"marked {REJECTED} by herbi-export"]
@@ -95,5 +105,7 @@ class ExportedRun:
         for name in formats:
             found, fmt = self.locate(name), FORMATS[name]
             path = folder / fmt.filename
-            copies[name] = found and copy_model(found[0], path, fmt.files(path), found[1])
+            copies[name] = found and copy_model(
+                found[0], path, fmt.files(path), found[1], fmt.model
+            )
         return copies

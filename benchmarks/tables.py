@@ -43,9 +43,14 @@ def measured(report: dict) -> list:
     return [r for r in report["rows"].values() if r.status == "ok"]
 
 
+def timed(report: dict) -> list:
+    """Measured rows timed in Python workers (a web page is timed in the browser instead)."""
+    return [r for r in measured(report) if r.timing]
+
+
 def per_thread(report: dict) -> list[tuple]:
     """(row, threads, timing) for every measured row and thread count."""
-    return [(r, t, tm) for r in measured(report) for t, tm in r.timing.items()]
+    return [(r, t, tm) for r in timed(report) for t, tm in r.timing.items()]
 
 
 def summary_table(report: dict) -> list[str]:
@@ -53,7 +58,19 @@ def summary_table(report: dict) -> list[str]:
     threads = report["settings"]["threads"]
     one, many = str(threads[0]), str(threads[-1])
     batch = report["settings"]["large_batch"]
-    b1 = lambda r: r.timing[one]["batch1"]  # noqa: E731
+
+    def b1(key: str) -> Callable:
+        def cell(r) -> str:
+            if r.browser:  # the page's own clock: per image in Chromium, no thread setting
+                return f"{ms(r.browser['per_image_ms' if key == 'p50_ms' else 'per_image_p90_ms'])} (browser)"
+            tflm = " (TFLM ref. kernels)" if r.backend == "tflm" else ""
+            return ms(r.timing[one]["batch1"][key]) + tflm
+
+        return cell
+
+    def timing(cell: Callable) -> Callable:
+        return lambda r: cell(r) if r.timing else NONE
+
     columns: list[Column] = [
         ("format", name),
         ("size KB", lambda r: f"{r.size_kb:.1f}"),
@@ -62,12 +79,13 @@ def summary_table(report: dict) -> list[str]:
          f"[{100 * r.quality.accuracy_ci95[0]:.1f}, {100 * r.quality.accuracy_ci95[1]:.1f}]"),
         ("Δ acc (points)", lambda r: signed(r.quality.accuracy_change_points)),
         ("agreement", lambda r: f"{r.quality.agreement:.3f}"),
-        (f"p50 ms ({one} thr)", lambda r: ms(b1(r)["p50_ms"])),
-        (f"p99 ms ({one} thr)", lambda r: ms(b1(r)["p99_ms"])),
-        ("speed-up vs Keras", lambda r: times(r.timing[one].get("speedup_vs_keras"))),
+        (f"p50 ms ({one} thr)", b1("p50_ms")),
+        (f"p99 ms ({one} thr)", b1("p99_ms")),
+        ("speed-up vs Keras", timing(lambda r: times(r.timing[one].get("speedup_vs_keras")))),
         (f"images/s (batch {batch}, {many} thr)",
-         lambda r: f"{r.timing[many]['throughput']['images_per_s']:.0f}"),
-        ("cold start ms", lambda r: f"{r.cold_start['cold_start_ms']:.0f}"),
+         timing(lambda r: f"{r.timing[many]['throughput']['images_per_s']:.0f}")),
+        ("cold start ms", lambda r: f"{r.browser['load_to_first_result_ms']:.0f} (page load)"
+         if r.browser else f"{r.cold_start['cold_start_ms']:.0f}"),
     ]  # fmt: skip
     lines = table(columns, measured(report))
     published = report["published"]["test_accuracy"]
@@ -120,7 +138,26 @@ def cold_table(report: dict) -> list[str]:
         ("peak RSS MB", lambda r: c(r, "peak_rss_mb")),
         ("TensorFlow in timing process", lambda r: "yes" if r.tensorflow_imported else "no"),
     ]
-    return table(columns, measured(report))
+    return table(columns, timed(report))
+
+
+def browser_table(report: dict) -> list[str]:
+    """Web pages in headless Chromium: what a phone downloads, and the page's own clock."""
+    b = lambda r, key: r.browser[key]  # noqa: E731
+    columns: list[Column] = [
+        ("format", lambda r: r.name),
+        ("download KB (gzipped)", lambda r: f"{b(r, 'download_bytes') / 1024:.0f} "
+         f"({b(r, 'download_gzip_bytes') / 1024:.0f})"),
+        ("model KB", lambda r: f"{b(r, 'download_parts')['model'][0] / 1024:.0f}"),
+        ("model ready ms", lambda r: f"{b(r, 'model_ready_ms'):.0f}"),
+        ("load to first result ms", lambda r: f"{b(r, 'load_to_first_result_ms'):.0f}"),
+        ("first image ms", lambda r: f"{b(r, 'first_image_ms'):.1f}"),
+        ("per image ms, median (p90)",
+         lambda r: f"{b(r, 'per_image_ms'):.2f} ({b(r, 'per_image_p90_ms'):.2f})"),
+        ("images", lambda r: str(b(r, "images"))),
+        ("browser", lambda r: b(r, "browser")),
+    ]  # fmt: skip
+    return table(columns, [r for r in measured(report) if r.browser])
 
 
 def quality_table(report: dict) -> list[str]:
@@ -148,7 +185,7 @@ def findings(report: dict) -> list[str]:
 
     one = str(report["settings"]["threads"][0])
     cpu = report["machine"]["cpu_label"]
-    rows = {r.name: r for r in measured(report) if r.kind == "artifact"}
+    rows = {r.name: r for r in timed(report) if r.kind == "artifact"}
     p50 = {n: r.timing[one]["batch1"]["p50_ms"] for n, r in rows.items()}
     lines = []
     accepted = [n for n, r in rows.items() if not r.rejected_at_export]
@@ -166,4 +203,33 @@ def findings(report: dict) -> list[str]:
                          f"({ms(p50[fmt.name])} against {ms(p50[partner])} ms p50): int8 buys "
                          f"size here ({rows[fmt.name].size_kb:.0f} against "
                          f"{rows[partner].size_kb:.0f} KB), not speed.")  # fmt: skip
+    return lines
+
+
+def microcontroller_tables(report: dict) -> list[str]:
+    """Microcontroller artifacts: flash, arena and MACs, and which common boards they fit."""
+    from herbi.benchmarks.boards import fits
+
+    rows = [r for r in measured(report) if r.footprint]
+    if not rows:
+        return []
+    f = lambda r, key: r.footprint[key]  # noqa: E731
+    columns: list[Column] = [
+        ("format", lambda r: r.name),
+        ("flash KB (model array)", lambda r: f"{f(r, 'flash_bytes') / 1024:.1f}"),
+        ("arena KB, declared (measured)", lambda r: f"{f(r, 'declared_arena_bytes') / 1024:.1f} "
+         f"({f(r, 'arena_bytes') / 1024:.1f})"),
+        ("MACs per image", lambda r: f"{f(r, 'macs') / 1e6:.1f}M"),
+        ("ops", lambda r: ", ".join(f(r, "ops"))),
+        ("accuracy", lambda r: pct(r.quality.accuracy)),
+        ("agreement", lambda r: f"{r.quality.agreement:.3f}"),
+    ]  # fmt: skip
+    lines = table(columns, rows)
+    for r in rows:
+        verdicts = fits(f(r, "declared_arena_bytes"), f(r, "flash_bytes"))
+        lines += ["", f"Fits ({r.name}: declared arena in one SRAM block, model array in flash):",
+                  "", *table([("board", lambda v: f"[{v[0].name}]({v[0].source})"),
+                              ("core", lambda v: v[0].core),
+                              ("fits", lambda v: "yes" if v[1] else "**no**"),
+                              ("why", lambda v: v[2])], verdicts)]  # fmt: skip
     return lines

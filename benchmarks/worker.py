@@ -49,13 +49,13 @@ def cold_start_phases(started: float, imported: float, loaded: float, done: floa
     }
 
 
-def cold_artifact(path: str, image: str) -> dict:
+def cold_artifact(path: str, image: str, backend: str | None = None) -> dict:
     """import herbi.runtime + Classifier.load + classify(one image file), timed per phase."""
     started = time.time()
     from herbi.runtime import Classifier
 
     imported = time.time()
-    clf = Classifier.load(path)
+    clf = Classifier.load(path, backend=backend)
     loaded = time.time()
     clf.classify(image)
     done = time.time()
@@ -63,7 +63,13 @@ def cold_artifact(path: str, image: str) -> dict:
 
 
 def measure_artifact(
-    path: str, threads: int, pixels: str, batch: int, latency: dict, batched: dict
+    path: str,
+    threads: int,
+    pixels: str,
+    batch: int,
+    latency: dict,
+    batched: dict,
+    backend: str | None = None,
 ) -> dict:
     """Batch-1 latency, large-batch throughput and herbi's overhead over the bare engine."""
     from pathlib import Path
@@ -76,7 +82,7 @@ def measure_artifact(
     from herbi.runtime.quantize import input_map
 
     images = np.load(pixels)
-    clf = Classifier.load(path, threads)
+    clf = Classifier.load(path, threads, backend)
     one, many = images[:1], batch_of(images, batch)
     single, several = Budget(**latency), Budget(**batched)
     result = {

@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from herbi.common.cpu import cpu_info
-from herbi.common.errors import ExportError
-from herbi.common.files import atomic_path, write_json, write_text
+from herbi.common.errors import ExportError, HerbiError
+from herbi.common.files import atomic_path, read_json, write_json, write_text
 from herbi.common.run_folder import EXPORT_REPORT
 from herbi.export import artifacts, parity
 from herbi.export.calibration import DEFAULT_SIZE, calibration_images
-from herbi.export.formats import FORMATS, BuildInputs
+from herbi.export.formats import FORMATS, BuildInputs, Limits
 from herbi.export.rewrite import affine_batchnorms
 from herbi.export.source import Source
 from herbi.runtime.contract import Contract, sha256_file
@@ -43,6 +43,7 @@ class ArtifactResult:
     graph_problems: list[str] = field(default_factory=list)
     val: parity.Parity | None = None
     test: parity.Parity | None = None
+    footprint: dict | None = None  # a microcontroller artifact's measured arena and flash
     debug_csv: str | None = None
 
 
@@ -73,6 +74,18 @@ def resolve_reduce_range(choice: str) -> tuple[bool, str]:
     return not vnni, f"auto: this CPU {'has' if vnni else 'lacks'} VNNI ({cpu_info().name})"
 
 
+def facts(fmt, data: str, result: ArtifactResult) -> dict:
+    """What an artifact that shows itself to people (the web page) says about itself."""
+    readable = " ".join(Path(w).name if "/" in w else w for w in data.split(" "))
+    return {
+        "description": fmt.description,
+        "dataset": readable,
+        "test_accuracy": result.test.accuracy_artifact if result.test else None,
+        "exported": time.strftime("%Y-%m-%d"),
+        "status": result.status,
+    }
+
+
 def check_writable(out_dir: Path) -> None:
     """Fail in one line, before minutes of conversion, if ``out_dir`` cannot take files."""
     try:
@@ -97,6 +110,7 @@ def export_model(
     qat_epochs: int = 3,
     qat_samples: int | None = None,
     reduce_range: str = "auto",
+    limits: Limits = Limits(),  # noqa: B008
     debug_quant: bool = False,
     log: Callable[[str], object] = print,
 ) -> ExportReport:
@@ -132,6 +146,7 @@ def export_model(
         reduce_range=seven_bit,
     )
     splits = {"val": (ds.x_val, ds.y_val), "test": (ds.x_test, ds.y_test)}
+    labels = source.labels
     reference = (
         {s: keras_probs(source.model, x, contract.scale) for s, (x, _) in splits.items()}
         if parity_check
@@ -146,6 +161,8 @@ def export_model(
         batchnorms_as_depthwise=rewritten,
         gate={
             "enabled": parity_check and gate,
+            "max_arena_bytes": limits.max_arena,
+            "max_flash_bytes": limits.max_flash,
             "gated_split": "val",
             "reported_split": "test",
             "min_agreement": min_agreement,
@@ -162,6 +179,7 @@ def export_model(
         log(f"[{name}] {fmt.description}")
         started = time.perf_counter()
         path = stage / fmt.filename
+        model_file = fmt.model(path)
         try:
             fmt.container.write(fmt.build(inputs), path, replace(contract, format=name), fmt.int8)
         except ExportError as e:  # one format failing must not cost the others
@@ -172,14 +190,17 @@ def export_model(
         result = ArtifactResult(
             "ok",
             [],
-            size_kb=round(path.stat().st_size / 1024, 1),
-            sha256=sha256_file(path),
+            size_kb=round(model_file.stat().st_size / 1024, 1),
+            sha256=sha256_file(model_file),
             build_seconds=round(time.perf_counter() - started, 2),
-            graph_problems=fmt.check(path),
+            graph_problems=fmt.check(path, limits),
+            footprint=fmt.container.footprint(model_file) if fmt.container.footprint else None,
         )
         if parity_check:
             result.val, result.test = (
-                parity.compare(reference[s], parity.artifact_probs(path, x), y, source.labels)
+                parity.compare(
+                    reference[s], parity.artifact_probs(model_file, x, fmt.backend), y, labels
+                )
                 for s, (x, y) in splits.items()
             )
         result.reasons = list(result.graph_problems)
@@ -187,13 +208,30 @@ def export_model(
             result.reasons += parity.gate(result.val, min_agreement, max_drop)
         if debug_quant and fmt.debug:
             table = out_dir / f"{name}.debug.csv"
-            write_text(table, fmt.debug(inputs, path))
+            write_text(table, fmt.debug(inputs, model_file))
             result.debug_csv = table.name
         if result.reasons:
             result.status = "rejected"
             log(f"[{name}] REJECTED: {'; '.join(result.reasons)}")
-        result.file = artifacts.publish(fmt.files(path), out_dir, bool(result.reasons)).name
+        published = artifacts.publish(fmt.files(path), out_dir, bool(result.reasons))
+        result.file = published.name
+        if fmt.container.annotate:
+            fmt.container.annotate(published, facts(fmt, ds.source, result))
         report.artifacts[name] = result
     shutil.rmtree(stage, ignore_errors=True)
-    write_json(out_dir / EXPORT_REPORT, report.to_dict())
+    write_json(out_dir / EXPORT_REPORT, merged(report.to_dict(), out_dir / EXPORT_REPORT))
     return report
+
+
+def merged(new: dict, path: Path) -> dict:
+    """``new`` plus the entries of formats an earlier export left in the same folder, so
+    exporting one format does not lose what the report said of the others."""
+    try:
+        old = {k: v for k, v in read_json(path).get("artifacts", {}).items()
+               if k not in new["artifacts"]}  # fmt: skip
+    except HerbiError:  # no earlier report, or not one herbi can read: start afresh
+        old = {}
+    artifacts = {**old, **new["artifacts"]}
+    by_status = {s: [n for n, a in artifacts.items() if a.get("status") == s]
+                 for s in ("rejected", "failed")}  # fmt: skip
+    return {**new, "artifacts": artifacts, **by_status}

@@ -126,11 +126,13 @@ def publish(files: list[Path], out_dir: Path, rejected: bool) -> Path:
 
 
 def remove(files: list[Path], out_dir: Path) -> None:
-    """Delete an earlier export's files of these names, accepted or rejected, from ``out_dir``.
-
-    A format whose conversion now failed loses them too, so no stale file is mistaken for
-    this export's result.
-    """
+    """Delete an earlier export's files (or folders) of these names, accepted or rejected,
+    from ``out_dir``. A format whose conversion now failed loses them too, so no stale file
+    is mistaken for this export's result."""
     for f in files:
         for name in (f.name, f.name + REJECTED):
-            (out_dir / name).unlink(missing_ok=True)
+            old = out_dir / name
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            else:
+                old.unlink(missing_ok=True)

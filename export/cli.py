@@ -84,6 +84,16 @@ def table(report) -> str:
     show_default=True,
     help="ONNX int8: 7-bit weights for CPUs without VNNI; auto decides from this machine's CPU.",
 )
+@click.option(
+    "--max-arena",
+    default=None,
+    help="Microcontroller formats: refuse a tensor arena (measured + margin) above this, e.g. 256KB.",
+)
+@click.option(
+    "--max-flash",
+    default=None,
+    help="Microcontroller formats: refuse a model array above this many bytes, e.g. 1MB.",
+)
 @click.option("--debug-quant", is_flag=True, help="Per-layer int8 error table as CSV.")
 def main(
     model_path: str,
@@ -98,11 +108,18 @@ def main(
     min_agreement: float,
     max_drop: float,
     reduce_range: str,
+    max_arena: str | None,
+    max_flash: str | None,
     debug_quant: bool,
 ) -> None:
     """Export a trained model to deployable artifacts and prove each still does its job."""
     try:
         formats = select(family, quantize, qat)
+        from herbi.export.formats import Limits
+        from herbi.export.tflm import parse_size
+
+        limits = Limits(*(parse_size(v, o) if v else None
+                          for v, o in ((max_arena, "--max-arena"), (max_flash, "--max-flash"))))  # fmt: skip
         if qat_epochs < 1:
             raise ExportError(f"--qat-epochs {qat_epochs}: must be at least 1")
         from herbi.common.run_folder import EXPORT_REPORT
@@ -123,6 +140,7 @@ def main(
             max_drop=max_drop,
             qat_epochs=qat_epochs,
             reduce_range=reduce_range,
+            limits=limits,
             debug_quant=debug_quant,
             log=lambda msg: click.echo(msg, err=True),
         )

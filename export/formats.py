@@ -16,7 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from herbi.common.errors import ExportError
-from herbi.export import artifacts, checks, debug, qat, to_onnx, to_tflite
+from herbi.export import (
+    artifacts,
+    checks,
+    debug,
+    qat,
+    tflm_source,
+    to_onnx,
+    to_tflite,
+    web_export,
+)
 from herbi.runtime.contract import float_input
 
 
@@ -46,20 +55,65 @@ class BuildInputs:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """A device's limits an artifact must fit (``--max-arena``/``--max-flash``, bytes)."""
+
+    max_arena: int | None = None
+    max_flash: int | None = None
+
+
+def _ignores_limits(check: Callable[[Path, bool], list[str]]) -> Callable:
+    return lambda model, int8, limits: check(model, int8)
+
+
+@dataclass(frozen=True)
 class Container:
     """A file type: its suffix, its writer (which attaches the contract), the files an
-    artifact consists of and its graph check."""
+    artifact consists of, its graph check, and for a folder artifact the model file inside
+    that the runtime loads (``model``) and what it adds once judged (``annotate``)."""
 
     suffix: str
     write: Callable[..., None]  # (data, path, contract, int8) -> None
     files: Callable[[Path], list[Path]]
-    check: Callable[[Path, bool], list[str]]  # (path, int8) -> problems
+    check: Callable[[Path, bool, Limits], list[str]]  # (model file, int8, limits) -> problems
+    model: Callable[[Path], Path] = lambda path: path
+    annotate: Callable[[Path, dict], object] | None = None  # (artifact, facts)
+    backend: str | None = None  # herbi.runtime's engine for it (None: by the model's suffix)
+    runs_in: str = "python"  # where the bench times it: "python" (workers) or "browser"
+    footprint: Callable[[Path], dict] | None = None  # (model file) -> device costs measured
+
+
+def _alone(path: Path) -> list[Path]:
+    return [path]
 
 
 TFLITE = Container(
-    ".tflite", artifacts.write_tflite, artifacts.with_sidecar, checks.tflite_problems
+    ".tflite",
+    artifacts.write_tflite,
+    artifacts.with_sidecar,
+    _ignores_limits(checks.tflite_problems),
 )
-ONNX = Container(".onnx", artifacts.write_onnx, lambda path: [path], checks.onnx_problems)
+ONNX = Container(".onnx", artifacts.write_onnx, _alone, _ignores_limits(checks.onnx_problems))
+# TFLite Micro C++ sources around the int8 model, checked with TFLM's own kernels.
+TFLM = Container(
+    "",
+    tflm_source.write_tflm,
+    _alone,
+    tflm_source.tflm_problems,
+    model=lambda path: path / tflm_source.MODEL,
+    backend="tflm",
+    footprint=tflm_source.read_footprint,
+)
+# A static web page folder (index.html, onnxruntime-web, model.onnx): see export.web_export.
+WEB = Container(
+    "",
+    web_export.write_page,
+    _alone,
+    _ignores_limits(checks.onnx_problems),
+    model=lambda path: path / web_export.MODEL_FILE,
+    annotate=web_export.update_info,
+    runs_in="browser",
+)
 
 
 @dataclass(frozen=True)
@@ -83,8 +137,16 @@ class Format:
     def files(self, path: Path) -> list[Path]:
         return self.container.files(path)
 
-    def check(self, path: Path) -> list[str]:
-        return self.container.check(path, self.int8)
+    def check(self, path: Path, limits: Limits = Limits()) -> list[str]:
+        return self.container.check(self.container.model(path), self.int8, limits)
+
+    @property
+    def backend(self) -> str | None:
+        return self.container.backend
+
+    def model(self, path: Path) -> Path:
+        """The model file of the artifact at ``path`` (itself, or the one inside a folder)."""
+        return self.container.model(path)
 
 
 FORMATS: dict[str, Format] = {
@@ -104,10 +166,16 @@ FORMATS: dict[str, Format] = {
                to_onnx.build_float32),
         Format("onnx-int8", "ONNX, static int8 QDQ, per-channel weights, float I/O", "onnx",
                "int8", True, ONNX, to_onnx.build_int8, debug.onnx_table),
+        Format("tflm-int8", "TFLite Micro C++ source of the int8 model, with measured arena",
+               "tflm", "int8", True, TFLM, to_tflite.build_int8),
+        Format("web-int8", "Web page, onnxruntime-web (WebAssembly), ONNX int8 QDQ", "web",
+               "int8", True, WEB, to_onnx.build_int8),
+        Format("web-float32", "Web page, onnxruntime-web (WebAssembly), ONNX float32", "web",
+               "none", False, WEB, to_onnx.build_float32),
     )
 }  # fmt: skip
 
-DEFAULT_QUANTIZE = {"tflite": "int8", "onnx": "none"}
+DEFAULT_QUANTIZE = {"tflite": "int8", "onnx": "none", "tflm": "int8", "web": "int8"}
 FAMILIES = (*DEFAULT_QUANTIZE, "all")
 
 

@@ -91,10 +91,23 @@ def _error(message: str) -> None:
     default=None,
     help="CPU threads for the model (default: the backend's own).",
 )
-def main(model: Path, images: tuple[str, ...], top_k: int, as_json: bool, threads: int | None):
+@click.option(
+    "--backend",
+    type=click.Choice(["litert", "onnxruntime", "tflm"]),
+    default=None,
+    help="Engine (default: by the file's suffix); tflm runs a .tflite with TensorFlow Lite Micro's kernels.",
+)
+def main(
+    model: Path,
+    images: tuple[str, ...],
+    top_k: int,
+    as_json: bool,
+    threads: int | None,
+    backend: str | None,
+):
     """Classify IMAGE_OR_DIR... (files, folders, globs) with MODEL (.tflite or .onnx)."""
     try:
-        clf = Classifier.load(model, threads=threads)
+        clf = Classifier.load(model, threads=threads, backend=backend)
     except ValueError as e:  # ModelError, ContractError: the message names the file
         raise click.BadParameter(str(e), param_hint="MODEL") from None
     files, problems = expand(images)

@@ -80,6 +80,7 @@ def test_writes_every_file_and_a_row_per_format(benched):
     assert names[-1].startswith("study, published")  # the reference row, marked as such
     assert "not on CIFAR-100" in md and "not on CIFAR-100" in result.stdout
     assert "| tflite-int8 |" in result.stdout  # the table is also printed
+    assert "Fastest artifact that passed export's gate on " in result.stdout
 
 
 def test_header_names_machine_packages_and_data(benched, tiny_run):
@@ -98,9 +99,10 @@ def test_sizes_are_the_files_sizes(benched):
     run, report, _ = benched
     keras_bytes = (run / "model.keras").stat().st_size
     assert report["changed_during_run"] == []
-    for row in report["rows"].values():
-        assert row["sha256"] == sha256_file(run / row["file"])
-        size = (run / row["file"]).stat().st_size
+    for name, row in report["rows"].items():
+        model = FORMATS[name].model(run / row["file"]) if name in FORMATS else run / row["file"]
+        assert row["sha256"] == sha256_file(model)
+        size = model.stat().st_size
         assert row["size_bytes"] == size
         assert row["size_kb"] == pytest.approx(size / 1024)
         assert row["size_ratio"] == pytest.approx(size / keras_bytes)
@@ -120,7 +122,8 @@ def test_accuracy_and_agreement_match_a_recomputation(benched, tiny_run, test_sp
         (ref.argmax(1) == y).mean()
     )
     for name, fmt in FORMATS.items():
-        probs = Classifier.load(run / "export" / fmt.filename).predict_proba(x)
+        probs = Classifier.load(fmt.model(run / "export" / fmt.filename), backend=fmt.backend)
+        probs = probs.predict_proba(x)
         q = report["rows"][name]["quality"]
         accuracy = (probs.argmax(1) == y).mean()
         assert q["accuracy"] == pytest.approx(accuracy), name
@@ -151,15 +154,38 @@ def test_latencies_are_positive_and_ordered(benched):
         assert t["gmacs_batch1"] == pytest.approx(macs / 1e9 / (b1["p50_ms"] / 1e3))
         assert t["gmacs_large_batch"] == pytest.approx(macs / 1e9 * tp["images_per_s"])
     threads = {str(n) for n in report["settings"]["threads"]}
-    assert seen == {(n, t) for n in report["rows"] for t in threads}
+    in_python = [
+        n for n in report["rows"] if n not in FORMATS or FORMATS[n].container.runs_in == "python"
+    ]
+    assert seen == {(n, t) for n in in_python for t in threads}
+
+
+def test_web_pages_are_timed_in_the_browser(benched):
+    _, report, _ = benched
+    pages = [n for n, f in FORMATS.items() if f.container.runs_in == "browser"]
+    assert pages
+    for name in pages:
+        row = report["rows"][name]
+        b = row["browser"]
+        assert row["timing"] == {} and b["images"] == report["settings"]["browser_images"]
+        assert 0 < b["per_image_ms"] <= b["per_image_p90_ms"]
+        assert 0 < b["model_ready_ms"] <= b["load_to_first_result_ms"]
+        parts = b["download_parts"]
+        assert b["download_bytes"] == parts["total"][0] > parts["model"][0] == row["size_bytes"]
+        assert 0 < b["download_gzip_bytes"] < b["download_bytes"]
 
 
 def test_overhead_cold_start_and_memory(benched):
     _, report, _ = benched
-    for name in FORMATS:
+    for name, fmt in FORMATS.items():
+        if fmt.container.runs_in != "python":
+            continue
         row = report["rows"][name]
         assert row["tensorflow_imported"] is False  # timed without TensorFlow in the process
         for t in row["timing"].values():
+            if row["backend"] == "tflm":  # no separate engine API to compare herbi with
+                assert "overhead" not in t
+                continue
             o = t["overhead"]
             assert o["bare_output_matches"]
             assert o["overhead_ms"] == pytest.approx(o["classify"]["p50_ms"] - o["bare"]["p50_ms"])

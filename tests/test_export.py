@@ -51,6 +51,9 @@ TOLERANCES = {
     "tflite-qat-int8": (0.2, 0.85),
     "onnx-float32": (1e-4, 0.99),
     "onnx-int8": (0.1, 0.95),
+    "tflm-int8": (0.1, 0.95),
+    "web-int8": (0.1, 0.95),
+    "web-float32": (1e-4, 0.99),
 }
 
 
@@ -90,7 +93,7 @@ def test_artifact_loads_and_matches_keras(fmt, tiny_artifacts, reference, report
     spec = FORMATS[fmt]
     tolerance, min_agreement = TOLERANCES[fmt]
     ds, ref = reference
-    clf = Classifier.load(tiny_artifacts / spec.filename)
+    clf = Classifier.load(spec.model(tiny_artifacts / spec.filename), backend=spec.backend)
     assert clf.labels == ds.class_names
     assert clf.contract.format == fmt
     assert clf.input_size == (32, 32)
@@ -111,8 +114,8 @@ def test_artifact_loads_and_matches_keras(fmt, tiny_artifacts, reference, report
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_artifact_carries_its_contract(fmt, tiny_artifacts, reference):
     spec = FORMATS[fmt]
-    path = tiny_artifacts / spec.filename
-    if spec.container is TFLITE:
+    path = spec.model(tiny_artifacts / spec.filename)
+    if path.suffix == ".tflite":
         contract = read_sidecar(path)
         assert contract.sha256 == sha256_file(path)
     else:
@@ -128,7 +131,7 @@ def test_artifact_carries_its_contract(fmt, tiny_artifacts, reference):
         q = contract.quantization["input"]
         assert q["scale"] == pytest.approx(1 / 255, rel=0.02)
         assert q["zero_point"] == -128
-    if spec.container is TFLITE and spec.int8:
+    if path.suffix == ".tflite" and spec.int8:
         from ai_edge_litert.interpreter import Interpreter
 
         detail = Interpreter(model_path=str(path)).get_input_details()[0]

@@ -46,7 +46,7 @@ def test_plain_install_ships_every_subpackage(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "command", ["herbi-train", "herbi-export", "herbi-classify", "herbi-bench"]
+    "command", ["herbi-train", "herbi-export", "herbi-classify", "herbi-bench", "herbi-serve"]
 )
 def test_console_scripts_explain_themselves(command):
     exe = Path(sys.executable).parent / command

@@ -1,0 +1,164 @@
+"""The browser target: a static folder that classifies images on the device, offline once loaded.
+
+``write_web`` copies the page template (``export/web/``: HTML, three small ES modules, CSS; no
+framework, no build step), the ONNX model (its contract stays inside, so ``herbi.runtime``
+can still load the copy), a ``model.json`` the page reads (contract + what the info panel
+shows), and the onnxruntime-web files it needs from the repository's pinned npm install
+(``package-lock.json``). Any static host can serve the result as it is; ``herbi-serve``
+serves it locally.
+
+The folder is built beside the target and swapped in, so a re-export never leaves a mix of
+old and new files, and an interrupted one leaves the previous page intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from herbi.common.errors import ExportError
+from herbi.common.files import write_text
+from herbi.runtime import Classifier
+
+SCHEMA = "herbi.web/1"
+TEMPLATE = Path(__file__).with_name("web")
+PAGE_FILES = ("index.html", "app.js", "model.js", "pixels.js", "style.css")
+MODEL_FILE = "model.onnx"
+INFO_FILE = "model.json"
+RUNTIME_DIR = "ort"
+# The WebAssembly build of onnxruntime-web as an ES module: the loader, its Emscripten glue and
+# the SIMD binary (the same binary serves one thread or several).
+RUNTIME_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+RUNTIME_PACKAGE = "onnxruntime-web"
+# Where `npm ci` puts the pinned package: the repository root (this file is export/...);
+# HERBI_ORT_WEB points elsewhere (an installed herbi has no node_modules beside it).
+NODE_MODULES = Path(__file__).resolve().parents[1] / "node_modules"
+ORT_ENV = "HERBI_ORT_WEB"
+
+
+def runtime_dist() -> Path:
+    """The folder holding onnxruntime-web's ``dist`` files; ExportError (one line) if absent."""
+    dist = Path(os.environ.get(ORT_ENV) or NODE_MODULES / RUNTIME_PACKAGE / "dist")
+    missing = [name for name in RUNTIME_FILES if not (dist / name).is_file()]
+    if missing:
+        raise ExportError(
+            f"{dist}: onnxruntime-web files missing ({', '.join(missing)}); run `npm ci` in the "
+            f"herbi repository (or `make install`), or set {ORT_ENV} to a folder that has them"
+        )
+    return dist
+
+
+def runtime_version(dist: Path) -> str:
+    """The npm package's version, from the package.json above ``dist`` ("unknown" if none)."""
+    try:
+        return json.loads((dist.parent / "package.json").read_text(encoding="utf-8"))["version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unknown"
+
+
+def model_info(onnx_path: Path, runtime_bytes: int, version: str, info: dict) -> dict:
+    """``model.json``: the artifact's contract and the facts the page's info panel shows.
+
+    ``info`` adds what only the caller knows; the page shows ``format``, ``description``,
+    ``dataset`` (what the model was trained on), ``recipe``, ``test_accuracy`` (0-1) and
+    ``exported`` when present. The model is loaded with herbi.runtime first, so a file the
+    device could not run (no contract, wrong shape) fails here rather than in the browser.
+    """
+    classifier = Classifier.load(onnx_path, threads=1)
+    backend = classifier.backend
+    if backend.name != "onnxruntime" or backend.input_dtype != np.float32:
+        raise ExportError(
+            f"{onnx_path}: the web page runs ONNX models with a float32 input "
+            f"(got {backend.name}, {backend.input_dtype})"
+        )
+    contract = classifier.contract
+    return {
+        **info,
+        "schema": SCHEMA,
+        "model": MODEL_FILE,
+        "size_bytes": onnx_path.stat().st_size,
+        "classes": list(contract.labels),
+        "input_shape": list(backend.input_shape),
+        "contract": json.loads(contract.to_json()),
+        "runtime": {
+            "name": RUNTIME_PACKAGE,
+            "version": version,
+            "backend": "wasm",
+            "files": [f"{RUNTIME_DIR}/{name}" for name in RUNTIME_FILES],
+            "bytes": runtime_bytes,
+        },
+    }
+
+
+def write_web(onnx_path: Path, out_dir: Path, info: dict) -> list[Path]:
+    """Write the page for ``onnx_path`` into ``out_dir`` (replaced whole); return its files."""
+    onnx_path, out_dir = Path(onnx_path), Path(out_dir)
+    dist = runtime_dist()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{out_dir}: exists and is not a folder")
+    runtime_bytes = sum((dist / name).stat().st_size for name in RUNTIME_FILES)
+    meta = model_info(onnx_path, runtime_bytes, runtime_version(dist), info)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the page from a web server
+        for name in PAGE_FILES:
+            shutil.copyfile(TEMPLATE / name, tmp / name)
+        (tmp / RUNTIME_DIR).mkdir()
+        for name in RUNTIME_FILES:
+            shutil.copyfile(dist / name, tmp / RUNTIME_DIR / name)
+        shutil.copyfile(onnx_path, tmp / MODEL_FILE)
+        (tmp / INFO_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        _swap_in(tmp, out_dir)
+    except OSError as e:
+        raise ExportError(f"{out_dir}: cannot write the web page ({e.strerror or e})") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already when swapped in
+    return sorted(p for p in out_dir.rglob("*") if p.is_file())
+
+
+def write_page(data: bytes, path: Path, contract, int8: bool) -> None:
+    """The registry's writer: the ONNX model with its contract, then the page around it."""
+    from herbi.export.artifacts import write_onnx
+
+    with tempfile.TemporaryDirectory(prefix="herbi-web-") as tmp:
+        model = Path(tmp) / MODEL_FILE
+        write_onnx(data, model, contract, int8)
+        write_web(model, path, {"format": contract.format})
+
+
+def update_info(web_dir: Path, facts: dict) -> Path:
+    """Add facts known only after the export's checks (say ``test_accuracy``) to model.json."""
+    path = Path(web_dir) / INFO_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ExportError(f"{path}: cannot read the page's model info ({e})") from None
+    return write_text(path, json.dumps({**meta, **facts}, indent=2) + "\n")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Rename ``new`` onto ``target``; an existing ``target`` is moved aside, then deleted."""
+    if not target.exists():
+        new.rename(target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    target.rename(old / target.name)
+    try:
+        new.rename(target)
+    except OSError:
+        (old / target.name).rename(target)  # the previous page stays in place
+        old.rmdir()
+        raise
+    shutil.rmtree(old, ignore_errors=True)

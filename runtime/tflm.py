@@ -1,0 +1,159 @@
+"""TFLite Micro as a backend: a microcontroller's interpreter and kernels, run here in Python.
+
+LiteRT runs a ``.tflite`` with its own (XNNPACK) kernels; a microcontroller runs it with TFLite
+Micro's. :class:`TFLMBackend` runs the same file in the real TFLM interpreter (PyPI
+``tflite-micro``: TFLM's interpreter, memory planner and reference kernels compiled for this
+CPU), so a test or parity check sees the answers a device with the reference kernels gives.
+It imports no TensorFlow (the package needs only numpy, flatbuffers and PyYAML).
+
+TFLM's graph has a fixed batch of one, so a batch is run one image at a time. Its logger
+writes straight to the process's stdout/stderr from native code; those lines are captured and
+only the first of a failure's lines is kept, inside the :class:`ModelError`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from herbi.runtime.backends import ModelError, _tensor_quant
+from herbi.runtime.contract import read_sidecar
+
+# The interpreter needs an arena up front and learns its real need only from allocating.
+# This is far above any model a microcontroller can hold; untouched pages cost no memory.
+ARENA_BYTES = 64 << 20
+
+
+@contextmanager
+def native_output() -> Iterator[list[str]]:
+    """Send what native code writes to fds 1 and 2 to a temporary file meanwhile.
+
+    The yielded list receives those lines when the block ends (also when it raises). A
+    process started with fd 1 or 2 closed gets no capture: a descriptor saved there would be
+    overwritten by the redirection itself.
+    """
+    lines: list[str] = []
+    if not (_is_open(1) and _is_open(2)):
+        yield lines
+        return
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    saved = [os.dup(1), os.dup(2)]  # 1 and 2 are taken, so these are other descriptors
+    try:
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), 1)
+            os.dup2(tmp.fileno(), 2)
+            try:
+                yield lines
+            finally:
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                tmp.seek(0)
+                lines.extend(tmp.read().decode("utf-8", "replace").splitlines())
+    finally:
+        for fd in saved:
+            os.close(fd)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def first_line(lines: list[str], error: Exception) -> str:
+    """The most telling line of a native failure: TFLM's own first message, else the error's."""
+    said = [s.strip() for s in lines if s.strip()]
+    return said[0] if said else (str(error).strip() or type(error).__name__)
+
+
+class TFLMError(RuntimeError):
+    """TFLM refused or failed a model; the message is TFLM's own first log line about it."""
+
+
+def tflm_interpreter(data: bytes, arena_bytes: int = ARENA_BYTES):
+    """A TFLM interpreter with the recording allocator and its tensors allocated.
+
+    Raises ImportError without ``tflite-micro``, TFLMError when TFLM cannot load the model
+    (an op it has no kernel for, a bad flatbuffer, an arena too small).
+    """
+    from tflite_micro import runtime
+
+    with native_output() as lines:
+        try:
+            return runtime.Interpreter.from_bytes(data, arena_size=arena_bytes)
+        except (RuntimeError, ValueError) as e:
+            failure = e
+    raise TFLMError(first_line(lines, failure))
+
+
+def has_second(get_details) -> bool:
+    """Whether a second input (or output) tensor exists; TFLM logs the miss, which is dropped."""
+    with native_output():
+        try:
+            get_details(1)
+        except IndexError:
+            return False
+    return True
+
+
+class TFLMBackend:
+    """An int8 ``.tflite`` model in the TFLite Micro interpreter (reference kernels, batch 1).
+
+    ``threads`` is accepted for the common backend signature and ignored: TFLM runs on one core.
+    """
+
+    name = "tflm"
+
+    def __init__(self, path: Path, data: bytes, threads: int | None):
+        self.contract = read_sidecar(path, data)
+        try:
+            self._interpreter = tflm_interpreter(data)
+        except ImportError:
+            raise ModelError(f"{path}: needs tflite-micro (pip install tflite-micro)") from None
+        except TFLMError as e:
+            raise ModelError(f"{path}: TFLite Micro cannot load it ({e})") from None
+        interp = self._interpreter
+        if has_second(interp.get_input_details) or has_second(interp.get_output_details):
+            raise ModelError(f"{path}: expected one input and one output tensor")
+        inp, out = interp.get_input_details(0), interp.get_output_details(0)
+        self.input_shape = tuple(int(d) for d in inp["shape"])
+        self.output_shape = tuple(int(d) for d in out["shape"])
+        self.input_dtype, self.output_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
+        self.input_quant = _tensor_quant(path, "input", self.input_dtype, _quant(inp))
+        self.output_quant = _tensor_quant(path, "output", self.output_dtype, _quant(out))
+        self._path = path
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Invoke once per image of the NHWC batch ``x``; the outputs stacked in order."""
+        x = np.ascontiguousarray(x)  # a wrong dtype is refused by TFLM, not cast
+        out = np.empty((len(x), *self.output_shape[1:]), self.output_dtype)
+        with native_output() as lines:
+            try:
+                for i in range(len(x)):
+                    self._interpreter.set_input(x[i : i + 1], 0)
+                    self._interpreter.invoke()
+                    out[i] = self._interpreter.get_output(0)[0]
+            except (RuntimeError, ValueError) as e:
+                failure = e
+            else:
+                failure = None
+        if failure is not None:
+            raise ModelError(f"{self._path}: TFLite Micro failed ({first_line(lines, failure)})")
+        return out
+
+
+def _quant(details: dict) -> tuple[float, int]:
+    """TFLM reports per-tensor quantization as one-element arrays (empty for float tensors)."""
+    q = details["quantization_parameters"]
+    scales, zeros = q["scales"], q["zero_points"]
+    return (float(scales[0]) if len(scales) else 0.0), (int(zeros[0]) if len(zeros) else 0)

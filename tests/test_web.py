@@ -1,0 +1,214 @@
+"""The exported web page in real headless Chromium agrees with herbi.runtime on the same files.
+
+The page is written from the tiny run's ONNX artifacts, served on 127.0.0.1 and driven through
+its ordinary file input. Every image's 32x32 input pixels (read back from the page's canvas),
+top class and probabilities are compared with ``Classifier`` on the same file: the 20 real
+CIFAR-100 images plus larger photos built here to reach each preprocessing path (upscale,
+antialiased downscale of a JPEG, Pillow's vertical-first pass order, transparency on white,
+EXIF rotation, grayscale, a palette GIF). Without Chromium the browser tests are skipped with
+the reason; under CI (``$CI`` set) they fail instead, so CI never passes by skipping them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from urllib.request import urlopen
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from herbi.benchmarks.browser import BrowserMissing, chromium_page, classify_files, find_chromium
+from herbi.common.errors import ExportError
+from herbi.export import serve
+from herbi.export.web_export import ORT_ENV, update_info, write_web
+from herbi.runtime import Classifier
+from herbi.runtime.image import to_rgb_array
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS_SCREENSHOT = REPO / "docs" / "web-page.png"
+# int8 runs the same QDQ kernels in WebAssembly as ONNX Runtime on the CPU: measured
+# bit-identical here; float32 sums in another order (the issue asks for 1e-4).
+TOLERANCE = {"onnx-int8": 1e-6, "onnx-float32": 1e-4}
+
+
+@pytest.fixture(scope="session")  # session: set up before the tiny model is built, not after
+def chromium() -> Path:
+    """The system Chromium and Playwright, or a skip (a failure under CI) saying what is missing."""
+    try:
+        path = find_chromium()
+        with chromium_page(path):
+            pass
+    except BrowserMissing as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the browser tests: {e}")
+        pytest.skip(str(e))
+    return path
+
+
+def _noisy(img: Image.Image, seed: int, amount: int = 24) -> Image.Image:
+    """Photo-like fine texture, so a resize has high frequencies to get wrong."""
+    rng = np.random.default_rng(seed)
+    arr = np.asarray(img, dtype=np.int16)
+    arr = arr + rng.integers(-amount, amount + 1, arr.shape, dtype=np.int16)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), img.mode)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, cifar100_samples) -> list[Path]:
+    """Larger images, each reaching another part of the preprocessing, from real images."""
+    out = tmp_path_factory.mktemp("photos")
+    real = [Image.open(p).convert("RGB") for p in sorted(cifar100_samples.glob("*.png"))[:8]]
+    bicubic = Image.Resampling.BICUBIC
+
+    def grown(i: int, size: tuple[int, int]) -> Image.Image:
+        return _noisy(real[i].resize(size, bicubic), seed=i)
+
+    paths = []
+
+    def save(img: Image.Image, name: str, **kwargs) -> None:
+        img.save(out / name, **kwargs)
+        paths.append(out / name)
+
+    save(real[0].resize((97, 61), bicubic), "upscaled-97x61.png")
+    save(grown(1, (301, 227)), "photo-301x227.jpg", quality=90)
+    save(grown(2, (1024, 768)), "photo-1024x768.jpg", quality=85)
+    save(grown(3, (45, 400)), "tall-45x400.png")  # Pillow resizes vertically first here
+    rgba = grown(4, (130, 90)).convert("RGBA")
+    alpha = np.tile(np.linspace(0, 255, 130).astype(np.uint8), (90, 1))  # 0 (clear) .. 255
+    rgba.putalpha(Image.fromarray(alpha, "L"))
+    save(rgba, "transparent-130x90.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    save(grown(5, (160, 120)), "rotated-exif-160x120.jpg", quality=92, exif=exif.tobytes())
+    save(grown(6, (88, 70)).convert("L"), "gray-88x70.png")
+    palette = grown(7, (75, 50)).quantize(64)
+    save(palette, "palette-75x50.gif", transparency=0)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def not_an_image(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("junk") / "notes.txt"
+    path.write_text("shopping list: apples, bread\n", encoding="utf-8")
+    return path
+
+
+def _info(tiny_run: Path, fmt: str) -> dict:
+    """What herbi-export passes: the format and the data the model was trained on."""
+    data = json.loads((tiny_run / "manifest.json").read_text(encoding="utf-8"))["data"]
+    kind = "int8 (QDQ)" if "int8" in fmt else "float32"
+    return {
+        "format": fmt,
+        "description": f"ONNX {kind}, a tiny test model trained for seconds",
+        "dataset": f"{Path(data['source']).name} ({len(data['class_names'])} classes, real images)",
+    }
+
+
+@pytest.mark.parametrize("fmt", ["onnx-int8", "onnx-float32"])
+def test_page_agrees_with_runtime(
+    fmt, chromium, tiny_run, tiny_artifacts, cifar100_samples, photos, not_an_image, tmp_path
+):
+    web = tmp_path / "web"
+    write_web(tiny_artifacts / f"{fmt}.onnx", web, _info(tiny_run, fmt))
+    samples = sorted(cifar100_samples.glob("*.png"))
+    files = [*samples, *photos, not_an_image]
+    with serve.start_server(web) as server, chromium_page(chromium) as page:
+        cards = {c.file: c for c in classify_files(page, server.url, files)}
+
+    assert sorted(cards) == sorted(f.name for f in files)
+    assert cards[not_an_image.name].error and cards[not_an_image.name].label is None
+    clf = Classifier.load(tiny_artifacts / f"{fmt}.onnx")
+    h, w = clf.input_size
+    differing, max_dp, same_top = {}, 0.0, 0
+    for path in [*samples, *photos]:
+        card = cards[path.name]
+        assert card.error is None, f"{path.name}: {card.error}"
+        pixels = to_rgb_array(path, (h, w))
+        seen = np.array(card.pixels, np.uint8).reshape(h, w, 4)[..., :3]
+        differing[path.name] = int(np.count_nonzero(seen != pixels))
+        want = clf.predict_proba(pixels[np.newaxis])[0]
+        got = np.array(card.probabilities, np.float32)
+        max_dp = max(max_dp, float(np.abs(got - want).max()))
+        same_top += card.label == clf.classify(path).label
+        assert card.probability == pytest.approx(float(got.max()), abs=0)
+    n = len(samples) + len(photos)
+    print(
+        f"\n{fmt}: top class {same_top}/{n} identical, max |dp| {max_dp:.2e}, "
+        f"pixel values differing from Pillow: {sum(differing.values())} "
+        f"({sum(v for k, v in differing.items() if k in {p.name for p in photos})} "
+        f"on {len(photos)} photos larger than {w}x{h})"
+    )
+    assert {k: v for k, v in differing.items() if v} == {}
+    assert same_top == n
+    assert max_dp <= TOLERANCE[fmt]
+
+
+def test_screenshot(
+    chromium, tiny_run, tiny_artifacts, cifar100_samples, photos, not_an_image, tmp_path
+):
+    """A page with results, saved under the run folder (and for the README when asked)."""
+    web = tmp_path / "web"
+    write_web(tiny_artifacts / "onnx-int8.onnx", web, _info(tiny_run, "web-int8"))
+    files = [*sorted(cifar100_samples.glob("*.png"))[10:13], photos[5], photos[4], not_an_image]
+    shot = tiny_run / "web-page.png"
+    with serve.start_server(web) as server, chromium_page(chromium, (1100, 800)) as page:
+        cards = classify_files(page, server.url, files)
+        page.screenshot(path=str(shot), full_page=True)
+    assert [c.file for c in cards] == [f.name for f in files]
+    with Image.open(shot) as img:
+        assert img.width == 1100 and img.height >= 800
+    if os.environ.get("HERBI_UPDATE_SCREENSHOT"):  # not on every run: docs/ is tracked
+        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(shot, DOCS_SCREENSHOT)
+
+
+def test_missing_runtime_files_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv(ORT_ENV, str(tmp_path / "empty"))
+    with pytest.raises(ExportError, match=r"npm ci") as err:
+        write_web(tmp_path / "model.onnx", tmp_path / "web", {})
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "web").exists()
+
+
+def test_reexport_replaces_the_folder(tiny_run, tiny_artifacts, tmp_path):
+    web = tmp_path / "web"
+    write_web(tiny_artifacts / "onnx-float32.onnx", web, _info(tiny_run, "web-float32"))
+    (web / "stale.txt").write_text("from an earlier export")
+    files = write_web(tiny_artifacts / "onnx-int8.onnx", web, _info(tiny_run, "web-int8"))
+    names = sorted(str(f.relative_to(web)) for f in files)
+    assert "stale.txt" not in names and {"index.html", "model.json", "model.onnx"} <= set(names)
+    assert "ort/ort-wasm-simd-threaded.wasm" in names
+    assert [p.name for p in tmp_path.iterdir()] == ["web"]  # no temporary folder left
+    info = json.loads((web / "model.json").read_text())
+    assert info["format"] == "web-int8" and info["contract"]["format"] == "onnx-int8"
+    assert info["size_bytes"] == (tiny_artifacts / "onnx-int8.onnx").stat().st_size
+    # the copy keeps its contract inside: the Python runtime loads it as it is
+    assert Classifier.load(web / "model.onnx").labels == info["classes"]
+    update_info(web, {"test_accuracy": 0.75})
+    assert json.loads((web / "model.json").read_text()) == {**info, "test_accuracy": 0.75}
+
+
+def test_serve_finds_the_page_or_says_why(tmp_path):
+    export = tmp_path / "run" / "export"
+    for name in ("web-float32", "web-int8"):
+        (export / name).mkdir(parents=True)
+        (export / name / "index.html").write_text("<!doctype html>")
+    web = export / "web-int8"  # preferred: --format web defaults to int8
+    for given in (tmp_path / "run", export, web):
+        assert serve.find_web_dir(given) == web
+    result = CliRunner().invoke(serve.main, [str(tmp_path / "nowhere")])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [f"Error: {tmp_path / 'nowhere'}: no such folder"]
+    with serve.start_server(web) as server:
+        with urlopen(server.url + "index.html") as response:
+            assert response.headers["Content-Type"].startswith("text/html")
+        (web / "x.wasm").write_bytes(b"\0asm")
+        with urlopen(server.url + "x.wasm") as response:
+            assert response.headers["Content-Type"] == "application/wasm"
