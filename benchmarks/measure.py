@@ -25,8 +25,10 @@ from herbi.benchmarks.processes import WorkerError, cold_start, run_worker
 from herbi.benchmarks.run_folder import ExportedRun, Snapshot
 from herbi.common.errors import BenchError
 from herbi.common.provenance import package_versions
+from herbi.export.calibration import DEFAULT_SIZE, calibration_indices
 from herbi.export.formats import FORMATS
-from herbi.export.parity import artifact_probs, compare
+from herbi.export.gate import DEFAULT_TRAIN_SAMPLE, paired_test, parity_images
+from herbi.export.parity import artifact_probs, compare, tie_aware_agreement
 from herbi.runtime import ContractError, ImageError, ModelError
 from herbi.train.evaluate import score
 from herbi.train.run import run_dataset
@@ -44,10 +46,10 @@ class Settings:
     """How much is measured: thread counts, the large batch, time budgets, cold repeats."""
 
     threads: tuple[int, ...]
-    batch: int
-    latency: Budget
-    batched: Budget
-    cold_repeats: int
+    large_batch: int
+    batch1_budget: Budget
+    large_batch_budget: Budget
+    cold_start_repeats: int
     quick: bool
     browser_images: int
 
@@ -62,17 +64,6 @@ class Settings:
             latency = Budget(latency.warmup, runs, latency.seconds)
             batched = Budget(batched.warmup, max(3, runs // 10), batched.seconds)
         return cls(threads, batch, latency, batched, repeats, quick, 5 if quick else 50)
-
-    def to_dict(self) -> dict:
-        return {
-            "threads": list(self.threads),
-            "large_batch": self.batch,
-            "batch1_budget": asdict(self.latency),
-            "large_batch_budget": asdict(self.batched),
-            "cold_start_repeats": self.cold_repeats,
-            "quick": self.quick,
-            "browser_images": self.browser_images,
-        }
 
 
 @dataclass
@@ -97,10 +88,16 @@ class Quality:
     accuracy_change_points: float = 0.0
     macro_f1_change_points: float = 0.0
     per_class_f1_change_points: dict[str, float] = field(default_factory=dict)
+    # The same evidence as export's gate: the paired test of the change on these images
+    # (interval and exact McNemar p, points as Keras minus artifact), and the tie-aware
+    # agreement on export's parity images (validation + train images not calibrated on).
+    paired: dict = field(default_factory=dict)
+    agreement_parity_images: float | None = None
 
     @classmethod
     def measure(cls, probs: np.ndarray, ref: np.ndarray, y: np.ndarray, labels: list[str],
-                base: Quality | None = None) -> Quality:  # fmt: skip
+                base: Quality | None = None, parity_agreement: float | None = None,
+                ) -> Quality:  # fmt: skip
         s, p = score(y, probs, labels), compare(ref, probs, y, labels)
         q = cls(
             s["n"], s["accuracy"], s["accuracy_ci95"], s["macro_f1"],
@@ -113,6 +110,8 @@ class Quality:
         q.per_class_f1_change_points = {
             c: 100 * (f - base.per_class_f1[c]) for c, f in q.per_class_f1.items()
         }
+        q.paired = paired_test(ref.argmax(1) == y, probs.argmax(1) == y).to_dict()
+        q.agreement_parity_images = parity_agreement
         return q
 
 
@@ -144,6 +143,14 @@ class Row:
     browser: dict | None = None  # a web page's figures in headless Chromium (BrowserTiming)
     footprint: dict | None = None  # a microcontroller artifact's arena, flash, ops, MACs
     tensorflow_imported: bool | None = None
+
+
+def bench_parity_images(ds, export_report: dict):
+    """The images export's gate measured agreement on: every validation image and the train
+    images outside the calibration set (sizes as export recorded them)."""
+    calibration = export_report.get("calibration", {}).get("images", DEFAULT_SIZE)
+    train = export_report.get("gate", {}).get("parity_train_images", DEFAULT_TRAIN_SAMPLE)
+    return parity_images(ds, calibration_indices(ds.y_train, calibration), train)
 
 
 def dataset_section(ds, run: ExportedRun, data: str | None) -> dict:
@@ -199,7 +206,11 @@ class Bench:
         Image.fromarray(ds.x_test[0]).save(self.image)  # lossless: the exact test pixels
         self.labels = list(ds.class_names)
         log(f"Keras original: reference probabilities on {len(ds.y_test)} test images")
-        self.ref = keras_original.reference(self.model.path, ds.x_test)
+        self.parity = bench_parity_images(ds, run.export_report)
+        self.ref = keras_original.reference(
+            self.model.path, np.concatenate([ds.x_test, self.parity.pixels])
+        )
+        self.ref["probs"], self.ref["parity"] = np.split(self.ref["probs"], [len(ds.x_test)])
         self.base = Quality.measure(self.ref["probs"], self.ref["probs"], ds.y_test, self.labels)
         self.keras_bytes = self.model.path.stat().st_size
 
@@ -224,9 +235,9 @@ class Bench:
             **({"backend": backend} if backend else {}),
             "threads": threads,
             "pixels": str(self.pixels),
-            "batch": self.settings.batch,
-            "latency": asdict(self.settings.latency),
-            "batched": asdict(self.settings.batched),
+            "batch": self.settings.large_batch,
+            "latency": asdict(self.settings.batch1_budget),
+            "batched": asdict(self.settings.large_batch_budget),
         }
 
     def file_figures(self, copy: Snapshot) -> dict:
@@ -256,10 +267,10 @@ class Bench:
                     row.tensorflow_imported = result["tensorflow_imported"]
                     self.log(f"{row.name}: {t} thread(s) {brief(row.timing[str(t)])}")
             for row in rows.values():
-                self.log(f"{row.name}: cold start ({self.settings.cold_repeats}x)")
+                self.log(f"{row.name}: cold start ({self.settings.cold_start_repeats}x)")
                 spec = {"task": "cold-keras", "path": str(self.model.path), "how": row.call}
                 row.cold_start = cold_start(
-                    {**spec, "image": str(self.image)}, self.settings.cold_repeats
+                    {**spec, "image": str(self.image)}, self.settings.cold_start_repeats
                 )
         except WorkerError as e:
             for row in rows.values():
@@ -285,9 +296,11 @@ class Bench:
         path = copy.model
         try:
             probs = artifact_probs(path, self.ds.x_test, fmt.backend)
+            on_parity = artifact_probs(path, self.parity.pixels, fmt.backend)
             q = row.quality = Quality.measure(
-                probs, self.ref["probs"], self.ds.y_test, self.labels, self.base
-            )
+                probs, self.ref["probs"], self.ds.y_test, self.labels, self.base,
+                tie_aware_agreement(self.ref["parity"], on_parity),
+            )  # fmt: skip
             self.log(
                 f"{name}: accuracy {100 * q.accuracy:.1f}%, agreement {q.agreement:.3f}, "
                 f"max |dp| {q.max_prob_diff:.4f}"
@@ -304,7 +317,7 @@ class Bench:
                 self.log(f"{name}: {t} thread(s) {brief(result)}")
             spec = {"task": "cold-artifact", "path": str(path), "image": str(self.image),
                     "backend": fmt.backend}  # fmt: skip
-            row.cold_start = cold_start(spec, self.settings.cold_repeats)
+            row.cold_start = cold_start(spec, self.settings.cold_start_repeats)
         except (ModelError, ContractError, ImageError, WorkerError, BenchError) as e:
             self.log(f"{name}: FAILED: {e}")
             row.status, row.error = "failed", str(e)
@@ -376,12 +389,13 @@ def benchmark(
         },
         "packages": package_versions(),
         "dataset": dataset_section(ds, run, data),
+        "parity_images": bench.parity.description,
         "model_complexity": {
             "macs_per_image": bench.ref["macs"],
             "params": bench.ref["params"],
             "weights_bytes": bench.ref["weights_bytes"],
         },
-        "settings": settings.to_dict(),
+        "settings": asdict(settings),
         "published": {
             "test_accuracy": REFERENCE.published,
             "note": "the study's figures: CIFAR-100 coarse class 11, GPU, 300 epochs per stage, "

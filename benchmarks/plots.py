@@ -9,13 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from herbi.common.files import atomic_path
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
+from herbi.common.files import save_figure
 
 
 def plot_accuracy_latency(rows: list[dict], threads: str, path: Path, label: str) -> None:
@@ -43,7 +37,7 @@ def plot_accuracy_latency(rows: list[dict], threads: str, path: Path, label: str
     ax.set_ylabel("test accuracy (%), 95% CI")
     ax.set_title(f"Accuracy vs latency — {label}", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_sizes(rows: list[dict], path: Path, label: str) -> None:
@@ -66,4 +60,4 @@ def plot_sizes(rows: list[dict], path: Path, label: str) -> None:
     ax.set_xlabel("file size (KB)")
     ax.set_xlim(0, max(sizes, default=1) * 1.35)
     ax.set_title(f"Size per format — {label}", fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)

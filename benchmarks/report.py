@@ -76,6 +76,10 @@ def render(report: dict) -> str:
         "",
         *[f"- {line}" for line in findings(report)],
         "",
+        f"Agreement is tie-aware top-class agreement with Keras on {report['parity_images']}, the "
+        "images export's gate judged; Δ acc is on the test split, with the 95% interval of the "
+        "paired difference (Tango score interval; exact McNemar p in report.json).",
+        "",
         f"Latency is batch 1 through `Classifier.predict_proba` (uint8 pixels in, "
         f"probabilities out) for artifacts; the Keras rows time `model(x)` and "
         f"`model.predict(x)` on the same pixels scaled by 1/255. Speed-up is the Keras "

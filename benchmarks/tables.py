@@ -53,6 +53,15 @@ def per_thread(report: dict) -> list[tuple]:
     return [(r, t, tm) for r in timed(report) for t, tm in r.timing.items()]
 
 
+def change(r) -> str:
+    """Accuracy change against Keras on the test split with its paired 95% interval."""
+    delta = signed(r.quality.accuracy_change_points)
+    if r.kind == "keras":
+        return delta
+    low, high = r.quality.paired["interval_points"]  # of the drop, Keras minus artifact
+    return f"{delta} [{-high:+.1f}, {-low:+.1f}]"
+
+
 def summary_table(report: dict) -> list[str]:
     """The at-a-glance table: one row per measured format, then the published reference."""
     threads = report["settings"]["threads"]
@@ -77,8 +86,9 @@ def summary_table(report: dict) -> list[str]:
         ("size vs Keras", lambda r: f"{r.size_ratio:.3f}×"),
         ("accuracy [95% CI]", lambda r: f"{pct(r.quality.accuracy)} "
          f"[{100 * r.quality.accuracy_ci95[0]:.1f}, {100 * r.quality.accuracy_ci95[1]:.1f}]"),
-        ("Δ acc (points)", lambda r: signed(r.quality.accuracy_change_points)),
-        ("agreement", lambda r: f"{r.quality.agreement:.3f}"),
+        ("Δ acc, points [95% CI]", change),
+        ("agreement (parity images)", lambda r: NONE if r.quality.agreement_parity_images
+         is None else f"{r.quality.agreement_parity_images:.4f}"),
         (f"p50 ms ({one} thr)", b1("p50_ms")),
         (f"p99 ms ({one} thr)", b1("p99_ms")),
         ("speed-up vs Keras", timing(lambda r: times(r.timing[one].get("speedup_vs_keras")))),

@@ -57,3 +57,12 @@ def read_json(path: Path | str) -> dict:
     if not isinstance(obj, dict):
         raise HerbiError(f"{path}: expected a JSON object")
     return obj
+
+
+def save_figure(fig, path: Path) -> None:
+    """A matplotlib figure as a PNG, atomically; the figure is closed (its memory freed)."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)

@@ -19,8 +19,16 @@ from herbi.common.errors import ExportError, HerbiError
 from herbi.common.files import atomic_path, read_json, write_json, write_text
 from herbi.common.run_folder import EXPORT_REPORT
 from herbi.export import artifacts, parity
-from herbi.export.calibration import DEFAULT_SIZE, calibration_images
+from herbi.export.calibration import DEFAULT_SIZE, calibration_indices
 from herbi.export.formats import FORMATS, BuildInputs, Limits
+from herbi.export.gate import (
+    GateOptions,
+    agreement_report,
+    judge,
+    paired_test,
+    parity_images,
+    summary_line,
+)
 from herbi.export.rewrite import affine_batchnorms
 from herbi.export.source import Source
 from herbi.runtime.contract import Contract, sha256_file
@@ -43,6 +51,7 @@ class ArtifactResult:
     graph_problems: list[str] = field(default_factory=list)
     val: parity.Parity | None = None
     test: parity.Parity | None = None
+    gate: dict | None = None  # the gate's evidence: agreement on the parity images, paired test
     footprint: dict | None = None  # a microcontroller artifact's measured arena and flash
     debug_csv: str | None = None
 
@@ -105,8 +114,7 @@ def export_model(
     calibration_size: int = DEFAULT_SIZE,
     parity_check: bool = True,
     gate: bool = True,
-    min_agreement: float = 0.98,
-    max_drop: float = 1.0,
+    options: GateOptions = GateOptions(),  # noqa: B008
     qat_epochs: int = 3,
     qat_samples: int | None = None,
     reduce_range: str = "auto",
@@ -131,7 +139,8 @@ def export_model(
     check_writable(out_dir)
     ds = source.dataset
     contract = Contract(labels=source.labels, input_size=source.input_size)
-    calib = calibration_images(ds.x_train, ds.y_train, calibration_size)
+    calib_ix = calibration_indices(ds.y_train, calibration_size)
+    calib = ds.x_train[calib_ix]
     model, rewritten = affine_batchnorms(source.model)
     if rewritten:
         log(f"batch norms after activations as 1x1 depthwise convolutions: {', '.join(rewritten)}")
@@ -145,10 +154,13 @@ def export_model(
         qat_epochs=qat_epochs,
         reduce_range=seven_bit,
     )
-    splits = {"val": (ds.x_val, ds.y_val), "test": (ds.x_test, ds.y_test)}
-    labels = source.labels
+    # Parity images: validation first (the paired test's labelled images), then train images
+    # outside the calibration set (agreement needs no labels); the test split only reported.
+    images = parity_images(ds, calib_ix, options.check().train_images)
+    v, labels = images.val_images, source.labels
+    splits = {"gate": images.pixels, "test": ds.x_test}
     reference = (
-        {s: keras_probs(source.model, x, contract.scale) for s, (x, _) in splits.items()}
+        {s: keras_probs(source.model, x, contract.scale) for s, x in splits.items()}
         if parity_check
         else {}
     )
@@ -163,15 +175,22 @@ def export_model(
             "enabled": parity_check and gate,
             "max_arena_bytes": limits.max_arena,
             "max_flash_bytes": limits.max_flash,
-            "gated_split": "val",
+            "parity_images": images.description,
+            "parity_train_images": options.train_images,
+            "paired_split": "val",
             "reported_split": "test",
-            "min_agreement": min_agreement,
-            "max_drop_points": max_drop,
+            "min_agreement": options.min_agreement,
+            "max_drop_points": options.max_drop,
+            "hard_limit_points": options.hard_limit,
+            "alpha": options.alpha,
+            "test": "exact McNemar on the discordant pairs; Tango score interval (95%)",
         },
         keras={
-            f"{s}_accuracy": float((p.argmax(1) == splits[s][1]).mean())
-            for s, p in reference.items()
-        },
+            "val_accuracy": float((reference["gate"][:v].argmax(1) == ds.y_val).mean()),
+            "test_accuracy": float((reference["test"].argmax(1) == ds.y_test).mean()),
+        }
+        if parity_check
+        else {},
     )
     stage = artifacts.staging(out_dir)
     for name in formats:
@@ -196,16 +215,23 @@ def export_model(
             graph_problems=fmt.check(path, limits),
             footprint=fmt.container.footprint(model_file) if fmt.container.footprint else None,
         )
-        if parity_check:
-            result.val, result.test = (
-                parity.compare(
-                    reference[s], parity.artifact_probs(model_file, x, fmt.backend), y, labels
-                )
-                for s, (x, y) in splits.items()
-            )
         result.reasons = list(result.graph_problems)
-        if parity_check and gate:
-            result.reasons += parity.gate(result.val, min_agreement, max_drop)
+        if parity_check:
+            got = {s: parity.artifact_probs(model_file, x, fmt.backend) for s, x in splits.items()}
+            ref = reference["gate"]
+            result.val = parity.compare(ref[:v], got["gate"][:v], ds.y_val, labels)
+            result.test = parity.compare(reference["test"], got["test"], ds.y_test, labels)
+            agreement = agreement_report(images, ref, got["gate"])
+            paired = paired_test(
+                ref[:v].argmax(1) == ds.y_val, got["gate"][:v].argmax(1) == ds.y_val
+            )
+            result.gate = {"agreement": agreement, "paired_val": paired.to_dict(),
+                           "summary": summary_line(paired)}  # fmt: skip
+            log(f"[{name}] agreement {agreement['agreement']:.4f} on {images.description}")
+            log(f"[{name}] {summary_line(paired)}")
+            if gate:
+                result.reasons += judge(paired, agreement["agreement"], options.min_agreement,
+                                        options.max_drop, options.hard_limit, options.alpha)  # fmt: skip
         if debug_quant and fmt.debug:
             table = out_dir / f"{name}.debug.csv"
             write_text(table, fmt.debug(inputs, model_file))

@@ -16,34 +16,46 @@ import click
 from herbi.common.errors import ExportError, HerbiError
 from herbi.export.calibration import DEFAULT_SIZE
 from herbi.export.formats import FORMATS, select
+from herbi.export.gate import (
+    DEFAULT_ALPHA,
+    DEFAULT_HARD_LIMIT,
+    DEFAULT_MAX_DROP,
+    DEFAULT_MIN_AGREEMENT,
+    DEFAULT_TRAIN_SAMPLE,
+    GateOptions,
+)
 from herbi.runtime.backends import ModelError
 from herbi.runtime.contract import ContractError
 
 EXIT_REJECTED = 3
 HERBI_ERRORS = (HerbiError, ContractError, ModelError)
-TABLE_ROW = "{:<16} {:>8} {:>9} {:>8} {:>6} {:>8} {:>9} {:>10}  {}"
+TABLE_ROW = "{:<16} {:>8} {:>9} {:>8} {:>20} {:>5} {:>7} {:>9} {:>10}  {}"
 
 
 def table(report) -> str:
-    """The per-artifact summary printed after export: val is the gated split, test is only
-    reported (Keras' own test accuracy is on the last line)."""
-    cols = ("format", "size KB", "val Keras", "val art.", "agree", "max|dp|", "test art.",
-            "test agree", "status")  # fmt: skip
+    """The per-artifact summary printed after export: the gate's evidence (validation accuracy,
+    the paired drop with its 95% interval and p-value, agreement on the parity images), then
+    the test split, which is only reported (Keras' own test accuracy is on the last line)."""
+    cols = ("format", "size KB", "val Keras", "val art.", "drop [95% CI]", "p", "agree",
+            "test art.", "test agree", "status")  # fmt: skip
     rows = [cols]
     for name, a in report.artifacts.items():
-        val, test = a.val, a.test
         size = f"{a.size_kb:.1f}" if a.size_kb is not None else "-"
-        nums = (
-            (f"{val.accuracy_keras:.3f}", f"{val.accuracy_artifact:.3f}",
-             f"{val.agreement_tie_aware:.3f}", f"{val.max_abs_diff:.4f}",
-             f"{test.accuracy_artifact:.3f}", f"{test.agreement:.3f}")
-            if val else ("-",) * 6
-        )  # fmt: skip
+        nums = ("-",) * 7
+        if a.gate:
+            g = a.gate["paired_val"]
+            lo, hi = g["interval_points"]
+            nums = (f"{a.val.accuracy_keras:.3f}", f"{a.val.accuracy_artifact:.3f}",
+                    f"{g['drop_points']:+.1f} [{lo:+.1f}, {hi:+.1f}]", f"{g['p_value']:.2g}",
+                    f"{a.gate['agreement']['agreement']:.4f}", f"{a.test.accuracy_artifact:.3f}",
+                    f"{a.test.agreement:.3f}")  # fmt: skip
         rows.append((name, size, *nums, a.status))
     lines = [TABLE_ROW.format(*row) for row in rows]
     lines.insert(1, "-" * len(lines[0]))
     if "test_accuracy" in report.keras:
         lines.append(f"Keras test accuracy {report.keras['test_accuracy']:.3f}")
+    if report.gate.get("parity_images"):
+        lines.append(f"agree: on {report.gate['parity_images']}; drop and p: paired, validation")
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -75,8 +87,41 @@ def table(report) -> str:
 )
 @click.option("--qat-epochs", type=int, default=3, show_default=True)
 @click.option("--check/--no-check", default=True, show_default=True, help="Parity check and gate.")
-@click.option("--min-agreement", type=float, default=0.98, show_default=True)
-@click.option("--max-drop", type=float, default=1.0, show_default=True, help="Accuracy points.")
+@click.option(
+    "--min-agreement",
+    type=float,
+    default=DEFAULT_MIN_AGREEMENT,
+    show_default=True,
+    help="Refuse below this agreement with Keras on the parity images (validation + train).",
+)
+@click.option(
+    "--max-drop",
+    type=float,
+    default=DEFAULT_MAX_DROP,
+    show_default=True,
+    help="Accuracy points on validation; refuses only a statistically significant drop.",
+)
+@click.option(
+    "--alpha",
+    type=float,
+    default=DEFAULT_ALPHA,
+    show_default=True,
+    help="Significance level of the exact McNemar test that --max-drop needs.",
+)
+@click.option(
+    "--hard-limit",
+    type=float,
+    default=DEFAULT_HARD_LIMIT,
+    show_default=True,
+    help="Refuse when the drop's 95% upper bound exceeds this many points.",
+)
+@click.option(
+    "--parity-train-images",
+    type=int,
+    default=DEFAULT_TRAIN_SAMPLE,
+    show_default=True,
+    help="Train images (not the calibration ones) added to validation for agreement.",
+)
 @click.option(
     "--reduce-range",
     type=click.Choice(["auto", "on", "off"]),
@@ -107,6 +152,9 @@ def main(
     check: bool,
     min_agreement: float,
     max_drop: float,
+    alpha: float,
+    hard_limit: float,
+    parity_train_images: int,
     reduce_range: str,
     max_arena: str | None,
     max_flash: str | None,
@@ -136,8 +184,7 @@ def main(
             formats,
             calibration_size=calibration_size,
             parity_check=check,
-            min_agreement=min_agreement,
-            max_drop=max_drop,
+            options=GateOptions(min_agreement, max_drop, hard_limit, alpha, parity_train_images),
             qat_epochs=qat_epochs,
             reduce_range=reduce_range,
             limits=limits,

@@ -6,18 +6,14 @@ Every way this can go wrong ends in one :class:`ExportError` line naming the fil
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import sys
-import tempfile
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from herbi.common.errors import ExportError
 from herbi.common.run_folder import RunFolder
+from herbi.runtime.native import filtered_stderr
 from herbi.train.data import Dataset, load_dataset
 from herbi.train.run import run_dataset
 
@@ -46,32 +42,14 @@ def default_out(model: Path | str) -> Path:
     return RunFolder(path if path.is_dir() else path.parent).export
 
 
-@contextlib.contextmanager
-def tensorflow_chatter_filtered() -> Iterator[None]:
+def tensorflow_chatter_filtered():
     """Drop TensorFlow's native start-up lines from stderr, pass every other line on.
 
     Importing TensorFlow and creating its first device print absl/oneDNN/CUDA-probe lines
     straight to file descriptor 2 whatever ``TF_CPP_MIN_LOG_LEVEL`` says ("before
-    absl::InitializeLog"), which would bury a one-line error. Meanwhile fd 2 points at a
-    temporary file; afterwards its lines that are not such chatter go to the real stderr.
+    absl::InitializeLog"), which would bury a one-line error.
     """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            kept = [
-                line
-                for line in held.read().decode(errors="replace").splitlines(keepends=True)
-                if not TF_CHATTER.match(line)
-            ]
-            sys.stderr.write("".join(kept))
+    return filtered_stderr(TF_CHATTER.match)
 
 
 def load_keras(path: Path):

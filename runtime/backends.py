@@ -12,15 +12,13 @@ clear message instead of reaching the interpreter.
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from herbi.runtime.contract import METADATA_KEY, Contract, ContractError, read_sidecar
+from herbi.runtime.native import filtered_stderr
 
 
 class ModelError(ValueError):
@@ -42,44 +40,8 @@ def run_fixed_batch(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batc
     return np.concatenate(outs)
 
 
-_LITERT_BANNER = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-_litert_banner_filtered = False
-
-
-@contextmanager
-def _no_litert_banner() -> Iterator[None]:
-    """Drop the INFO line LiteRT's C++ logger writes to fd 2 once per process.
-
-    ``herbi-classify`` keeps stderr for errors. Native code writes straight to the file
-    descriptor, so it is pointed at a temporary file meanwhile and every other line written
-    there is passed on to the real stderr afterwards.
-    """
-    global _litert_banner_filtered
-    if _litert_banner_filtered:
-        yield
-        return
-    sys.stderr.flush()
-    import tempfile  # here, not at the top: only a LiteRT load pays for importing it
-
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all (a daemon): nothing to keep clean
-        yield
-        return
-    try:
-        with tempfile.TemporaryFile() as tmp:
-            os.dup2(tmp.fileno(), 2)
-            try:
-                yield
-                _litert_banner_filtered = True  # printed by now; a failed load may retry
-            finally:
-                os.dup2(saved, 2)
-                tmp.seek(0)
-                rest = [x for x in tmp.read().splitlines(True) if not x.startswith(_LITERT_BANNER)]
-                if rest:
-                    os.write(2, b"".join(rest))
-    finally:
-        os.close(saved)
+# LiteRT's C++ logger announces XNNPACK on fd 2 once per process; nothing to act on.
+LITERT_BANNER = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
 
 
 class LiteRTBackend:
@@ -95,7 +57,7 @@ class LiteRTBackend:
         self.contract = read_sidecar(path, data)
         try:
             self._interpreter = Interpreter(model_content=data, num_threads=threads)
-            with _no_litert_banner():
+            with filtered_stderr(lambda line: line.startswith(LITERT_BANNER)):
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"{path}: not a valid TFLite model ({e})") from None

@@ -13,61 +13,17 @@ only the first of a failure's lines is kept, inside the :class:`ModelError`.
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from herbi.runtime.backends import ModelError, _tensor_quant
 from herbi.runtime.contract import read_sidecar
+from herbi.runtime.native import native_output
 
 # The interpreter needs an arena up front and learns its real need only from allocating.
 # This is far above any model a microcontroller can hold; untouched pages cost no memory.
 ARENA_BYTES = 64 << 20
-
-
-@contextmanager
-def native_output() -> Iterator[list[str]]:
-    """Send what native code writes to fds 1 and 2 to a temporary file meanwhile.
-
-    The yielded list receives those lines when the block ends (also when it raises). A
-    process started with fd 1 or 2 closed gets no capture: a descriptor saved there would be
-    overwritten by the redirection itself.
-    """
-    lines: list[str] = []
-    if not (_is_open(1) and _is_open(2)):
-        yield lines
-        return
-    for stream in (sys.stdout, sys.stderr):
-        if stream is not None:
-            stream.flush()
-    saved = [os.dup(1), os.dup(2)]  # 1 and 2 are taken, so these are other descriptors
-    try:
-        with tempfile.TemporaryFile() as tmp:
-            os.dup2(tmp.fileno(), 1)
-            os.dup2(tmp.fileno(), 2)
-            try:
-                yield lines
-            finally:
-                os.dup2(saved[0], 1)
-                os.dup2(saved[1], 2)
-                tmp.seek(0)
-                lines.extend(tmp.read().decode("utf-8", "replace").splitlines())
-    finally:
-        for fd in saved:
-            os.close(fd)
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
 
 
 def first_line(lines: list[str], error: Exception) -> str:

@@ -274,3 +274,18 @@ def test_run_without_export_folder(tiny_run, tmp_path):
     result = bench("--run", str(run))
     assert result.exit_code == 1
     assert "nothing exported yet" in result.stderr and "herbi-export" in result.stderr
+
+
+def test_bench_and_export_report_the_same_gate_evidence(benched, tiny_artifacts):
+    """Agreement on the same parity images as export's gate, and the paired interval of the
+    test-split change beside the raw change."""
+    _, report, _ = benched
+    exported = json.loads((tiny_artifacts / "export_report.json").read_text())
+    assert report["parity_images"] == exported["gate"]["parity_images"]
+    for name in FORMATS:
+        q = report["rows"][name]["quality"]
+        gate = exported["artifacts"][name]["gate"]["agreement"]
+        assert q["agreement_parity_images"] == pytest.approx(gate["agreement"], abs=1e-12)
+        low, high = q["paired"]["interval_points"]
+        assert low <= q["paired"]["drop_points"] <= high
+        assert q["paired"]["drop_points"] == pytest.approx(-q["accuracy_change_points"])

@@ -206,14 +206,6 @@ def test_onnx_checker_rejects_a_broken_graph(tiny_artifacts, tmp_path):
 # --- gate ------------------------------------------------------------------------------------
 
 
-def test_gate_thresholds():
-    ok = parity.Parity(250, 0.99, 0.99, 0, 0.1, 0.01, 0.6, 0.595, 0.5, {})
-    assert parity.gate(ok, 0.98, 1.0) == []
-    low = dataclasses.replace(ok, agreement_tie_aware=0.97)
-    assert "agreement" in parity.gate(low, 0.98, 1.0)[0]
-    assert "drop" in parity.gate(dataclasses.replace(ok, drop_points=1.5), 0.98, 1.0)[0]
-
-
 def test_gate_rejects_a_damaged_export(tiny_run, tmp_path, monkeypatch):
     """int8 calibrated on black images: the real converter, runtime and gate must reject it."""
 
@@ -237,7 +229,8 @@ def test_gate_rejects_a_damaged_export(tiny_run, tmp_path, monkeypatch):
     assert (out / f"{damaged.name}.json.rejected").is_file()
     entry = json.loads((out / "export_report.json").read_text())["artifacts"][damaged.name]
     assert entry["status"] == "rejected"
-    assert entry["val"]["agreement_tie_aware"] < 0.98
+    assert entry["gate"]["agreement"]["agreement"] < 0.97
+    assert any("--min-agreement" in reason for reason in entry["reasons"])
     assert "rejected" in result.output
 
 

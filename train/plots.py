@@ -16,13 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from herbi.common.files import atomic_path
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
+from herbi.common.files import save_figure
 
 
 def plot_curves(history_csv: Path, path: Path, title: str) -> None:
@@ -42,7 +36,7 @@ def plot_curves(history_csv: Path, path: Path, title: str) -> None:
         ax.set_title(metric)
         ax.legend()
     fig.suptitle(title, fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_confusion(confusion: list[list[int]], class_names: list[str], path: Path, title: str):
@@ -51,7 +45,7 @@ def plot_confusion(confusion: list[list[int]], class_names: list[str], path: Pat
         ax=ax, colorbar=False, xticks_rotation=45
     )
     ax.set_title(title, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_grid(
@@ -65,4 +59,4 @@ def plot_grid(
     for ax in axes.flat:
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
