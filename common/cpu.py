@@ -62,6 +62,10 @@ class CpuInfo:
     def has_bf16(self) -> bool:
         return bool(self.flags & BF16)
 
+    @property
+    def has_amx(self) -> bool:
+        return "amx_bf16" in self.flags
+
     def label(self) -> str:
         """``<model> (<widest vector ISA>[, VNNI][, BF16][, AMX])``, written beside figures."""
         widest = next((n for f, n in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("asimd", "NEON"))

@@ -45,7 +45,7 @@ def bench(*args: str):
 @pytest.fixture(scope="module")
 def benched(tiny_run, tiny_artifacts, tmp_path_factory) -> tuple[Path, dict, object]:
     run = make_run(tiny_run, tiny_artifacts, tmp_path_factory.mktemp("bench") / "run")
-    result = bench("--run", str(run))
+    result = bench("--run", str(run), "--threads", "1")
     assert result.exit_code == 0, result.output + result.stderr
     report = json.loads((run / "bench" / "report.json").read_text())
     return run, report, result

@@ -136,6 +136,23 @@ def test_arena_is_what_tflm_needs(int8_model, footprint):
         tflm_interpreter(data, footprint.arena_bytes - footprint.arena_tail)
 
 
+def litert_reference(data: bytes, x: np.ndarray) -> np.ndarray:
+    """LiteRT with its reference op resolver (no XNNPACK), one image at a time."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(
+        model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF
+    )
+    interp.allocate_tensors()
+    source, target = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+    out = []
+    for row in x:
+        interp.set_tensor(source, row[None])
+        interp.invoke()
+        out.append(interp.get_tensor(target)[0])
+    return np.array(out)
+
+
 def test_tflm_backend_agrees_with_litert(int8_model, tiny_run):
     from herbi.train.run import run_dataset
 
@@ -147,13 +164,16 @@ def test_tflm_backend_agrees_with_litert(int8_model, tiny_run):
     assert tflm.input_shape == (1, 32, 32, 3) and tflm.output_shape == (1, len(LABELS))
     images = run_dataset(tiny_run).x_val
     x = input_map(tflm.contract.scale, tflm.input_dtype, tflm.input_quant)(images)
-    got, want = tflm.run(x), litert.run(x)
-    assert got.shape == want.shape == (len(images), len(LABELS)) and got.dtype == np.int8
-    # Measured on the tiny model, 250 images: same argmax on all; raw int8 scores identical
-    # for ~89%, at most 3 steps apart (fully connected requantization and softmax differ
-    # between TFLM's reference kernels and LiteRT's XNNPACK ones).
+    got = tflm.run(x)
+    assert got.shape == (len(images), len(LABELS)) and got.dtype == np.int8
+    # Against LiteRT's *reference* kernels: portable integer C++ like TFLM's, so the comparison
+    # does not depend on the CPU (LiteRT's default XNNPACK kernels round differently per ISA:
+    # up to 3 steps apart with AVX-512, 5 with float32 training and an AVX2 oneDNN cap).
+    # Measured: the fast model 1 step at most (99.6% of images identical) on AVX-512 and AVX2;
+    # the tiny model's fully connected requantization 1 step and its softmax 2.
+    want = litert_reference(data, x)
     steps = np.abs(got.astype(int) - want.astype(int))
-    assert steps.max() <= 3
+    assert steps.max() <= 2
     assert np.mean(got.argmax(1) == want.argmax(1)) >= 0.99
 
 
@@ -257,7 +277,7 @@ def test_herbi_export_format_tflm_writes_sources_and_enforces_limits(tiny_run, t
     assert footprint["flash_bytes"] == (folder / "model.tflite").stat().st_size
     assert entry["val"]["agreement"] >= 0.95  # TFLM's kernels ran the gate's parity check
     small = f"{footprint['declared_arena_bytes'] - 1}"
-    result, out = export("--max-arena", small)
+    result, out = export("--max-arena", small, "--no-check")  # the limit alone decides
     assert result.exit_code == EXIT_REJECTED, result.output
     assert "exceeds --max-arena" in result.output and (out / "tflm-int8.rejected").is_dir()
     result, _ = export("--max-flash", "lots")
