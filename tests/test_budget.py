@@ -45,3 +45,21 @@ def test_a_refused_budget_is_one_line_and_leaves_no_run_folder(tmp_path, animals
     assert result.output.strip().splitlines()[-1].startswith("Error: --budget")
     assert message in result.output
     assert not out.exists()
+
+
+def test_deadline_stops_before_an_epoch_that_would_end_late():
+    """The guarantee behind --budget when the machine turns slower than its probe said."""
+    import time
+
+    import numpy as np
+    import tf_keras as keras
+
+    from herbi.train.trainer import Deadline
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = np.zeros((32, 4), np.float32), np.zeros(32, int)
+    late = model.fit(x, y, epochs=20, verbose=0, callbacks=[Deadline(time.monotonic())])
+    assert len(late.epoch) == 1  # the first epoch ran; the second would have ended late
+    ample = model.fit(x, y, epochs=3, verbose=0, callbacks=[Deadline(time.monotonic() + 600)])
+    assert len(ample.epoch) == 3

@@ -255,6 +255,7 @@ def _train(
     from herbi.common.files import atomic_path, write_json
     from herbi.common.provenance import git_commit, package_versions
     from herbi.train import environment as env
+    from herbi.train.budget import RESERVE_SECONDS
     from herbi.train.report import model_summary, write_metrics, write_plots, write_report
     from herbi.train.trainer import TrainConfig, train_stages
 
@@ -284,7 +285,10 @@ def _train(
             env.seed_everything(cfg["seed"])  # the probe drew random numbers; start afresh
         _create(run.dir, new.point_latest)
     write_json(run.manifest, manifest)
-    config = TrainConfig(cfg["epochs"], cfg["seed"], cfg["preset_options"], precision)
+    deadline = None
+    if new and cfg.get("budget_seconds"):  # what is left once scoring and files are done
+        deadline = new.started + cfg["budget_seconds"] - RESERVE_SECONDS
+    config = TrainConfig(cfg["epochs"], cfg["seed"], cfg["preset_options"], precision, deadline)
     stages = train_stages(recipe, ds, data, config, run, strategy, resume=new is None)
     final = recipe.stages[-1]
     with atomic_path(run.model) as tmp:

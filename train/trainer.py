@@ -53,6 +53,22 @@ class TrainConfig:
     seed: int
     preset_options: dict
     precision: str  # "float32" or "bfloat16" (resolved, never "auto")
+    deadline: float | None = None  # time.monotonic() by which training must stop (--budget)
+
+
+class Deadline(keras.callbacks.Callback):
+    """Stop before an epoch that would end after ``deadline``: the budget's guarantee when the
+    machine turns slower than its probe said (the best checkpoint so far is kept)."""
+
+    def __init__(self, deadline: float):
+        super().__init__()
+        self.deadline, self.started = deadline, time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        per_epoch = (time.monotonic() - self.started) / (epoch + 1)
+        if time.monotonic() + per_epoch > self.deadline and epoch + 1 < self.params["epochs"]:
+            click.echo(f"[budget] stopping after epoch {epoch + 1}: the next one would end late")
+            self.model.stop_training = True
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -154,6 +170,7 @@ def train_stages(
                     *plan.callbacks,
                     BestCheckpoint(best_path, best),
                     HistoryCSV(run.history, stage),
+                    *([Deadline(cfg.deadline)] if cfg.deadline else []),
                 ],
             )
         finally:
