@@ -16,6 +16,13 @@ from pathlib import Path
 from herbi.common.errors import HerbiError
 
 
+def umask() -> int:
+    """The process's file-creation mask (reading it means setting it, so it is put back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
@@ -24,9 +31,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     # Keep the real suffix last: savers such as Keras pick the file format from it.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp-", suffix=path.suffix, dir=path.parent)
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide results from other users
+    os.chmod(tmp, 0o666 & ~umask())  # mkstemp's 0600 would hide results from other users
     tmp_path = Path(tmp)
     try:
         yield tmp_path

@@ -125,9 +125,8 @@ def parity_images(
     ``dataset`` is a :class:`herbi.train.data.Dataset`; ``calibration`` holds the indices
     :func:`calibration_indices` gave. The sample is seeded so a report can be reproduced, and
     sorted so it reads the train split in order. The test split is never touched.
+    ``train_sample`` is checked by :meth:`GateOptions.check`.
     """
-    if train_sample < 0:
-        raise ExportError(f"--parity-train-images {train_sample}: must be 0 or more")
     outside = np.setdiff1d(np.arange(len(dataset.y_train)), calibration)
     take = min(train_sample, len(outside))
     picked = np.sort(np.random.default_rng(seed).choice(outside, take, replace=False))

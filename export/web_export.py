@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from herbi.common.errors import ExportError
-from herbi.common.files import write_text
+from herbi.common.files import umask, write_text
 from herbi.runtime import Classifier
 
 SCHEMA = "herbi.web/1"
@@ -106,7 +106,7 @@ def write_web(onnx_path: Path, out_dir: Path, info: dict) -> list[Path]:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the page from a web server
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp's 0700 would hide the page from a web server
         for name in PAGE_FILES:
             shutil.copyfile(TEMPLATE / name, tmp / name)
         (tmp / RUNTIME_DIR).mkdir()
@@ -140,12 +140,6 @@ def update_info(web_dir: Path, facts: dict) -> Path:
     except (OSError, ValueError) as e:
         raise ExportError(f"{path}: cannot read the page's model info ({e})") from None
     return write_text(path, json.dumps({**meta, **facts}, indent=2) + "\n")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _swap_in(new: Path, target: Path) -> None:
