@@ -16,7 +16,7 @@ from pathlib import Path
 
 from herbi.common.cpu import cpu_info
 from herbi.common.errors import ExportError, HerbiError
-from herbi.common.files import atomic_path, read_json, write_json, write_text
+from herbi.common.files import read_json, write_json, write_text
 from herbi.common.run_folder import EXPORT_REPORT
 from herbi.export import artifacts, parity
 from herbi.export.calibration import DEFAULT_SIZE, calibration_indices
@@ -33,8 +33,6 @@ from herbi.export.rewrite import affine_batchnorms
 from herbi.export.source import Source
 from herbi.runtime.contract import Contract, sha256_file
 from herbi.train.evaluate import keras_probs
-
-REDUCE_RANGE = ("auto", "on", "off")
 
 
 @dataclass
@@ -71,9 +69,6 @@ class ExportReport:
     def names(self, status: str) -> list[str]:
         return [n for n, a in self.artifacts.items() if a.status == status]
 
-    def to_dict(self) -> dict:
-        return {**asdict(self), "rejected": self.names("rejected"), "failed": self.names("failed")}
-
 
 def resolve_reduce_range(choice: str) -> tuple[bool, str]:
     """``--reduce-range`` -> (7-bit ONNX int8 weights?, the reason the report records)."""
@@ -98,10 +93,7 @@ def facts(fmt, data: str, result: ArtifactResult) -> dict:
 def check_writable(out_dir: Path) -> None:
     """Fail in one line, before minutes of conversion, if ``out_dir`` cannot take files."""
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out_dir / ".herbi-write-probe") as tmp:
-            tmp.write_bytes(b"")
-        (out_dir / ".herbi-write-probe").unlink()
+        write_text(out_dir / ".herbi-write-probe", "").unlink()  # creates out_dir too
     except OSError as e:
         raise ExportError(f"{out_dir}: output folder is not writable ({e.strerror})") from None
 
@@ -245,13 +237,14 @@ def export_model(
             fmt.container.annotate(published, facts(fmt, ds.source, result))
         report.artifacts[name] = result
     shutil.rmtree(stage, ignore_errors=True)
-    write_json(out_dir / EXPORT_REPORT, merged(report.to_dict(), out_dir / EXPORT_REPORT))
+    write_json(out_dir / EXPORT_REPORT, merged(asdict(report), out_dir / EXPORT_REPORT))
     return report
 
 
 def merged(new: dict, path: Path) -> dict:
     """``new`` plus the entries of formats an earlier export left in the same folder, so
-    exporting one format does not lose what the report said of the others."""
+    exporting one format does not lose what the report said of the others; with the lists of
+    rejected and failed formats."""
     try:
         old = {k: v for k, v in read_json(path).get("artifacts", {}).items()
                if k not in new["artifacts"]}  # fmt: skip

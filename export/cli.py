@@ -15,7 +15,7 @@ import click
 
 from herbi.common.errors import ExportError, HerbiError
 from herbi.export.calibration import DEFAULT_SIZE
-from herbi.export.formats import FORMATS, select
+from herbi.export.formats import FORMATS, Limits, select
 from herbi.export.gate import (
     DEFAULT_ALPHA,
     DEFAULT_HARD_LIMIT,
@@ -24,6 +24,7 @@ from herbi.export.gate import (
     DEFAULT_TRAIN_SAMPLE,
     GateOptions,
 )
+from herbi.export.tflm import parse_size
 from herbi.runtime.backends import ModelError
 from herbi.runtime.contract import ContractError
 
@@ -59,13 +60,12 @@ def table(report) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.option("--model", "model_path", required=True, help="Run folder or .keras file.")
 @click.option(
     "--format",
     "family",
     default="tflite",
-    show_default=True,
     help=f"tflite, onnx, all, or one registry name ({', '.join(FORMATS)}).",
 )
 @click.option(
@@ -82,51 +82,44 @@ def table(report) -> str:
     "--calibration-size",
     type=int,
     default=DEFAULT_SIZE,
-    show_default=True,
     help="Stratified train images used to calibrate int8 ranges.",
 )
-@click.option("--qat-epochs", type=int, default=3, show_default=True)
-@click.option("--check/--no-check", default=True, show_default=True, help="Parity check and gate.")
+@click.option("--qat-epochs", type=int, default=3)
+@click.option("--check/--no-check", default=True, help="Parity check and gate.")
 @click.option(
     "--min-agreement",
     type=float,
     default=DEFAULT_MIN_AGREEMENT,
-    show_default=True,
     help="Refuse below this agreement with Keras on the parity images (validation + train).",
 )
 @click.option(
     "--max-drop",
     type=float,
     default=DEFAULT_MAX_DROP,
-    show_default=True,
     help="Accuracy points on validation; refuses only a statistically significant drop.",
 )
 @click.option(
     "--alpha",
     type=float,
     default=DEFAULT_ALPHA,
-    show_default=True,
     help="Significance level of the exact McNemar test that --max-drop needs.",
 )
 @click.option(
     "--hard-limit",
     type=float,
     default=DEFAULT_HARD_LIMIT,
-    show_default=True,
     help="Refuse when the drop's 95% upper bound exceeds this many points.",
 )
 @click.option(
     "--parity-train-images",
     type=int,
     default=DEFAULT_TRAIN_SAMPLE,
-    show_default=True,
     help="Train images (not the calibration ones) added to validation for agreement.",
 )
 @click.option(
     "--reduce-range",
     type=click.Choice(["auto", "on", "off"]),
     default="auto",
-    show_default=True,
     help="ONNX int8: 7-bit weights for CPUs without VNNI; auto decides from this machine's CPU.",
 )
 @click.option(
@@ -163,9 +156,6 @@ def main(
     """Export a trained model to deployable artifacts and prove each still does its job."""
     try:
         formats = select(family, quantize, qat)
-        from herbi.export.formats import Limits
-        from herbi.export.tflm import parse_size
-
         limits = Limits(*(parse_size(v, o) if v else None
                           for v, o in ((max_arena, "--max-arena"), (max_flash, "--max-flash"))))  # fmt: skip
         if qat_epochs < 1:

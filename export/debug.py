@@ -43,8 +43,7 @@ def tflite_table(inputs, artifact: Path) -> str:
     debugger.layer_statistics_dump(dump)
     rows = list(csv.DictReader(io.StringIO(dump.getvalue())))
     for row in rows:
-        scale = float(row["scale"])
-        mse = float(row["mean_squared_error"])
+        scale, mse = float(row["scale"]), float(row["mean_squared_error"])
         row["rmse_over_scale"] = f"{math.sqrt(mse) / scale:.4f}" if scale else ""
     return _to_csv(rows)
 

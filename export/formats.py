@@ -68,14 +68,14 @@ def _ignores_limits(check: Callable[[Path, bool], list[str]]) -> Callable:
 
 @dataclass(frozen=True)
 class Container:
-    """A file type: its suffix, its writer (which attaches the contract), the files an
-    artifact consists of, its graph check, and for a folder artifact the model file inside
-    that the runtime loads (``model``) and what it adds once judged (``annotate``)."""
+    """A file type: its suffix, its writer (which attaches the contract), its graph check, the
+    files an artifact consists of (default: its path alone), and for a folder artifact the model
+    file inside that the runtime loads (``model``) and what it adds once judged (``annotate``)."""
 
     suffix: str
     write: Callable[..., None]  # (data, path, contract, int8) -> None
-    files: Callable[[Path], list[Path]]
     check: Callable[[Path, bool, Limits], list[str]]  # (model file, int8, limits) -> problems
+    files: Callable[[Path], list[Path]] = lambda path: [path]
     model: Callable[[Path], Path] = lambda path: path
     annotate: Callable[[Path, dict], object] | None = None  # (artifact, facts)
     backend: str | None = None  # herbi.runtime's engine for it (None: by the model's suffix)
@@ -83,22 +83,17 @@ class Container:
     footprint: Callable[[Path], dict] | None = None  # (model file) -> device costs measured
 
 
-def _alone(path: Path) -> list[Path]:
-    return [path]
-
-
 TFLITE = Container(
     ".tflite",
     artifacts.write_tflite,
-    artifacts.with_sidecar,
     _ignores_limits(checks.tflite_problems),
+    files=artifacts.with_sidecar,
 )
-ONNX = Container(".onnx", artifacts.write_onnx, _alone, _ignores_limits(checks.onnx_problems))
+ONNX = Container(".onnx", artifacts.write_onnx, _ignores_limits(checks.onnx_problems))
 # TFLite Micro C++ sources around the int8 model, checked with TFLM's own kernels.
 TFLM = Container(
     "",
     tflm_source.write_tflm,
-    _alone,
     tflm_source.tflm_problems,
     model=lambda path: path / tflm_source.MODEL,
     backend="tflm",
@@ -108,7 +103,6 @@ TFLM = Container(
 WEB = Container(
     "",
     web_export.write_page,
-    _alone,
     _ignores_limits(checks.onnx_problems),
     model=lambda path: path / web_export.MODEL_FILE,
     annotate=web_export.update_info,

@@ -272,13 +272,9 @@ def judge(
     hard_limit: float = DEFAULT_HARD_LIMIT,
     alpha: float = DEFAULT_ALPHA,
 ) -> list[str]:
-    """Reasons to refuse the artifact, one line each naming its option (empty: it passes).
-
-    Refused when the drop is both significant (McNemar p < ``alpha``) and above ``max_drop``
-    points; when the upper end of its interval exceeds ``hard_limit`` points (the data cannot
-    rule out a loss that large); or when ``agreement`` on the parity images is under
-    ``min_agreement``.
-    """
+    """Reasons to refuse the artifact, one line each naming its option (empty: it passes):
+    agreement under ``min_agreement``, a drop both significant and above ``max_drop``, or an
+    interval whose upper end exceeds ``hard_limit`` (the data cannot rule out a loss that large)."""
     reasons = []
     if agreement < min_agreement:
         reasons.append(f"agreement with Keras {agreement:.4f} < --min-agreement {min_agreement}")

@@ -15,26 +15,22 @@ from __future__ import annotations
 import numpy as np
 
 
-def foldable(bn) -> bool:
-    """True for a batch norm right after a linear Conv2D/DepthwiseConv2D (it folds into it)."""
-    import tf_keras as keras
-
-    nodes = bn.inbound_nodes
-    prev = nodes[0].inbound_layers if len(nodes) == 1 else None  # a list for several inputs
-    return (
-        isinstance(prev, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))
-        and prev.get_config()["activation"] == "linear"
-    )
-
-
 def _rewritable(layer) -> bool:
+    """True for a channels-last 4-D batch norm that is not right after a linear Conv2D or
+    DepthwiseConv2D (one that is folds into it)."""
     import tf_keras as keras
 
-    return (
+    if not (
         isinstance(layer, keras.layers.BatchNormalization)
         and list(layer.axis) in ([3], [-1])
         and len(layer.input_shape) == 4
-        and not foldable(layer)
+    ):
+        return False
+    nodes = layer.inbound_nodes
+    prev = nodes[0].inbound_layers if len(nodes) == 1 else None  # a list for several inputs
+    return not (
+        isinstance(prev, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))
+        and prev.get_config()["activation"] == "linear"
     )
 
 

@@ -26,21 +26,18 @@ from herbi.common.errors import ExportError
 HOST = "127.0.0.1"  # the page is for this machine's browser; nothing else may reach it
 DEFAULT_PORT = 8000
 WEB_FOLDERS = ("web-int8", "web", "web-float32")  # what herbi-export may have named the page
-MIME_TYPES = {
-    ".wasm": "application/wasm",
-    ".mjs": "text/javascript",
-    ".js": "text/javascript",
-    ".json": "application/json",
-    ".onnx": "application/octet-stream",
-    ".css": "text/css",
-    ".html": "text/html",
-}
 
 
 class _Handler(SimpleHTTPRequestHandler):
     extensions_map: ClassVar[dict[str, str]] = {
         **SimpleHTTPRequestHandler.extensions_map,
-        **MIME_TYPES,
+        ".wasm": "application/wasm",
+        ".mjs": "text/javascript",
+        ".js": "text/javascript",
+        ".json": "application/json",
+        ".onnx": "application/octet-stream",
+        ".css": "text/css",
+        ".html": "text/html",
     }
 
     def end_headers(self) -> None:

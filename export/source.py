@@ -17,7 +17,10 @@ from herbi.runtime.native import filtered_stderr
 from herbi.train.data import Dataset, load_dataset
 from herbi.train.run import run_dataset
 
-# absl's pre-init banner and its "I0000 00:00:... file.cc:NN]" style lines.
+# TensorFlow's native start-up lines: importing it and creating its first device print
+# absl/oneDNN/CUDA-probe lines straight to file descriptor 2 whatever TF_CPP_MIN_LOG_LEVEL says
+# ("before absl::InitializeLog"), which would bury a one-line error. Matches absl's pre-init
+# banner and its "I0000 00:00:... file.cc:NN]" style lines.
 TF_CHATTER = re.compile(r"WARNING: All log messages before absl|[IWE]\d{4} [\d:.]+ +\d+ \S+:\d+\]")
 
 
@@ -42,31 +45,20 @@ def default_out(model: Path | str) -> Path:
     return RunFolder(path if path.is_dir() else path.parent).export
 
 
-def tensorflow_chatter_filtered():
-    """Drop TensorFlow's native start-up lines from stderr, pass every other line on.
-
-    Importing TensorFlow and creating its first device print absl/oneDNN/CUDA-probe lines
-    straight to file descriptor 2 whatever ``TF_CPP_MIN_LOG_LEVEL`` says ("before
-    absl::InitializeLog"), which would bury a one-line error.
-    """
-    return filtered_stderr(TF_CHATTER.match)
-
-
 def load_keras(path: Path):
     """Load a ``.keras`` file with tf_keras, turning every failure into one line."""
     if not path.is_file():
         raise ExportError(f"{path}: no such model file")
     if path.suffix.lower() != ".h5" and not zipfile.is_zipfile(path):
         raise ExportError(f"{path}: not a Keras model file (a .keras file is a zip archive)")
-    with tensorflow_chatter_filtered():
+    with filtered_stderr(TF_CHATTER.match):  # every other stderr line is passed on
         import tf_keras as keras
 
-    try:
-        with tensorflow_chatter_filtered():
+        try:
             return keras.models.load_model(path, compile=False)
-    except Exception as e:  # Keras raises ValueError, OSError, KeyError, zipfile errors...
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ExportError(f"{path}: cannot load the Keras model ({first})") from None
+        except Exception as e:  # Keras raises ValueError, OSError, KeyError, zipfile errors...
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ExportError(f"{path}: cannot load the Keras model ({first})") from None
 
 
 def check_image_classifier(model, path: Path, num_classes: int) -> None:

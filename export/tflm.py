@@ -96,36 +96,28 @@ _MISSING_OP = re.compile(r"Didn't find op for builtin opcode '(\w+)'")
 
 @dataclass(frozen=True)
 class TflmFootprint:
-    """What an int8 model costs on a microcontroller, measured by TFLite Micro.
+    """What an int8 model costs on a microcontroller, measured by TFLite Micro on this 64-bit
+    host with the reference kernels; the declared arena adds a margin (:func:`declared_arena`).
 
-    Attributes:
-        arena_bytes: the tensor arena the recording allocator used (``arena_head +
-            arena_tail``), measured on this 64-bit host with the reference kernels; the
-            declared arena adds a margin (:func:`declared_arena`).
-        arena_head: non-persistent bytes: the memory plan of activations and kernel scratch.
-        arena_tail: persistent bytes: tensor/node structs and per-op data.
-        flash_bytes: the model array ``herbi_model.cc`` puts in flash, i.e. the ``.tflite``
-            bytes. Not counted: the TFLM interpreter and the kernels of ``ops`` (code whose
-            size depends on the target, compiler and kernel library, typically tens of KB),
-            and the labels and 256-byte input table beside the array (under 1 KB).
-        ops: the distinct TFLite builtin ops of the model, sorted (one resolver entry each).
-        macs: multiply-accumulates per image in convolution, depthwise convolution, transpose
-            convolution and fully connected layers (pooling, element-wise ops and softmax are
-            not counted), to estimate time on a core of known MACs per cycle.
-        tflm_version: the ``tflite-micro`` package that measured it.
+    ``flash_bytes`` is the model array ``herbi_model.cc`` puts in flash (the ``.tflite``
+    bytes). Not counted: the TFLM interpreter and the kernels of ``ops`` (code whose size
+    depends on the target, compiler and kernel library, typically tens of KB), and the labels
+    and 256-byte input table beside the array (under 1 KB). ``macs`` (:func:`count_macs`: no
+    pooling, element-wise ops or softmax) estimates time on a core of known MACs per cycle.
     """
 
-    arena_bytes: int
-    arena_head: int
-    arena_tail: int
+    arena_bytes: int  # arena_head + arena_tail: what the recording allocator used
+    arena_head: int  # non-persistent: the memory plan of activations and kernel scratch
+    arena_tail: int  # persistent: tensor/node structs and per-op data
     flash_bytes: int
-    ops: tuple[str, ...]
-    macs: int
-    tflm_version: str
+    ops: tuple[str, ...]  # the distinct builtin ops, sorted (one resolver entry each)
+    macs: int  # per image
+    tflm_version: str  # the tflite-micro package that measured it
 
 
 def _flatbuffer(tflite: bytes):
-    """The model's root table, read lazily (no copy of the weights)."""
+    """The model's root table, read lazily (no copy of the weights), and the name of each of
+    its operator codes: a builtin's enum name, a custom op's ``CUSTOM:<code>``."""
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
     try:
@@ -134,11 +126,6 @@ def _flatbuffer(tflite: bytes):
             raise ValueError("no subgraph")
     except Exception:  # flatbuffers raises struct.error, IndexError... on garbage
         raise ExportError("tflm-int8: not a TFLite flatbuffer") from None
-    return model, schema
-
-
-def _op_names(model, schema) -> list[str]:
-    """Name of each operator code: a builtin's enum name, a custom op's ``CUSTOM:<code>``."""
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     found = []
     for i in range(model.OperatorCodesLength()):
@@ -149,13 +136,12 @@ def _op_names(model, schema) -> list[str]:
             found.append(f"CUSTOM:{(code.CustomCode() or b'').decode('utf-8', 'replace')}")
         else:
             found.append(names.get(builtin, f"BUILTIN_{builtin}"))
-    return found
+    return model, found
 
 
 def model_ops(tflite: bytes) -> tuple[str, ...]:
     """The distinct ops the model's operators use (all subgraphs), sorted."""
-    model, schema = _flatbuffer(tflite)
-    names = _op_names(model, schema)
+    model, names = _flatbuffer(tflite)
     used = set()
     for s in range(model.SubgraphsLength()):
         graph = model.Subgraphs(s)
@@ -164,14 +150,9 @@ def model_ops(tflite: bytes) -> tuple[str, ...]:
 
 
 def count_macs(tflite: bytes) -> int:
-    """Multiply-accumulates of one image's conv/depthwise/transpose-conv/fully-connected ops.
-
-    From the tensor shapes in the first subgraph: per output element a convolution does
-    ``kh * kw * in_channels`` MACs (depthwise: ``kh * kw``); a fully connected layer does
-    ``inputs`` per output; a transpose convolution ``kh * kw * out_channels`` per input element.
-    """
-    model, schema = _flatbuffer(tflite)
-    names = _op_names(model, schema)
+    """Multiply-accumulates of one image's conv/depthwise/transpose-conv/fully-connected ops,
+    from the tensor shapes in the first subgraph."""
+    model, names = _flatbuffer(tflite)
     graph = model.Subgraphs(0)
 
     def shape(i: int) -> list[int]:

@@ -26,6 +26,8 @@ import numpy as np
 
 from herbi.common.errors import ExportError
 from herbi.common.files import read_json, write_json, write_text
+from herbi.export.artifacts import write_tflite
+from herbi.export.checks import tflite_problems
 from herbi.export.tflm import (
     DEFAULT_MARGIN,
     RESOLVER_METHODS,
@@ -275,8 +277,6 @@ def write_tflm(data: bytes, path: Path, contract, int8: bool) -> None:
     """The registry's writer for ``tflm-int8``: a folder with the C++ sources, the measured
     footprint, and the ``.tflite`` with its contract sidecar (which herbi.runtime loads with
     ``backend="tflm"`` to check the device's kernels in Python)."""
-    from herbi.export.artifacts import write_tflite
-
     footprint = measure(data)  # refuses an op TFLite Micro lacks, naming it
     write_tflite(data, path / MODEL, contract, int8)
     quant = read_sidecar(path / MODEL).quantization["input"]
@@ -295,8 +295,6 @@ def read_footprint(model: Path) -> dict:
 
 def tflm_problems(model: Path, int8: bool, limits) -> list[str]:
     """The int8 graph's checks, and the device limits (``--max-arena``/``--max-flash``)."""
-    from herbi.export.checks import tflite_problems
-
     raw = read_footprint(model)
     footprint = TflmFootprint(**{k: raw[k] for k in TflmFootprint.__dataclass_fields__})
     return tflite_problems(model, int8) + fits(footprint, limits.max_arena, limits.max_flash)

@@ -27,10 +27,14 @@ def representative_dataset(images: np.ndarray) -> Callable[[], Iterator[list[np.
     return gen
 
 
-def converter(model):
+def converter(model, optimize: bool = False):
+    """``optimize``: TFLite's default optimizations, the start of every quantized format."""
     import tensorflow as tf
 
-    return tf.lite.TFLiteConverter.from_keras_model(model)
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if optimize:
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    return conv
 
 
 def int8_converter(model, calibration: np.ndarray):
@@ -40,8 +44,7 @@ def int8_converter(model, calibration: np.ndarray):
     """
     import tensorflow as tf
 
-    conv = converter(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv = converter(model, optimize=True)
     conv.representative_dataset = representative_dataset(calibration)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
@@ -68,18 +71,13 @@ def build_float32(inputs) -> bytes:
 def build_float16(inputs) -> bytes:
     import tensorflow as tf
 
-    conv = converter(inputs.model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv = converter(inputs.model, optimize=True)
     conv.target_spec.supported_types = [tf.float16]
     return convert(conv, "tflite-float16")
 
 
 def build_dynamic(inputs) -> bytes:
-    import tensorflow as tf
-
-    conv = converter(inputs.model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    return convert(conv, "tflite-dynamic")
+    return convert(converter(inputs.model, optimize=True), "tflite-dynamic")
 
 
 def build_int8(inputs) -> bytes:

@@ -23,6 +23,7 @@ import numpy as np
 
 from herbi.common.errors import ExportError
 from herbi.common.files import umask, write_text
+from herbi.export.artifacts import write_onnx
 from herbi.runtime import Classifier
 
 SCHEMA = "herbi.web/1"
@@ -124,8 +125,6 @@ def write_web(onnx_path: Path, out_dir: Path, info: dict) -> list[Path]:
 
 def write_page(data: bytes, path: Path, contract, int8: bool) -> None:
     """The registry's writer: the ONNX model with its contract, then the page around it."""
-    from herbi.export.artifacts import write_onnx
-
     with tempfile.TemporaryDirectory(prefix="herbi-web-") as tmp:
         model = Path(tmp) / MODEL_FILE
         write_onnx(data, model, contract, int8)
