@@ -111,9 +111,7 @@ def latency_table(report: dict) -> list[str]:
     columns: list[Column] = [
         ("format", lambda i: i[0].name),
         ("threads", lambda i: i[1]),
-        ("p50 ms", lambda i: ms(i[2]["batch1"]["p50_ms"])),
-        ("p90 ms", lambda i: ms(i[2]["batch1"]["p90_ms"])),
-        ("p99 ms", lambda i: ms(i[2]["batch1"]["p99_ms"])),
+        *[(f"{p} ms", lambda i, p=p: ms(i[2]["batch1"][f"{p}_ms"])) for p in ("p50", "p90", "p99")],
         ("runs", lambda i: str(i[2]["batch1"]["runs"])),
         (f"images/s (batch {batch})", lambda i: f"{i[2]['throughput']['images_per_s']:.0f}"),
         ("GMAC/s batch 1", lambda i: f"{i[2]['gmacs_batch1']:.2f}"),
@@ -152,7 +150,11 @@ def cold_table(report: dict) -> list[str]:
 
 
 def browser_table(report: dict) -> list[str]:
-    """Web pages in headless Chromium: what a phone downloads, and the page's own clock."""
+    """Web pages in headless Chromium: what a phone downloads, and the page's own clock; no
+    table without one."""
+    rows = [r for r in measured(report) if r.browser]
+    if not rows:
+        return []
     b = lambda r, key: r.browser[key]  # noqa: E731
     columns: list[Column] = [
         ("format", lambda r: r.name),
@@ -167,7 +169,7 @@ def browser_table(report: dict) -> list[str]:
         ("images", lambda r: str(b(r, "images"))),
         ("browser", lambda r: b(r, "browser")),
     ]  # fmt: skip
-    return table(columns, [r for r in measured(report) if r.browser])
+    return table(columns, rows)
 
 
 def quality_table(report: dict) -> list[str]:
