@@ -43,7 +43,7 @@ class Classifier:
             d in (want, -1) for d, want in zip(shape[1:], self._pixel_shape, strict=True)
         ):
             raise ModelError(
-                f"{self.path}: model input {list(self.backend.input_shape)} is not a batch "
+                f"{self.path}: model input {list(shape)} is not a batch "
                 f"of {h}x{w} RGB images as its contract says (a model for another task?)"
             )
         out = self.backend.output_shape
@@ -87,7 +87,6 @@ class Classifier:
             not isinstance(pixels, np.ndarray)
             or pixels.dtype != np.uint8
             or pixels.shape[1:] != self._pixel_shape
-            or pixels.ndim != 4
         ):
             got = (
                 f"{pixels.dtype} array of shape {pixels.shape}"
