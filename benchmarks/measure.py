@@ -61,8 +61,8 @@ class Settings:
         else:
             latency, batched, batch, repeats = Budget(20, 200, 2.0), Budget(3, 20, 2.0), 64, 3
         if runs is not None:
-            latency = Budget(latency.warmup, runs, latency.seconds)
-            batched = Budget(batched.warmup, max(3, runs // 10), batched.seconds)
+            latency = replace(latency, runs=runs)
+            batched = replace(batched, runs=max(3, runs // 10))
         return cls(threads, batch, latency, batched, repeats, quick, 5 if quick else 50)
 
 

@@ -97,9 +97,8 @@ def _decode(fp: io.BufferedIOBase, name: str) -> Image.Image:
         raise ImageError(f"{name}: truncated or corrupt image ({type(e).__name__}: {e})") from None
 
 
-def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
+def open_image(source: ImageSource, label: str) -> Image.Image:
     """Open a path, raw bytes or PIL image, refusing bombs and junk; pixels fully decoded."""
-    label = name or source_name(source)
     if isinstance(source, Image.Image):
         _check_size(source, label)
         return source
