@@ -9,17 +9,16 @@ checks, dequantization and ranking.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 Call = Callable[[np.ndarray], np.ndarray]
 
 
-def litert_call(path: Path, threads: int) -> Call:
+def litert_call(path: str, threads: int) -> Call:
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    interpreter = Interpreter(model_path=path, num_threads=threads)
     interpreter.allocate_tensors()
     source = interpreter.get_input_details()[0]["index"]
     target = interpreter.get_output_details()[0]["index"]
@@ -32,21 +31,18 @@ def litert_call(path: Path, threads: int) -> Call:
     return call
 
 
-def onnx_call(path: Path, threads: int) -> Call:
+def onnx_call(path: str, threads: int) -> Call:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
     feed, fetch = session.get_inputs()[0].name, [session.get_outputs()[0].name]
     return lambda x: session.run(fetch, {feed: x})[0]
 
 
-BARE_CALLS = {"litert": litert_call, "onnxruntime": onnx_call}
-
-
-def bare_call(path: Path, threads: int, backend: str) -> Call | None:
+def bare_call(path: str, threads: int, backend: str) -> Call | None:
     """A batch-1 call of the engine herbi.runtime chose (its backend's name); None for an
     engine without a separate bare API to compare with."""
-    make = BARE_CALLS.get(backend)
+    make = {"litert": litert_call, "onnxruntime": onnx_call}.get(backend)
     return make(path, threads) if make else None

@@ -20,8 +20,6 @@ import numpy as np
 from herbi.common.legacy_keras import use_legacy_keras
 from herbi.runtime.contract import float_input
 
-CALLS = ("direct", "predict")
-
 
 def reference(model_path: Path, pixels: np.ndarray) -> dict:
     """Keras test probabilities, MACs and parameters per image, bytes of weights."""
@@ -59,20 +57,16 @@ def _call(model, how: str):
 
 def measure(path: str, threads: int, pixels: str, batch: int, latency: dict, batched: dict) -> dict:
     """Batch-1 latency and large-batch throughput of both call styles at ``threads``."""
-    from herbi.benchmarks.latency import Budget, batch_of, throughput, timeit
+    from herbi.benchmarks.latency import Budget, batch1_and_throughput
     from herbi.benchmarks.worker import peak_rss_mb
 
     keras = _start_tensorflow(threads)
     model = keras.models.load_model(path, compile=False)
-    images = np.load(pixels)
-    one, many = images[:1], batch_of(images, batch)
-    result = {}
-    for how in CALLS:
-        call = _call(model, how)
-        result[how] = {
-            "batch1": timeit(lambda call=call: call(one), Budget(**latency)),
-            "throughput": throughput(lambda call=call: call(many), batch, Budget(**batched)),
-        }
+    images, budgets = np.load(pixels), (Budget(**latency), Budget(**batched))
+    result = {
+        how: batch1_and_throughput(_call(model, how), images, batch, *budgets)
+        for how in ("direct", "predict")
+    }
     result["peak_rss_mb"] = peak_rss_mb()
     result["tensorflow_imported"] = "tensorflow" in sys.modules
     return result

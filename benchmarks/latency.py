@@ -62,12 +62,20 @@ def summary(samples_ns: list[int]) -> dict:
     }
 
 
-def throughput(call: Callable[[], object], batch: int, budget: Budget) -> dict:
-    """Images per second at ``batch`` images per call, from the median call time."""
-    timing = timeit(call, budget)
-    return {"batch": batch, "images_per_s": batch / (timing["p50_ms"] / 1e3), **timing}
-
-
-def batch_of(pixels: np.ndarray, n: int) -> np.ndarray:
-    """``n`` images from ``pixels`` (cycled when there are fewer), for the large-batch figure."""
-    return pixels[np.arange(n) % len(pixels)]
+def batch1_and_throughput(
+    predict: Callable[[np.ndarray], object],
+    pixels: np.ndarray,
+    batch: int,
+    latency: Budget,
+    batched: Budget,
+) -> dict:
+    """``predict``'s batch-1 latency on the first image, and its images per second at ``batch``
+    images per call (``pixels`` cycled when there are fewer), from the median call time."""
+    one, many = pixels[:1], pixels[np.arange(batch) % len(pixels)]
+    batch1 = timeit(lambda: predict(one), latency)
+    timing = timeit(lambda: predict(many), batched)
+    images_per_s = batch / (timing["p50_ms"] / 1e3)
+    return {
+        "batch1": batch1,
+        "throughput": {"batch": batch, "images_per_s": images_per_s, **timing},
+    }

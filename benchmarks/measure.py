@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -61,8 +61,8 @@ class Settings:
         else:
             latency, batched, batch, repeats = Budget(20, 200, 2.0), Budget(3, 20, 2.0), 64, 3
         if runs is not None:
-            latency = Budget(latency.warmup, runs, latency.seconds)
-            batched = Budget(batched.warmup, max(3, runs // 10), batched.seconds)
+            latency = replace(latency, runs=runs)
+            batched = replace(batched, runs=max(3, runs // 10))
         return cls(threads, batch, latency, batched, repeats, quick, 5 if quick else 50)
 
 
@@ -140,17 +140,9 @@ class Row:
     quality: Quality | None = None
     timing: dict[str, dict] = field(default_factory=dict)
     cold_start: dict | None = None
-    browser: dict | None = None  # a web page's figures in headless Chromium (BrowserTiming)
+    browser: dict | None = None  # a web page's figures in headless Chromium (measure_page)
     footprint: dict | None = None  # a microcontroller artifact's arena, flash, ops, MACs
     tensorflow_imported: bool | None = None
-
-
-def bench_parity_images(ds, export_report: dict):
-    """The images export's gate measured agreement on: every validation image and the train
-    images outside the calibration set (sizes as export recorded them)."""
-    calibration = export_report.get("calibration", {}).get("images", DEFAULT_SIZE)
-    train = export_report.get("gate", {}).get("parity_train_images", DEFAULT_TRAIN_SAMPLE)
-    return parity_images(ds, calibration_indices(ds.y_train, calibration), train)
 
 
 def dataset_section(ds, run: ExportedRun, data: str | None) -> dict:
@@ -169,22 +161,6 @@ def dataset_section(ds, run: ExportedRun, data: str | None) -> dict:
         "label": f"measured on {ds.source}"
         + ("" if cifar100 else " (a stand-in dataset), not on CIFAR-100"),
     }
-
-
-def with_rates(timing: dict, macs: int) -> dict:
-    """Add the achieved GMAC/s at batch 1 (from p50) and at the large batch."""
-    timing["gmacs_batch1"] = macs / 1e9 / (timing["batch1"]["p50_ms"] / 1e3)
-    timing["gmacs_large_batch"] = macs / 1e9 * timing["throughput"]["images_per_s"]
-    return timing
-
-
-def brief(timing: dict) -> str:
-    """One progress line's worth of a timing result."""
-    b1, tp = timing["batch1"], timing["throughput"]
-    return (
-        f"p50 {b1['p50_ms']:.3f} ms, p99 {b1['p99_ms']:.3f} ms ({b1['runs']} runs), "
-        f"{tp['images_per_s']:.0f} images/s at batch {tp['batch']}"
-    )
 
 
 class Bench:
@@ -206,7 +182,11 @@ class Bench:
         Image.fromarray(ds.x_test[0]).save(self.image)  # lossless: the exact test pixels
         self.labels = list(ds.class_names)
         log(f"Keras original: reference probabilities on {len(ds.y_test)} test images")
-        self.parity = bench_parity_images(ds, run.export_report)
+        # Agreement is measured on the images export's gate judged: every validation image and
+        # the train images outside the calibration set (sizes as export recorded them).
+        calibration = run.export_report.get("calibration", {}).get("images", DEFAULT_SIZE)
+        train = run.export_report.get("gate", {}).get("parity_train_images", DEFAULT_TRAIN_SAMPLE)
+        self.parity = parity_images(ds, calibration_indices(ds.y_train, calibration), train)
         self.ref = keras_original.reference(
             self.model.path, np.concatenate([ds.x_test, self.parity.pixels])
         )
@@ -223,7 +203,7 @@ class Bench:
         files = [folder / f"test_{i:03d}.png" for i in range(self.settings.browser_images)]
         for i, f in enumerate(files):
             Image.fromarray(self.ds.x_test[i]).save(f)
-        timing = measure_page(page, files).to_dict()
+        timing = measure_page(page, files)
         self.log(f"{page.name}: in Chromium {timing['per_image_ms']:.2f} ms per image, first "
                  f"result {timing['load_to_first_result_ms']:.0f} ms after load")  # fmt: skip
         return timing
@@ -240,6 +220,23 @@ class Bench:
             "batched": asdict(self.settings.large_batch_budget),
         }
 
+    def cold(self, task: str, path: Path, **how) -> dict:
+        """The median cold start of fresh workers loading ``path`` and classifying one image."""
+        spec = {"task": task, "path": str(path), "image": str(self.image), **how}
+        return cold_start(spec, self.settings.cold_start_repeats)
+
+    def add_timing(self, row: Row, threads: int, timing: dict) -> None:
+        """Record a worker's figures in ``row`` with the achieved GMAC/s at batch 1 (from p50)
+        and at the large batch, and log them."""
+        macs, b1, tp = self.ref["macs"], timing["batch1"], timing["throughput"]
+        timing["gmacs_batch1"] = macs / 1e9 / (b1["p50_ms"] / 1e3)
+        timing["gmacs_large_batch"] = macs / 1e9 * tp["images_per_s"]
+        row.timing[str(threads)] = timing
+        self.log(
+            f"{row.name}: {threads} thread(s) p50 {b1['p50_ms']:.3f} ms, p99 {b1['p99_ms']:.3f} "
+            f"ms ({b1['runs']} runs), {tp['images_per_s']:.0f} images/s at batch {tp['batch']}"
+        )
+
     def file_figures(self, copy: Snapshot) -> dict:
         size = copy.model.stat().st_size
         return {
@@ -252,7 +249,6 @@ class Bench:
 
     def keras_rows(self) -> dict[str, Row]:
         """Both call styles of the original; one worker per thread count times both."""
-        macs = self.ref["macs"]
         rows = {
             name: Row(name, text, "keras", call=how, backend="tensorflow",
                       quality=self.base, **self.file_figures(self.model))
@@ -263,15 +259,11 @@ class Bench:
                 self.log(f"Keras original: timing at {t} thread(s)")
                 result = run_worker(self.timing_spec("keras", self.model.path, t))
                 for row in rows.values():
-                    row.timing[str(t)] = with_rates(dict(result[row.call]), macs)
                     row.tensorflow_imported = result["tensorflow_imported"]
-                    self.log(f"{row.name}: {t} thread(s) {brief(row.timing[str(t)])}")
+                    self.add_timing(row, t, result[row.call])
             for row in rows.values():
                 self.log(f"{row.name}: cold start ({self.settings.cold_start_repeats}x)")
-                spec = {"task": "cold-keras", "path": str(self.model.path), "how": row.call}
-                row.cold_start = cold_start(
-                    {**spec, "image": str(self.image)}, self.settings.cold_start_repeats
-                )
+                row.cold_start = self.cold("cold-keras", self.model.path, how=row.call)
         except WorkerError as e:
             for row in rows.values():
                 row.status, row.error = "failed", str(e)
@@ -279,16 +271,13 @@ class Bench:
 
     def artifact_row(self, name: str) -> Row:
         """One artifact's quality here, its timings and cold start in workers."""
-        fmt = FORMATS[name]
+        fmt, copy = FORMATS[name], self.copies[name]
         row = Row(name, fmt.description, "artifact", int8=fmt.int8)
-        copy = self.copies[name]
         if copy is None:
-            self.log(f"{name}: skipped, {self.run.not_exported(name)}")
             row.status, row.error = "skipped", self.run.not_exported(name)
+            self.log(f"{name}: skipped, {row.error}")
             return row
-        for key, value in self.file_figures(copy).items():
-            setattr(row, key, value)
-        row.rejected_at_export = copy.rejected
+        row = replace(row, rejected_at_export=copy.rejected, **self.file_figures(copy))
         if fmt.container.footprint:
             row.footprint = fmt.container.footprint(copy.model)
         if copy.rejected:
@@ -313,11 +302,8 @@ class Bench:
                 result = run_worker(self.timing_spec("artifact", path, t, fmt.backend))
                 row.backend = result.pop("backend")
                 row.tensorflow_imported = result.pop("tensorflow_imported")
-                row.timing[str(t)] = with_rates(result, self.ref["macs"])
-                self.log(f"{name}: {t} thread(s) {brief(result)}")
-            spec = {"task": "cold-artifact", "path": str(path), "image": str(self.image),
-                    "backend": fmt.backend}  # fmt: skip
-            row.cold_start = cold_start(spec, self.settings.cold_start_repeats)
+                self.add_timing(row, t, result)
+            row.cold_start = self.cold("cold-artifact", path, backend=fmt.backend)
         except (ModelError, ContractError, ImageError, WorkerError, BenchError) as e:
             self.log(f"{name}: FAILED: {e}")
             row.status, row.error = "failed", str(e)
@@ -352,7 +338,6 @@ def benchmark(
     ``required``: the formats were asked for by name, so one that was not exported is an
     error before anything is measured; otherwise its row is marked skipped, with the reason.
     """
-
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise BenchError(f"--formats: unknown format {unknown[0]!r} (known: {', '.join(FORMATS)})")

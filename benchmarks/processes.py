@@ -21,17 +21,17 @@ class WorkerError(RuntimeError):
     """A worker failed; the message is its one-line reason."""
 
 
-def run_worker(spec: dict, timeout: float = TIMEOUT_S) -> dict:
+def run_worker(spec: dict) -> dict:
     """Run one worker task and return its result (raise :class:`WorkerError` on failure)."""
     try:
         done = subprocess.run(
             [sys.executable, "-m", "herbi.benchmarks.worker", json.dumps(spec)],
             capture_output=True,
             text=True,
-            timeout=timeout,
+            timeout=TIMEOUT_S,
         )
     except subprocess.TimeoutExpired:
-        raise WorkerError(f"{spec['task']} worker ran over {timeout:.0f} s") from None
+        raise WorkerError(f"{spec['task']} worker ran over {TIMEOUT_S} s") from None
     lines = done.stdout.strip().splitlines()
     try:
         result = json.loads(lines[-1])

@@ -1,11 +1,8 @@
 """Write ``bench/report.json``, ``bench/report.md`` and the plots from the report.
 
-``report.md`` opens with one model-zoo table (size, accuracy with its 95% interval,
-agreement, batch-1 latency, throughput, cold start, and the speed-up and size ratio against
-the Keras original), states what data and machine the figures come from, and sets the
-study's published accuracy beside them as a reference row that is marked as not measured
-here. The detailed tables follow: latency per thread count, runtime overhead, cold start and
-memory, per-class F1.
+``report.md`` opens with one model-zoo table, says what data and machine the figures come
+from, and sets the study's published accuracy beside them as a reference row marked as not
+measured here; the detailed tables follow.
 """
 
 from __future__ import annotations
@@ -32,9 +29,9 @@ REPORT_JSON, REPORT_MD = "report.json", "report.md"
 ACCURACY_PNG, SIZE_PNG = "accuracy_vs_latency.png", "size.png"
 
 
-def _reasons(reasons: list[str], shown: int = 3) -> str:
-    more = f"; and {len(reasons) - shown} more" if len(reasons) > shown else ""
-    return "; ".join(reasons[:shown]) + more
+def section(title: str, table: list[str], note: str = "") -> list[str]:
+    """A ``## title`` section with its table and a note under it; nothing without a table."""
+    return [f"## {title}", "", *table, "", *([note, ""] if note else [])] if table else []
 
 
 def render(report: dict) -> str:
@@ -70,10 +67,7 @@ def render(report: dict) -> str:
         f"- Created {report['created']} by `{report['command']}`"
         + (" — **--quick: too few runs for stable figures**" if s["quick"] else ""),
         "",
-        "## Summary",
-        "",
-        *summary_table(report),
-        "",
+        *section("Summary", summary_table(report)),
         *[f"- {line}" for line in findings(report)],
         "",
         f"Agreement is tie-aware top-class agreement with Keras on {report['parity_images']}, the "
@@ -88,73 +82,56 @@ def render(report: dict) -> str:
         f"{s['cold_start_repeats']}. The *study, published* row is "
         f"{report['published']['note']}.",
         "",
-        "## Latency and throughput",
-        "",
-        *latency_table(report),
-        "",
-        f"Each batch-1 figure: {s['batch1_budget']['warmup']} warm-up calls, then at least "
-        f"{s['batch1_budget']['runs']} timed calls and {s['batch1_budget']['seconds']} s; "
-        f"each timing process imports no TensorFlow (artifacts) and runs alone.",
-        "",
-        "## herbi.runtime overhead",
-        "",
-        *overhead_table(report),
-        "",
-        "`classify` on one preloaded uint8 image (conversion, checks, invoke, dequantization, "
-        "ranking) against the engine's own call (LiteRT `set_tensor/invoke/get_tensor`, ONNX "
-        "Runtime `session.run`) on the already prepared input tensor, same thread count, the two "
-        "timed in alternation so that other load on the machine hits both alike.",
-        "",
-        *(
-            [
-                "## In the browser",
-                "",
-                *browser_table(report),
-                "",
-                "A cold page load in a fresh headless Chromium profile served from 127.0.0.1 (no "
-                "network time; the download column is what a network carries), the images chosen "
-                "through the page's file input; times are the page's `performance.now()`, real "
-                "time. The model runs in onnxruntime-web's WebAssembly backend on this CPU.",
-                "",
-            ]
-            if any(r.browser for r in measured(report))
-            else []
+        *section(
+            "Latency and throughput",
+            latency_table(report),
+            f"Each batch-1 figure: {s['batch1_budget']['warmup']} warm-up calls, then at least "
+            f"{s['batch1_budget']['runs']} timed calls and {s['batch1_budget']['seconds']} s; "
+            f"each timing process imports no TensorFlow (artifacts) and runs alone.",
         ),
-        *(
-            [
-                "## On a microcontroller",
-                "",
-                *micro,
-                "",
-                "Flash counts the model array only (TFLite Micro's interpreter and kernels add tens "
-                "of KB, depending on the target and compiler); the arena is what TFLM's recording "
-                "allocator measured plus the stated margin. The latency of a `tflm` row is TFLite "
-                "Micro's reference kernels on this machine's CPU, **not** a microcontroller's: "
-                "estimate yours from the MACs per image and your core's MACs per cycle.",
-                "",
-            ]
-            if (micro := microcontroller_tables(report))
-            else []
+        *section(
+            "herbi.runtime overhead",
+            overhead_table(report),
+            "`classify` on one preloaded uint8 image (conversion, checks, invoke, dequantization, "
+            "ranking) against the engine's own call (LiteRT `set_tensor/invoke/get_tensor`, ONNX "
+            "Runtime `session.run`) on the already prepared input tensor, same thread count, the "
+            "two timed in alternation so that other load on the machine hits both alike.",
         ),
-        "## Cold start and memory",
-        "",
-        *cold_table(report),
-        "",
-        "## Quality per class (F1, change against Keras in points)",
-        "",
-        *quality_table(report),
-        "",
-        "Agreement is plain argmax agreement with Keras; *counting ties* also accepts an image "
-        "whose Keras class is among the artifact's tied top classes (an int8 softmax has "
-        "1/256 resolution, so close classes can come out equal), as export's gate does.",
-        "",
+        *section(
+            "In the browser",
+            browser_table(report),
+            "A cold page load in a fresh headless Chromium profile served from 127.0.0.1 (no "
+            "network time; the download column is what a network carries), the images chosen "
+            "through the page's file input; times are the page's `performance.now()`, real "
+            "time. The model runs in onnxruntime-web's WebAssembly backend on this CPU.",
+        ),
+        *section(
+            "On a microcontroller",
+            microcontroller_tables(report),
+            "Flash counts the model array only (TFLite Micro's interpreter and kernels add tens "
+            "of KB, depending on the target and compiler); the arena is what TFLM's recording "
+            "allocator measured plus the stated margin. The latency of a `tflm` row is TFLite "
+            "Micro's reference kernels on this machine's CPU, **not** a microcontroller's: "
+            "estimate yours from the MACs per image and your core's MACs per cycle.",
+        ),
+        *section("Cold start and memory", cold_table(report)),
+        *section(
+            "Quality per class (F1, change against Keras in points)",
+            quality_table(report),
+            "Agreement is plain argmax agreement with Keras; *counting ties* also accepts an image "
+            "whose Keras class is among the artifact's tied top classes (an int8 softmax has "
+            "1/256 resolution, so close classes can come out equal), as export's gate does.",
+        ),
         f"![accuracy vs latency]({ACCURACY_PNG})",
         f"![size per format]({SIZE_PNG})",
     ]
     rejected = [r for r in measured(report) if r.rejected_at_export]
     if rejected:
         lines += ["", "## Rejected at export (measured here, not for deployment)", ""]
-        lines += [f"- **{r.name}**: {_reasons(r.rejected_at_export)}" for r in rejected]
+        for r in rejected:
+            more = len(r.rejected_at_export) - 3
+            tail = f"; and {more} more" if more > 0 else ""
+            lines.append(f"- **{r.name}**: {'; '.join(r.rejected_at_export[:3])}{tail}")
     problems = [r for r in report["rows"].values() if r.status != "ok"]
     if problems:
         lines += ["", "## Not measured", ""]
@@ -162,21 +139,13 @@ def render(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_json(report: dict) -> dict:
-    """The report with its rows as plain dicts, as ``report.json`` holds it."""
-    return {**report, "rows": {n: asdict(r) for n, r in report["rows"].items()}}
-
-
-def write_report(report: dict, out_dir: Path) -> list[Path]:
-    """All files of ``<run>/bench/``, each written atomically; returns their paths."""
+def write_report(report: dict, out_dir: Path) -> None:
+    """All files of ``<run>/bench/``, each written atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = timed(report)
-    paths = [
-        write_json(out_dir / REPORT_JSON, to_json(report)),
-        write_text(out_dir / REPORT_MD, render(report)),
-    ]
+    as_json = {**report, "rows": {n: asdict(r) for n, r in report["rows"].items()}}
+    write_json(out_dir / REPORT_JSON, as_json)
+    write_text(out_dir / REPORT_MD, render(report))
+    rows, label = timed(report), report["dataset"]["label"]
     threads = str(report["settings"]["threads"][0])
-    label = report["dataset"]["label"]
     plot_accuracy_latency(rows, threads, out_dir / ACCURACY_PNG, label)
     plot_sizes(rows, out_dir / SIZE_PNG, label)
-    return [*paths, out_dir / ACCURACY_PNG, out_dir / SIZE_PNG]

@@ -80,10 +80,8 @@ class ExportedRun:
         return cls(run, read_json(run.export_report) if run.export_report.is_file() else {})
 
     def locate(self, name: str) -> tuple[Path, list[str] | None] | None:
-        """The artifact file of format ``name`` and, if export's gate rejected it, why.
-
-        None when the format was not exported at all.
-        """
+        """The artifact file of format ``name`` and, if export's gate rejected it, why; None
+        when the format was not exported at all."""
         path = self.run.export / FORMATS[name].filename
         if path.exists():
             return path, None

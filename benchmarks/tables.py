@@ -68,14 +68,11 @@ def summary_table(report: dict) -> list[str]:
     one, many = str(threads[0]), str(threads[-1])
     batch = report["settings"]["large_batch"]
 
-    def b1(key: str) -> Callable:
-        def cell(r) -> str:
-            if r.browser:  # the page's own clock: per image in Chromium, no thread setting
-                return f"{ms(r.browser['per_image_ms' if key == 'p50_ms' else 'per_image_p90_ms'])} (browser)"
-            tflm = " (TFLM ref. kernels)" if r.backend == "tflm" else ""
-            return ms(r.timing[one]["batch1"][key]) + tflm
-
-        return cell
+    def b1(r, key: str) -> str:
+        if r.browser:  # the page's own clock: per image in Chromium, no thread setting
+            return f"{ms(r.browser['per_image_ms' if key == 'p50_ms' else 'per_image_p90_ms'])} (browser)"
+        tflm = " (TFLM ref. kernels)" if r.backend == "tflm" else ""
+        return ms(r.timing[one]["batch1"][key]) + tflm
 
     def timing(cell: Callable) -> Callable:
         return lambda r: cell(r) if r.timing else NONE
@@ -89,8 +86,8 @@ def summary_table(report: dict) -> list[str]:
         ("Δ acc, points [95% CI]", change),
         ("agreement (parity images)", lambda r: NONE if r.quality.agreement_parity_images
          is None else f"{r.quality.agreement_parity_images:.4f}"),
-        (f"p50 ms ({one} thr)", b1("p50_ms")),
-        (f"p99 ms ({one} thr)", b1("p99_ms")),
+        (f"p50 ms ({one} thr)", lambda r: b1(r, "p50_ms")),
+        (f"p99 ms ({one} thr)", lambda r: b1(r, "p99_ms")),
         ("speed-up vs Keras", timing(lambda r: times(r.timing[one].get("speedup_vs_keras")))),
         (f"images/s (batch {batch}, {many} thr)",
          timing(lambda r: f"{r.timing[many]['throughput']['images_per_s']:.0f}")),
@@ -111,9 +108,7 @@ def latency_table(report: dict) -> list[str]:
     columns: list[Column] = [
         ("format", lambda i: i[0].name),
         ("threads", lambda i: i[1]),
-        ("p50 ms", lambda i: ms(i[2]["batch1"]["p50_ms"])),
-        ("p90 ms", lambda i: ms(i[2]["batch1"]["p90_ms"])),
-        ("p99 ms", lambda i: ms(i[2]["batch1"]["p99_ms"])),
+        *[(f"{p} ms", lambda i, p=p: ms(i[2]["batch1"][f"{p}_ms"])) for p in ("p50", "p90", "p99")],
         ("runs", lambda i: str(i[2]["batch1"]["runs"])),
         (f"images/s (batch {batch})", lambda i: f"{i[2]['throughput']['images_per_s']:.0f}"),
         ("GMAC/s batch 1", lambda i: f"{i[2]['gmacs_batch1']:.2f}"),
@@ -153,6 +148,9 @@ def cold_table(report: dict) -> list[str]:
 
 def browser_table(report: dict) -> list[str]:
     """Web pages in headless Chromium: what a phone downloads, and the page's own clock."""
+    rows = [r for r in measured(report) if r.browser]
+    if not rows:
+        return []
     b = lambda r, key: r.browser[key]  # noqa: E731
     columns: list[Column] = [
         ("format", lambda r: r.name),
@@ -167,7 +165,7 @@ def browser_table(report: dict) -> list[str]:
         ("images", lambda r: str(b(r, "images"))),
         ("browser", lambda r: b(r, "browser")),
     ]  # fmt: skip
-    return table(columns, [r for r in measured(report) if r.browser])
+    return table(columns, rows)
 
 
 def quality_table(report: dict) -> list[str]:

@@ -72,27 +72,23 @@ def measure_artifact(
     backend: str | None = None,
 ) -> dict:
     """Batch-1 latency, large-batch throughput and herbi's overhead over the bare engine."""
-    from pathlib import Path
-
     import numpy as np
 
     from herbi.benchmarks.bare import bare_call
-    from herbi.benchmarks.latency import Budget, batch_of, interleaved, throughput, timeit
+    from herbi.benchmarks.latency import Budget, batch1_and_throughput, interleaved
     from herbi.runtime import Classifier
     from herbi.runtime.quantize import input_map
 
     images = np.load(pixels)
     clf = Classifier.load(path, threads, backend)
-    one, many = images[:1], batch_of(images, batch)
-    single, several = Budget(**latency), Budget(**batched)
+    one, single = images[:1], Budget(**latency)
     result = {
         "backend": clf.backend.name,
-        "batch1": timeit(lambda: clf.predict_proba(one), single),
-        "throughput": throughput(lambda: clf.predict_proba(many), batch, several),
+        **batch1_and_throughput(clf.predict_proba, images, batch, single, Budget(**batched)),
     }
     # The bare call gets the tensor herbi would feed the engine, prepared once beforehand.
     prepared = input_map(clf.contract.scale, clf.backend.input_dtype, clf.backend.input_quant)(one)
-    bare = bare_call(Path(path), threads, clf.backend.name)
+    bare = bare_call(path, threads, clf.backend.name)
     result["peak_rss_mb"] = peak_rss_mb()
     result["tensorflow_imported"] = "tensorflow" in sys.modules
     if bare is None:

@@ -26,10 +26,8 @@ class ModelError(ValueError):
 
 
 def run_fixed_batch(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int):
-    """Run ``x`` through a model whose batch size cannot change, ``batch`` images at a time.
-
-    The last slice is zero-padded to the model's batch size and its padding rows dropped.
-    """
+    """Run ``x`` through a model whose batch size cannot change, ``batch`` images at a time
+    (the last slice zero-padded to it, and the padding rows dropped)."""
     outs = []
     for i in range(0, len(x), batch):
         part = x[i : i + batch]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import glob
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -33,14 +32,14 @@ def expand(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
     problems: list[str] = []
     for arg in args:
         path = Path(arg)
-        if not path.exists() and any(c in arg for c in "*?["):  # a pattern the shell left
+        if path.exists():
+            files.extend(_scan(path, problems))
+        elif any(c in arg for c in "*?["):  # a pattern the shell left
             matches = sorted(glob.glob(arg, recursive=True))
             if not matches:
                 problems.append(f"{arg}: no files match this pattern")
             for match in matches:
                 files.extend(_scan(Path(match), problems))
-        elif path.exists():
-            files.extend(_scan(path, problems))
         else:
             problems.append(f"{arg}: no such file or folder")
     return files, problems
@@ -54,11 +53,6 @@ def _scan(path: Path, problems: list[str]) -> list[str]:
     if not found:
         problems.append(f"{path}: folder holds no image files")
     return found
-
-
-def _chunks(files: list[str]) -> Iterator[list[str]]:
-    for i in range(0, len(files), CHUNK):
-        yield files[i : i + CHUNK]
 
 
 def format_line(file: str, pred: Prediction, as_json: bool) -> str:
@@ -114,9 +108,9 @@ def main(
     for message in problems:
         _error(message)
     failed = 0
-    for chunk in _chunks(files):
+    for start in range(0, len(files), CHUNK):
         names, pixels = [], []
-        for file in chunk:
+        for file in files[start : start + CHUNK]:
             try:
                 pixels.append(to_rgb_array(file, clf.input_size))
                 names.append(file)

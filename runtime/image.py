@@ -97,9 +97,8 @@ def _decode(fp: io.BufferedIOBase, name: str) -> Image.Image:
         raise ImageError(f"{name}: truncated or corrupt image ({type(e).__name__}: {e})") from None
 
 
-def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
+def open_image(source: ImageSource, label: str) -> Image.Image:
     """Open a path, raw bytes or PIL image, refusing bombs and junk; pixels fully decoded."""
-    label = name or source_name(source)
     if isinstance(source, Image.Image):
         _check_size(source, label)
         return source
@@ -159,22 +158,17 @@ def to_rgb_array(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # as in _decode: damaged EXIF is skipped, not shown
-            return _upright_rgb(img, size, owned=not isinstance(source, Image.Image))
+            # A decoded file is ours to rotate in place; a caller's PIL image is left untouched.
+            if isinstance(source, Image.Image):
+                img = ImageOps.exif_transpose(img)
+            else:
+                ImageOps.exif_transpose(img, in_place=True)
+            img = _to_rgb(img)
+            if img.size != (size[1], size[0]):
+                img = img.resize((size[1], size[0]), RESAMPLE)
+            return np.asarray(img, dtype=np.uint8)
     except Exception as e:  # bad EXIF, odd modes, lazily-loaded truncated files
         raise ImageError(f"{label}: cannot convert to RGB ({type(e).__name__}: {e})") from None
-
-
-def _upright_rgb(img: Image.Image, size: tuple[int, int], owned: bool) -> np.ndarray:
-    """EXIF orientation, 8-bit RGB, antialiased resize to ``size`` (h, w)."""
-    # A decoded file is ours to rotate in place; a caller's PIL image is left untouched.
-    if owned:
-        ImageOps.exif_transpose(img, in_place=True)
-    else:
-        img = ImageOps.exif_transpose(img)
-    img = _to_rgb(img)
-    if img.size != (size[1], size[0]):
-        img = img.resize((size[1], size[0]), RESAMPLE)
-    return np.asarray(img, dtype=np.uint8)
 
 
 def array_to_rgb(arr: np.ndarray, size: tuple[int, int], name: str = "array") -> np.ndarray:
@@ -185,7 +179,7 @@ def array_to_rgb(arr: np.ndarray, size: tuple[int, int], name: str = "array") ->
     """
     if arr.dtype != np.uint8:
         raise ImageError(f"{name}: array of dtype {arr.dtype}; pass uint8 pixels (0-255)")
-    if arr.ndim == 3 and arr.shape == (size[0], size[1], 3):
+    if arr.shape == (size[0], size[1], 3):
         return arr
     channels = 1 if arr.ndim == 2 else arr.shape[2] if arr.ndim == 3 else 0
     if channels not in (1, 3, 4) or arr.shape[0] < 1 or arr.shape[1] < 1:

@@ -32,15 +32,11 @@ class Prediction:
         Probabilities are rounded to 6 decimals: they come from float32, which carries about
         7 significant digits, so more would only print noise (0.30000001192092896).
         """
-        return {
-            "label": self.label,
-            "index": self.index,
-            "probability": round(self.probability, 6),
-            "top_k": [
-                {"label": r.label, "index": r.index, "probability": round(r.probability, 6)}
-                for r in self.top_k
-            ],
-        }
+
+        def entry(r: Prediction | Ranked) -> dict:
+            return {"label": r.label, "index": r.index, "probability": round(r.probability, 6)}
+
+        return {**entry(self), "top_k": [entry(r) for r in self.top_k]}
 
 
 def rank(probs: np.ndarray, labels: list[str], top_k: int) -> list[Prediction]:

@@ -28,7 +28,7 @@ def exact_table(scale: float, dtype: np.dtype, quant: tuple[float, int] | None) 
     return np.clip(np.floor(x / q_scale + 0.5) + zero, info.min, info.max).astype(dtype)
 
 
-def _candidates(scale: float, dtype: np.dtype, table: np.ndarray) -> list[Map]:
+def _candidates(scale: float, dtype: np.dtype) -> list[Map]:
     """Fast formulas that may equal the table; the caller keeps the first one that does."""
     if dtype.kind == "f":
         return [
@@ -46,7 +46,7 @@ def input_map(scale: float, dtype: np.dtype, quant: tuple[float, int] | None) ->
     """A function from a uint8 pixel array to the model's input tensor (same shape)."""
     table = exact_table(scale, dtype, quant)
     with np.errstate(all="ignore"):
-        for candidate in _candidates(scale, dtype, table):
+        for candidate in _candidates(scale, dtype):
             got = candidate(_ALL_PIXELS)
             if got.dtype == table.dtype and np.array_equal(got, table):
                 return candidate

@@ -99,13 +99,10 @@ class TFLMBackend:
                     self._interpreter.set_input(x[i : i + 1], 0)
                     self._interpreter.invoke()
                     out[i] = self._interpreter.get_output(0)[0]
+                return out
             except (RuntimeError, ValueError) as e:
                 failure = e
-            else:
-                failure = None
-        if failure is not None:
-            raise ModelError(f"{self._path}: TFLite Micro failed ({first_line(lines, failure)})")
-        return out
+        raise ModelError(f"{self._path}: TFLite Micro failed ({first_line(lines, failure)})")
 
 
 def _quant(details: dict) -> tuple[float, int]:
