@@ -9,6 +9,7 @@ Runtime's int8 weights need ``reduce_range`` without VNNI. Figures are labelled 
 from __future__ import annotations
 
 import functools
+import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +73,12 @@ class CpuInfo:
                        if f in self.flags), "no AVX2")  # fmt: skip
         extras = [n for n, fs in (("VNNI", VNNI), ("BF16", BF16), ("AMX", {"amx_tile"}))
                   if self.flags & fs]  # fmt: skip
-        return f"{self.name} ({', '.join([widest, *extras])})"
+        # A cap on oneDNN (how an AVX2 machine is reproduced on a wider one) changes what
+        # TensorFlow computes with, so it goes beside the figures too.
+        cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+        return f"{self.name} ({', '.join([widest, *extras])})" + (
+            f", oneDNN capped at {cap}" if cap else ""
+        )
 
 
 def parse_cpuinfo(text: str) -> CpuInfo:

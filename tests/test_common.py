@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from herbi.common.cpu import parse_cpuinfo
 
 XEON = """processor\t: 0
@@ -34,6 +36,13 @@ core id\t\t: 0
 flags\t\t: fpu sse4_2 avx avx2 fma f16c
 """
 
+
+@pytest.fixture(autouse=True)
+def no_onednn_cap(monkeypatch):
+    """The suite also runs under ONEDNN_MAX_CPU_ISA=AVX2; these labels are the uncapped ones."""
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+
+
 GRAVITON = """processor\t: 0
 Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics asimddp i8mm
 CPU implementer\t: 0x41
@@ -62,3 +71,11 @@ def test_arm_features_and_missing_fields():
     assert {"asimd", "asimddp", "i8mm"} <= set(cpu.isa)
     assert cpu.physical_cores is None and cpu.mhz is None and cpu.name  # falls back to platform
     assert parse_cpuinfo("").flags == frozenset()
+
+
+def test_a_onednn_cap_is_named_beside_the_cpu(monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    label = parse_cpuinfo(XEON).label()
+    assert (
+        label == "Intel(R) Xeon(R) Platinum 8480+ (AVX-512, VNNI, BF16, AMX), oneDNN capped at AVX2"
+    )
