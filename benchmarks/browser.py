@@ -16,7 +16,7 @@ import gzip
 import os
 import shutil
 import statistics
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from herbi.common.errors import BenchError
@@ -135,9 +135,9 @@ def download_size(web_dir: Path) -> dict[str, tuple[int, int]]:
     return {name: (raw, gz) for name, (raw, gz) in parts.items()}
 
 
-def measure_page(web_dir: Path, images: list[Path]) -> dict:
-    """Load the page in a fresh headless Chromium, classify ``images`` (at least two), time it
-    in real time.
+@dataclass(frozen=True)
+class BrowserTiming:
+    """A cold page load and its per-image model time, real time, in headless Chromium.
 
     ``load_to_first_result_ms``: navigation start to the first result shown, the images being
     chosen as soon as the page has loaded (the model loads meanwhile). ``model_ready_ms``:
@@ -146,6 +146,24 @@ def measure_page(web_dir: Path, images: list[Path]) -> dict:
     ``per_image_p90_ms``: median / 90th percentile of the other runs. Served from 127.0.0.1,
     so no network time is included; ``download_*`` says what a network would carry.
     """
+
+    browser: str
+    images: int
+    model_ready_ms: float
+    load_to_first_result_ms: float
+    first_image_ms: float
+    per_image_ms: float
+    per_image_p90_ms: float
+    download_bytes: int
+    download_gzip_bytes: int
+    download_parts: dict[str, tuple[int, int]]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure_page(web_dir: Path, images: list[Path]) -> BrowserTiming:
+    """Load the page in a fresh headless Chromium, classify ``images`` (at least two), time it."""
     if len(images) < 2:
         raise BenchError("measure_page: give at least two images (one cold run, one warm)")
     with start_server(web_dir) as server, chromium_page() as page:
@@ -158,15 +176,15 @@ def measure_page(web_dir: Path, images: list[Path]) -> dict:
     times = [c.ms for c in cards]
     warm = sorted(times[1:])
     sizes = download_size(web_dir)
-    return {
-        "browser": f"Chromium {version} (headless)",
-        "images": len(cards),
-        "model_ready_ms": round(timing["modelReadyMs"], 1),
-        "load_to_first_result_ms": round(timing["firstResultMs"], 1),
-        "first_image_ms": times[0],
-        "per_image_ms": statistics.median(warm),
-        "per_image_p90_ms": warm[min(len(warm) - 1, int(0.9 * len(warm)))],
-        "download_bytes": sizes["total"][0],
-        "download_gzip_bytes": sizes["total"][1],
-        "download_parts": sizes,
-    }
+    return BrowserTiming(
+        browser=f"Chromium {version} (headless)",
+        images=len(cards),
+        model_ready_ms=round(timing["modelReadyMs"], 1),
+        load_to_first_result_ms=round(timing["firstResultMs"], 1),
+        first_image_ms=times[0],
+        per_image_ms=statistics.median(warm),
+        per_image_p90_ms=warm[min(len(warm) - 1, int(0.9 * len(warm)))],
+        download_bytes=sizes["total"][0],
+        download_gzip_bytes=sizes["total"][1],
+        download_parts=sizes,
+    )

@@ -140,7 +140,7 @@ class Row:
     quality: Quality | None = None
     timing: dict[str, dict] = field(default_factory=dict)
     cold_start: dict | None = None
-    browser: dict | None = None  # a web page's figures in headless Chromium (measure_page)
+    browser: dict | None = None  # a web page's figures in headless Chromium (BrowserTiming)
     footprint: dict | None = None  # a microcontroller artifact's arena, flash, ops, MACs
     tensorflow_imported: bool | None = None
 
@@ -203,7 +203,7 @@ class Bench:
         files = [folder / f"test_{i:03d}.png" for i in range(self.settings.browser_images)]
         for i, f in enumerate(files):
             Image.fromarray(self.ds.x_test[i]).save(f)
-        timing = measure_page(page, files)
+        timing = measure_page(page, files).to_dict()
         self.log(f"{page.name}: in Chromium {timing['per_image_ms']:.2f} ms per image, first "
                  f"result {timing['load_to_first_result_ms']:.0f} ms after load")  # fmt: skip
         return timing
