@@ -16,18 +16,16 @@ holds one interpreter, so use one per thread.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from herbi.runtime.backends import ModelError, open_backend
 from herbi.runtime.contract import Contract
-from herbi.runtime.image import ImageError, ImageSource, array_to_rgb, to_rgb_array
+from herbi.runtime.image import ImageError
+from herbi.runtime.inputs import ImageInput, is_batch, to_batch, to_pixels
 from herbi.runtime.prediction import Prediction, rank
 from herbi.runtime.quantize import input_map, output_map
-
-ImageInput = ImageSource | np.ndarray
 
 
 class Classifier:
@@ -108,39 +106,14 @@ class Classifier:
     def classify(
         self, images: ImageInput | list[ImageInput] | np.ndarray, top_k: int = 1
     ) -> Prediction | list[Prediction]:
-        """Classify one image (-> Prediction) or a batch (-> list, one per image).
+        """Classify one image (-> Prediction) or a list/4-D batch (-> list, one per image).
 
-        An image is a path, bytes, a PIL image or a uint8 HxWx3 array (grayscale and RGBA
-        arrays are converted like decoded files); a batch is a list/tuple of those or a 4-D
-        uint8 array (passed on without a copy when of the model's size), run as one batch.
+        An image is a path, bytes, a PIL image or a uint8 HxWx3 array; a batch runs through
+        the model as one batch.
         """
         if type(top_k) is not int or top_k < 1:
             raise ValueError(f"top_k={top_k!r}: must be a whole number of at least 1")
-        if isinstance(images, (list, tuple)) or (
-            isinstance(images, np.ndarray) and images.ndim == 4
-        ):
+        if is_batch(images):
             return rank(self.predict_proba(to_batch(images, self.input_size)), self.labels, top_k)
         pixels = to_pixels(images, self.input_size)[np.newaxis]
         return rank(self.predict_proba(pixels), self.labels, top_k)[0]
-
-
-def to_pixels(image: ImageInput, size: tuple[int, int], name: str | None = None) -> np.ndarray:
-    """One image -> uint8 ``(h, w, 3)``."""
-    if isinstance(image, np.ndarray):
-        return array_to_rgb(image, size, name or "array")
-    return to_rgb_array(image, size, name)
-
-
-def to_batch(images: Sequence[ImageInput] | np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A batch -> uint8 ``(N, h, w, 3)``; errors name the file, or the item's position."""
-    h, w = size
-    if isinstance(images, np.ndarray):
-        if images.dtype != np.uint8:
-            raise ImageError(f"batch array of dtype {images.dtype}; pass uint8 pixels (0-255)")
-        if images.shape[1:] == (h, w, 3):
-            return images
-    out = np.empty((len(images), h, w, 3), np.uint8)
-    for i, image in enumerate(images):
-        named = isinstance(image, (str, os.PathLike))
-        out[i] = to_pixels(image, size, None if named else f"images[{i}]")
-    return out
