@@ -72,8 +72,8 @@ def bf16_is_fast() -> tuple[bool, str]:
     """Whether bfloat16 compute pays here, and why: an Ampere or newer GPU, or a CPU with AMX.
 
     AVX512-BF16 alone does not pay: on a 2-core Xeon with AVX512-BF16 and VNNI but no AMX the
-    fast recipe took 4.0-4.9 s per epoch in mixed bfloat16 against 2.5-2.8 s in float32
-    (epochs 2-4 of one run each, stand-in data); with AMX it was ~1.9x faster than float32.
+    fast recipe's epochs took 1.22x as long in mixed bfloat16 as in float32 (paired, 3 runs:
+    1.01-1.26; docs/recipes.md); with AMX they were ~1.9x faster than in float32.
     """
     found = tf.config.list_physical_devices("GPU")
     if found:

@@ -10,14 +10,14 @@ bfloat16 where the hardware has bfloat16 units; checkpoints are float32 either w
 model is Conv-BN-ReLU (each BN folds into its conv), max pooling, residual additions, global
 average pooling and one Dense softmax, so the int8 export keeps its accuracy.
 
-Headline (stand-in data ``cifar10-animals5``, not CIFAR-100; preset ``cpu``, 80 epochs;
-Intel Xeon with AMX (AVX-512, VNNI, BF16), 2 cores, mixed bfloat16): 74.0% test accuracy,
-mean of seeds 0/1/2 (73.8 / 74.6 / 73.6), 4.1-4.8 minutes per run. On a 2-core AMD EPYC
-(AVX2, float32) the same 80 epochs took 15.3 minutes and reached 69.4% (seed 0). With the
-10-minute budget (now the preset's default) on a 2-core Xeon with AVX-512 and AVX512-BF16 but
-no AMX, float32: 124 / 134 / 175 epochs, 72.4 / 73.4 / 73.4% (seeds 0/1/2, mean 73.1%), 9.4 /
-9.7 / 12.8 minutes (the last before the deadline guard). How the recipe got here, and the
-ablations: ``docs/recipes.md``.
+Headline (stand-in data ``cifar10-animals5``, not CIFAR-100; preset ``cpu``, whole command,
+2 cores, mean of seeds 0/1/2). With the 10-minute budget (the preset's default) on a Xeon with
+AVX-512, VNNI and AVX512-BF16 but no AMX: float32 72.9% in 8.3-9.7 minutes (113-134 epochs);
+the same Xeon with oneDNN capped at AVX2 (an AVX2-only CPU's path), float32: 72.9% in 9.5
+minutes (72-76 epochs); the uncapped Xeon forced to mixed bfloat16: 72.3% (69.4 / 76.0 /
+71.6). Before the budget, 80 epochs: 74.0% in 4.1-4.8 minutes on a Xeon with AMX (mixed
+bfloat16), and 69.4% (seed 0) in 15.3 minutes on an AMD EPYC with AVX2 only (float32). How the
+recipe got here, and the ablations: ``docs/recipes.md``.
 """
 
 from __future__ import annotations
