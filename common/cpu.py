@@ -68,17 +68,23 @@ class CpuInfo:
         return "amx_bf16" in self.flags
 
     def label(self) -> str:
-        """``<model> (<widest vector ISA>[, VNNI][, BF16][, AMX])``, written beside figures."""
+        """``<model> (<widest vector ISA>[, VNNI][, BF16][, AMX])[, oneDNN capped at <ISA>]``,
+        written beside figures."""
         widest = next((n for f, n in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("asimd", "NEON"))
                        if f in self.flags), "no AVX2")  # fmt: skip
         extras = [n for n, fs in (("VNNI", VNNI), ("BF16", BF16), ("AMX", {"amx_tile"}))
                   if self.flags & fs]  # fmt: skip
-        # A cap on oneDNN (how an AVX2 machine is reproduced on a wider one) changes what
-        # TensorFlow computes with, so it goes beside the figures too.
-        cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+        # A cap on oneDNN changes what TensorFlow computes with, so it goes beside the figures.
+        cap = onednn_cap()
         return f"{self.name} ({', '.join([widest, *extras])})" + (
             f", oneDNN capped at {cap}" if cap else ""
         )
+
+
+def onednn_cap() -> str | None:
+    """``ONEDNN_MAX_CPU_ISA`` (upper case), if set: how an AVX2-only CPU is reproduced on a wider
+    one; training precision and every figure's CPU label take it into account."""
+    return os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() or None
 
 
 def parse_cpuinfo(text: str) -> CpuInfo:

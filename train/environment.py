@@ -15,7 +15,7 @@ import os
 import tensorflow as tf
 import tf_keras as keras
 
-from herbi.common.cpu import cpu_info
+from herbi.common.cpu import cpu_info, onednn_cap
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -80,7 +80,7 @@ def bf16_is_fast() -> tuple[bool, str]:
         details = [tf.config.experimental.get_device_details(gpu) for gpu in found]
         fast = all(d.get("compute_capability", (0, 0)) >= (8, 0) for d in details)
         return fast, "GPU with bfloat16 units" if fast else "GPU older than Ampere"
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    cap = onednn_cap()
     if cap in ONEDNN_CAPS_WITHOUT_BF16:
         return False, f"ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN below its bfloat16 kernels"
     cpu = cpu_info()
