@@ -26,6 +26,7 @@ import tf_keras as keras
 
 from herbi.common.errors import HerbiError
 from herbi.train.recipe import Recipe, StageInputs
+from herbi.train.trainer import BestCheckpoint
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "": 1}
 # Kept back for what follows the last epoch (loading the best checkpoint, scoring validation
@@ -73,8 +74,6 @@ class EpochTimes(keras.callbacks.Callback):
 def probe(recipe: Recipe, inputs: StageInputs, val: tf.data.Dataset, strategy) -> float:
     """Seconds per epoch of the recipe's first stage here: a throwaway model, epoch 2 timed,
     with the trainer's own per-epoch callbacks writing into a temporary folder."""
-    from herbi.train.trainer import BestCheckpoint
-
     timer = EpochTimes()
     with strategy.scope():
         plan = recipe.plan_stage(inputs)

@@ -318,20 +318,15 @@ def _train(
 
 
 def _fit_budget(recipe, ds, data, cfg, strategy, precision, started):
-    import tf_keras as keras
-
     from herbi.train.budget import plan_epochs, probe
     from herbi.train.recipe import StageInputs
-    from herbi.train.trainer import precision_policy, validation_set
+    from herbi.train.trainer import compute_precision, validation_set
 
     first = recipe.stages[0]
     click.echo(f"[budget] {cfg['budget_seconds']:.0f} s: timing {first} on this machine")
-    keras.mixed_precision.set_global_policy(precision_policy(precision))
-    try:
+    with compute_precision(precision):
         inputs = StageInputs(first, 2, None, data, ds.num_classes, cfg["seed"])
         per_epoch = probe(recipe, inputs, validation_set(ds), strategy)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
     plan = plan_epochs(cfg["budget_seconds"], time.monotonic() - started, per_epoch, cfg["epochs"])
     click.echo(
         f"[budget] {per_epoch:.1f} s per epoch here: epochs {plan.epochs} "

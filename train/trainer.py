@@ -14,9 +14,11 @@ of the model, so export and scoring see a plain float32 graph whatever the train
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import click
@@ -112,8 +114,16 @@ def validation_set(ds: Dataset) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices((float_input(ds.x_val), y_val)).batch(256)
 
 
-def precision_policy(precision: str) -> str:
-    return "mixed_bfloat16" if precision == "bfloat16" else "float32"
+@contextlib.contextmanager
+def compute_precision(precision: str) -> Iterator[None]:
+    """Build and train in ``precision`` (``bfloat16``: Keras' mixed policy), then float32 again,
+    so that loading, scoring and export always see float32 layers."""
+    policy = "mixed_bfloat16" if precision == "bfloat16" else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
 
 
 def logged_val_accuracy(run: RunFolder, stage: str) -> list[float]:
@@ -153,8 +163,7 @@ def train_stages(
             + (f" (resuming after epoch {len(logged)})" if logged else "")
         )
         start = time.perf_counter()
-        keras.mixed_precision.set_global_policy(precision_policy(cfg.precision))
-        try:
+        with compute_precision(cfg.precision):
             with strategy.scope():
                 prev_model = keras.models.load_model(previous) if previous else None
                 inputs = StageInputs(stage, epochs, prev_model, data, ds.num_classes, cfg.seed)
@@ -173,8 +182,6 @@ def train_stages(
                     *([Deadline(cfg.deadline)] if cfg.deadline else []),
                 ],
             )
-        finally:
-            keras.mixed_precision.set_global_policy("float32")
         wall = time.perf_counter() - start
         model = keras.models.load_model(best_path)
         result = {
