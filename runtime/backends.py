@@ -12,6 +12,7 @@ clear message instead of reaching the interpreter.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,14 +29,9 @@ class ModelError(ValueError):
 def run_fixed_batch(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int):
     """Run ``x`` through a model whose batch size cannot change, ``batch`` images at a time
     (the last slice zero-padded to it, and the padding rows dropped)."""
-    outs = []
-    for i in range(0, len(x), batch):
-        part = x[i : i + batch]
-        n = len(part)
-        if n < batch:
-            part = np.concatenate([part, np.zeros((batch - n, *part.shape[1:]), part.dtype)])
-        outs.append(run(part)[:n])
-    return np.concatenate(outs)
+    n = len(x)
+    padded = np.concatenate([x, np.zeros((-n % batch, *x.shape[1:]), x.dtype)])
+    return np.concatenate([run(padded[i : i + batch]) for i in range(0, n, batch)])[:n]
 
 
 # LiteRT's C++ logger announces XNNPACK on fd 2 once per process; nothing to act on.
@@ -92,15 +88,13 @@ class LiteRTBackend:
         """
         if not self._resizable:
             return False
-        try:
+        with contextlib.suppress(ValueError, RuntimeError):
             self._set_batch(n)
             out_shape = tuple(self._interpreter.get_output_details()[0]["shape"])
             if out_shape[:1] == (n,):
                 return True
-        except (ValueError, RuntimeError):
-            pass
         self._resizable = False
-        self._set_batch(self.input_shape[0] if self.input_shape[0] > 0 else 1)
+        self._set_batch(max(self.input_shape[0], 1))  # a batch of -1 (any) is put back as 1
         return False
 
     def _set_batch(self, n: int) -> None:
