@@ -56,12 +56,7 @@ def _check_size(img: Image.Image, name: str) -> None:
         )
 
 
-_SIGNATURES = {
-    b"\x89PNG": "PNG",
-    b"\xff\xd8\xff": "JPEG",
-    b"GIF8": "GIF",
-    b"BM": "BMP",
-}
+_SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP"}
 
 
 def _sniff(head: bytes) -> str | None:
