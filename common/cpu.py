@@ -41,6 +41,9 @@ ISA_FLAGS = (
 )
 VNNI = {"avx512_vnni", "avx_vnni"}
 BF16 = {"avx512_bf16", "amx_bf16"}
+# A CPU label names the widest vector ISA the CPU has (the first found), then the units it has.
+WIDEST = (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("asimd", "NEON"))
+EXTRAS = (("VNNI", VNNI), ("BF16", BF16), ("AMX", {"amx_tile"}))
 
 
 @dataclass(frozen=True)
@@ -70,15 +73,12 @@ class CpuInfo:
     def label(self) -> str:
         """``<model> (<widest vector ISA>[, VNNI][, BF16][, AMX])[, oneDNN capped at <ISA>]``,
         written beside figures."""
-        widest = next((n for f, n in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("asimd", "NEON"))
-                       if f in self.flags), "no AVX2")  # fmt: skip
-        extras = [n for n, fs in (("VNNI", VNNI), ("BF16", BF16), ("AMX", {"amx_tile"}))
-                  if self.flags & fs]  # fmt: skip
+        widest = next((name for flag, name in WIDEST if flag in self.flags), "no AVX2")
+        extras = [name for name, flags in EXTRAS if self.flags & flags]
+        label = f"{self.name} ({', '.join([widest, *extras])})"
         # A cap on oneDNN changes what TensorFlow computes with, so it goes beside the figures.
         cap = onednn_cap()
-        return f"{self.name} ({', '.join([widest, *extras])})" + (
-            f", oneDNN capped at {cap}" if cap else ""
-        )
+        return f"{label}, oneDNN capped at {cap}" if cap else label
 
 
 def onednn_cap() -> str | None:
