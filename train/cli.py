@@ -78,13 +78,12 @@ def _choose_preset(preset: str | None, recipe, has_gpu: bool) -> tuple[str, str]
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--data",
-    "data",
-    type=str,
     default=None,
     help="CIFAR-100 tarball or folder, or an image folder root/{train,test}/<class>/*. Default: download CIFAR-100.",
 )
 @click.option(
     "--recipe",
+    "recipe_name",
     default="reference",
     show_default=True,
     help="reference: the study's CNN and schedule, faithfully; fast: the improved, edge-sized recipe to deploy.",
@@ -97,11 +96,13 @@ def _choose_preset(preset: str | None, recipe, has_gpu: bool) -> tuple[str, str]
 )
 @click.option(
     "--epochs",
+    "epochs_text",
     default=None,
     help="Override epochs: N for every stage, N,N,N per stage, or stage=N pairs.",
 )
 @click.option(
     "--budget",
+    "budget_text",
     default=None,
     help="Wall-clock time for the whole command (e.g. 10m, 600s); the epochs are sized to fit it on this machine. Default: the preset's (10m for the fast recipe's cpu preset); --epochs overrides it.",
 )
@@ -125,6 +126,7 @@ def _choose_preset(preset: str | None, recipe, has_gpu: bool) -> tuple[str, str]
 )
 @click.option(
     "--strategy",
+    "strategy_name",
     type=click.Choice(["default", "mirrored", "multiworker"]),
     default="default",
     show_default=True,
@@ -151,23 +153,19 @@ def _choose_preset(preset: str | None, recipe, has_gpu: bool) -> tuple[str, str]
     type=int,
     help="CIFAR-100 superclass to train on (11 = large omnivores and herbivores).",
 )
-def main(
-    data, recipe, preset, epochs, budget, seed, out, resume, strategy, precision, val_fraction,
-    coarse,
-) -> None:  # fmt: skip
+def main(**options) -> None:
     """Train an image classifier into a run folder that export and bench read."""
-    started = time.monotonic()
     try:
-        run(data, recipe, preset, epochs, budget, seed, out, resume, strategy, precision,
-            val_fraction, coarse, started)  # fmt: skip
+        run(**options)
     except HerbiError as e:
         raise click.ClickException(str(e)) from None
 
 
 def run(
     data, recipe_name, preset, epochs_text, budget_text, seed, out, resume, strategy_name,
-    precision, val_fraction, coarse, started,
+    precision, val_fraction, coarse,
 ) -> Path:  # fmt: skip
+    started = time.monotonic()  # before TensorFlow loads: --budget counts the whole command
     import herbi.train  # noqa: F401  (Keras 2 before TensorFlow loads)
     from herbi.train import environment as env
     from herbi.train.budget import parse_budget
@@ -203,14 +201,13 @@ def run(
     from herbi.train.run import data_config
 
     ds = load_dataset(data, val_fraction, seed, coarse)
-    if not env.is_chief():
+    if env.is_chief():
+        run_dir = out or RUNS / datetime.now().strftime("%Y%m%d-%H%M%S")
+    else:
         # Every worker runs the same steps (saving takes part in collective ops), but only the
         # chief's files are kept: the others write into a folder deleted at the end.
         click.echo(f"herbi-train: {env.worker_name()}; the chief writes the run folder")
-        run_dir = Path(tempfile.mkdtemp(prefix="herbi-worker-"))
-        out = run_dir
-    else:
-        run_dir = out or RUNS / datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = run_dir = Path(tempfile.mkdtemp(prefix="herbi-worker-"))
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise click.BadParameter(
             f"{run_dir} exists and is not empty (use --resume to continue it)", param_hint="--out"
@@ -268,26 +265,26 @@ def _train(
         git_commit=git_commit(),
         replicas=strategy.num_replicas_in_sync,
     )
+    precision = cfg.get("precision", "float32")  # runs from before --precision: float32
     click.echo(f"data: {ds.source}; images per class: {ds.counts()}")
     click.echo(
-        f"device: {manifest['device']}; precision {cfg.get('precision', 'float32')}; "
+        f"device: {manifest['device']}; precision {precision}; "
         f"strategy {strategy_name} ({strategy.num_replicas_in_sync} replica(s)); "
         f"run folder {run.dir}"
     )
 
     start = time.perf_counter()
     data = recipe.train_set(ds, cfg["preset_options"], cfg["seed"])
-    precision = cfg.get("precision", "float32")  # runs from before --precision: float32
+    deadline = None
     if new:
         if cfg.get("budget_seconds"):
             plan = _fit_budget(recipe, ds, data, cfg, strategy, precision, new.started)
             cfg["epochs"], manifest["budget"] = plan.epochs, plan.to_dict()
             env.seed_everything(cfg["seed"])  # the probe drew random numbers; start afresh
+            # What is left once scoring and files are done.
+            deadline = new.started + cfg["budget_seconds"] - RESERVE_SECONDS
         _create(run.dir, new.point_latest)
     write_json(run.manifest, manifest)
-    deadline = None
-    if new and cfg.get("budget_seconds"):  # what is left once scoring and files are done
-        deadline = new.started + cfg["budget_seconds"] - RESERVE_SECONDS
     config = TrainConfig(cfg["epochs"], cfg["seed"], cfg["preset_options"], precision, deadline)
     stages = train_stages(recipe, ds, data, config, run, strategy, resume=new is None)
     final = recipe.stages[-1]
@@ -351,6 +348,8 @@ class NewRun:
 
 
 def _create(run_dir: Path, point_latest: bool) -> None:
+    """Make the run folder; with ``point_latest``, runs/latest -> it, so `make export` /
+    `make bench` find the newest run."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -358,13 +357,7 @@ def _create(run_dir: Path, point_latest: bool) -> None:
             f"{run_dir}: cannot create ({e.strerror})", param_hint="--out"
         ) from None
     if point_latest:
-        _point_latest(run_dir)
-
-
-def _point_latest(run_dir: Path) -> None:
-    """runs/latest -> the newest run, so `make export` / `make bench` find it."""
-    latest = run_dir.parent / "latest"
-    tmp = run_dir.parent / f".latest.{os.getpid()}"
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(run_dir.name)
-    tmp.replace(latest)
+        tmp = run_dir.parent / f".latest.{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(run_dir.name)
+        tmp.replace(run_dir.parent / "latest")

@@ -17,8 +17,6 @@ import tf_keras as keras
 
 from herbi.common.cpu import cpu_info, onednn_cap
 
-STRATEGIES = ("default", "mirrored", "multiworker")
-PRECISIONS = ("auto", "float32", "bfloat16")
 # oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) under which it has no bfloat16 kernels: how a machine
 # with AVX512-BF16 or AMX reproduces an AVX2-only CPU.
 ONEDNN_CAPS_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"}
