@@ -14,30 +14,20 @@ import tf_keras as keras
 from tf_keras import layers
 
 
-def _pixels(layer: keras.layers.Layer) -> int:
-    shape = layer.output_shape
-    return int(np.prod(shape[1:-1]))
-
-
 def layer_macs(layer: keras.layers.Layer) -> int:
     if isinstance(layer, keras.Model):
         return model_macs(layer)
-    if isinstance(layer, layers.SeparableConv2D):
-        k, cin = int(np.prod(layer.kernel_size)), int(layer.input_shape[-1])
-        return _pixels(layer) * (
-            k * cin * layer.depth_multiplier + cin * layer.depth_multiplier * layer.filters
-        )
-    if isinstance(layer, layers.DepthwiseConv2D):
-        k, cin = int(np.prod(layer.kernel_size)), int(layer.input_shape[-1])
-        return _pixels(layer) * k * cin * layer.depth_multiplier
-    if isinstance(layer, layers.Conv2D):
-        k, cin = int(np.prod(layer.kernel_size)), int(layer.input_shape[-1])
-        return _pixels(layer) * k * cin // layer.groups * layer.filters
     if isinstance(layer, layers.Dense):
-        return (
-            int(layer.input_shape[-1]) * layer.units * int(np.prod(layer.input_shape[1:-1] or [1]))
-        )
-    return 0
+        return int(np.prod(layer.input_shape[1:])) * layer.units
+    if not isinstance(layer, layers.Conv2D | layers.DepthwiseConv2D | layers.SeparableConv2D):
+        return 0
+    k, cin = int(np.prod(layer.kernel_size)), int(layer.input_shape[-1])
+    pixels = int(np.prod(layer.output_shape[1:-1]))
+    if isinstance(layer, layers.SeparableConv2D):  # depthwise, then pointwise
+        return pixels * cin * layer.depth_multiplier * (k + layer.filters)
+    if isinstance(layer, layers.DepthwiseConv2D):
+        return pixels * k * cin * layer.depth_multiplier
+    return pixels * k * cin // layer.groups * layer.filters
 
 
 def model_macs(model: keras.Model) -> int:
