@@ -61,14 +61,6 @@ class Cifar100Spec:
 OFFICIAL = Cifar100Spec()
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("HERBI_DATA_DIR") or Path.home() / ".cache" / "herbi")
-
-
-def md5_bytes(data: bytes) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
 def md5_file(path: Path) -> str:
     h = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
@@ -104,9 +96,9 @@ def safe_unpickle(data: bytes, name: str) -> dict:
     return obj
 
 
-def download(spec: Cifar100Spec = OFFICIAL, dest_dir: Path | None = None) -> Path:
+def download(spec: Cifar100Spec = OFFICIAL) -> Path:
     """Fetch the archive into the cache (once), verify its MD5, and return its path."""
-    dest_dir = dest_dir or cache_dir()
+    dest_dir = Path(os.environ.get("HERBI_DATA_DIR") or Path.home() / ".cache" / "herbi")
     target = dest_dir / ARCHIVE_NAME
     if target.is_file() and md5_file(target) == spec.archive_md5:
         return target
@@ -156,24 +148,21 @@ def _read_tar_members(path: Path, spec: Cifar100Spec) -> dict[str, bytes]:
     return found
 
 
-def _read_folder_members(folder: Path) -> dict[str, bytes]:
-    return {m: (folder / m).read_bytes() for m in MEMBERS if (folder / m).is_file()}
-
-
 def read_members(source: Path, spec: Cifar100Spec = OFFICIAL) -> dict[str, bytes]:
     """Return the verified bytes of ``train``, ``test`` and ``meta`` from a tarball or folder."""
     if source.is_dir():
         if (source / ARCHIVE_NAME).is_file():
             return read_members(source / ARCHIVE_NAME, spec)
         inner = source / "cifar-100-python"
-        members = _read_folder_members(inner if inner.is_dir() else source)
+        folder = inner if inner.is_dir() else source
+        members = {m: (folder / m).read_bytes() for m in MEMBERS if (folder / m).is_file()}
     else:
         members = _read_tar_members(source, spec)
     missing = [m for m in MEMBERS if m not in members]
     if missing:
         raise DataError(f"{source}: not a CIFAR-100 archive (missing {', '.join(missing)})")
     for name, data in members.items():
-        if md5_bytes(data) != spec.member_md5[name]:
+        if hashlib.md5(data, usedforsecurity=False).hexdigest() != spec.member_md5[name]:
             raise DataError(f"{source}: member {name!r} has the wrong MD5; refusing to unpickle it")
     return members
 
@@ -205,9 +194,7 @@ def load_cifar100(
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     members = read_members(path, spec)
-    meta = safe_unpickle(members["meta"], "meta")
-    train = safe_unpickle(members["train"], "train")
-    test = safe_unpickle(members["test"], "test")
+    meta, train, test = (safe_unpickle(members[m], m) for m in ("meta", "train", "test"))
     try:
         fine_names = [n.decode() for n in meta[b"fine_label_names"]]
         coarse_labels = np.asarray(train[b"coarse_labels"])
