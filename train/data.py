@@ -87,19 +87,14 @@ def load_dataset(
     coarse: int = 11,
     spec: Cifar100Spec = OFFICIAL,
 ) -> Dataset:
-    if source is None:
-        parts, name = load_cifar100(None, coarse, spec), f"CIFAR-100 coarse class {coarse}"
+    path = None if source is None else Path(source)
+    if path is not None and not path.exists():
+        raise DataError(f"{path}: no such file or folder (--data)")
+    if path is None or is_cifar100(path):
+        parts = load_cifar100(path, coarse, spec)
+        name = f"CIFAR-100 coarse class {coarse}" + (f" ({path})" if path else "")
     else:
-        path = Path(source)
-        if not path.exists():
-            raise DataError(f"{path}: no such file or folder (--data)")
-        if is_cifar100(path):
-            parts, name = (
-                load_cifar100(path, coarse, spec),
-                f"CIFAR-100 coarse class {coarse} ({path})",
-            )
-        else:
-            parts, name = load_image_folder(path), f"image folder {path.resolve()}"
+        parts, name = load_image_folder(path), f"image folder {path.resolve()}"
     x_train, y_train, x_test, y_test, classes = parts
     x_tr, x_val, y_tr, y_val = stratified_split(x_train, y_train, val_fraction, seed)
     return Dataset(x_tr, y_tr, x_val, y_val, x_test, y_test, classes, name)
