@@ -41,10 +41,7 @@ def write_plots(run: RunFolder, ds: Dataset, metrics: dict, augmented: tuple) ->
         f"Test confusion, {metrics['final_stage']} model — {ds.source}",
     )
     plot_grid(ds.x_train, ds.y_train, ds.class_names, run.plot("samples"), "Training images")
-    x_aug, y_aug = augmented
-    plot_grid(
-        x_aug, y_aug, ds.class_names, run.plot("augmented"), "Training set after augmentation"
-    )
+    plot_grid(*augmented, ds.class_names, run.plot("augmented"), "Training set after augmentation")
 
 
 def write_report(
@@ -52,15 +49,12 @@ def write_report(
 ):
     published = recipe.published
     cfg = manifest["config"]
+    comparable = ds.source.startswith("CIFAR-100")
     lines = [
         f"# herbi run: {run.dir.name}",
         "",
         f"- **Data: {ds.source}**"
-        + (
-            ""
-            if ds.source.startswith("CIFAR-100")
-            else " — not CIFAR-100: figures are not comparable with the study's"
-        ),
+        + ("" if comparable else " — not CIFAR-100: figures are not comparable with the study's"),
         f"- Recipe `{cfg['recipe']}`, preset `{cfg['preset']}`, seed {cfg['seed']}, "
         f"epochs {cfg['epochs']}, precision {cfg.get('precision', 'float32')} "
         f"({cfg.get('precision_reason', 'the default')})",
