@@ -41,13 +41,7 @@ class Dataset:
     def counts(self) -> dict[str, dict[str, int]]:
         """Images per class in each split, as printed at start and kept in metrics.json."""
         return {
-            split: dict(
-                zip(
-                    self.class_names,
-                    np.bincount(y, minlength=self.num_classes).tolist(),
-                    strict=True,
-                )
-            )
+            split: {name: int((y == i).sum()) for i, name in enumerate(self.class_names)}
             for split, y in (("train", self.y_train), ("val", self.y_val), ("test", self.y_test))
         }
 
