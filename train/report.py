@@ -59,15 +59,14 @@ def write_report(
         f"epochs {cfg['epochs']}, precision {cfg.get('precision', 'float32')} "
         f"({cfg.get('precision_reason', 'the default')})",
         f"- Device: {manifest['device']}; wall time {manifest['wall_seconds'] / 60:.1f} min",
-        *(
-            [
-                f"- Time budget {b['budget_seconds'] / 60:.1f} min for the whole command: "
-                f"{b['probe_seconds_per_epoch']:.1f} s per epoch measured here, "
-                f"epochs chosen {b['epochs']}"
-            ]
-            if (b := manifest.get("budget"))
-            else []
-        ),
+    ]
+    if b := manifest.get("budget"):
+        lines.append(
+            f"- Time budget {b['budget_seconds'] / 60:.1f} min for the whole command: "
+            f"{b['probe_seconds_per_epoch']:.1f} s per epoch measured here, "
+            f"epochs chosen {b['epochs']}"
+        )
+    lines += [
         f"- Checkpoints picked on the validation split ({len(ds.y_val)} images); "
         f"test split ({len(ds.y_test)} images) only reported.",
         "",
