@@ -166,7 +166,6 @@ def run(
     precision, val_fraction, coarse,
 ) -> Path:  # fmt: skip
     started = time.monotonic()  # before TensorFlow loads: --budget counts the whole command
-    import herbi.train  # noqa: F401  (Keras 2 before TensorFlow loads)
     from herbi.train import environment as env
     from herbi.train.budget import parse_budget
     from herbi.train.recipes import RECIPES
