@@ -21,12 +21,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import tensorflow as tf
 import tf_keras as keras
 
 from herbi.common.errors import HerbiError
+from herbi.train.data import Dataset
 from herbi.train.recipe import Recipe, StageInputs
-from herbi.train.trainer import BestCheckpoint
+from herbi.train.trainer import BestCheckpoint, compute_precision, validation_set
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "": 1}
 # Kept back for what follows the last epoch (loading the best checkpoint, scoring validation
@@ -71,17 +71,18 @@ class EpochTimes(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def probe(recipe: Recipe, inputs: StageInputs, val: tf.data.Dataset, strategy) -> float:
-    """Seconds per epoch of the recipe's first stage here: a throwaway model, epoch 2 timed,
-    with the trainer's own per-epoch callbacks writing into a temporary folder."""
+def probe(recipe: Recipe, ds: Dataset, data: tuple, seed: int, strategy, precision: str) -> float:
+    """Seconds per epoch of the recipe's first stage here, in ``precision``: a throwaway model,
+    epoch 2 timed, with the trainer's own per-epoch callbacks writing into a temporary folder."""
     timer = EpochTimes()
-    with strategy.scope():
-        plan = recipe.plan_stage(inputs)
-    with tempfile.TemporaryDirectory(prefix="herbi-probe-") as tmp:
+    inputs = StageInputs(recipe.stages[0], PROBE_EPOCHS, None, data, ds.num_classes, seed)
+    with compute_precision(precision), tempfile.TemporaryDirectory(prefix="herbi-probe-") as tmp:
+        with strategy.scope():
+            plan = recipe.plan_stage(inputs)
         saves = [keras.callbacks.BackupAndRestore(f"{tmp}/backup"),
                  BestCheckpoint(Path(tmp, "best.keras"))]  # fmt: skip
-        plan.model.fit(plan.train, validation_data=val, epochs=PROBE_EPOCHS, verbose=0,
-                       callbacks=[*plan.callbacks, *saves, timer])  # fmt: skip
+        plan.model.fit(plan.train, validation_data=validation_set(ds), epochs=PROBE_EPOCHS,
+                       verbose=0, callbacks=[*plan.callbacks, *saves, timer])  # fmt: skip
     return timer.seconds[-1]
 
 

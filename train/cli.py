@@ -315,14 +315,10 @@ def _train(
 
 def _fit_budget(recipe, ds, data, cfg, strategy, precision, started):
     from herbi.train.budget import plan_epochs, probe
-    from herbi.train.recipe import StageInputs
-    from herbi.train.trainer import compute_precision, validation_set
 
     first = recipe.stages[0]
     click.echo(f"[budget] {cfg['budget_seconds']:.0f} s: timing {first} on this machine")
-    with compute_precision(precision):
-        inputs = StageInputs(first, 2, None, data, ds.num_classes, cfg["seed"])
-        per_epoch = probe(recipe, inputs, validation_set(ds), strategy)
+    per_epoch = probe(recipe, ds, data, cfg["seed"], strategy, precision)
     plan = plan_epochs(cfg["budget_seconds"], time.monotonic() - started, per_epoch, cfg["epochs"])
     click.echo(
         f"[budget] {per_epoch:.1f} s per epoch here: epochs {plan.epochs} "
