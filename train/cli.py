@@ -32,6 +32,10 @@ def parse_epochs(
     text: str | None, stages: tuple[str, ...], preset: dict[str, int]
 ) -> dict[str, int]:
     """``5`` (every stage), ``5,2,2`` (per stage in order) or ``base=5,finetune1=2``."""
+
+    def bad(message: str) -> click.BadParameter:
+        return click.BadParameter(message, param_hint="--epochs")
+
     epochs = dict(preset)
     if not text:
         return epochs
@@ -41,25 +45,18 @@ def parse_epochs(
             for p in parts:
                 stage, value = p.split("=", 1)
                 if stage not in stages:
-                    raise click.BadParameter(
-                        f"unknown stage {stage!r} (stages: {', '.join(stages)})",
-                        param_hint="--epochs",
-                    )
+                    raise bad(f"unknown stage {stage!r} (stages: {', '.join(stages)})")
                 epochs[stage] = int(value)
         elif len(parts) == 1:
             epochs = dict.fromkeys(stages, int(parts[0]))
         elif len(parts) == len(stages):
             epochs = dict(zip(stages, map(int, parts), strict=True))
         else:
-            raise click.BadParameter(
-                f"give 1 or {len(stages)} values, or stage=N pairs", param_hint="--epochs"
-            )
+            raise bad(f"give 1 or {len(stages)} values, or stage=N pairs")
     except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not a number of epochs", param_hint="--epochs"
-        ) from None
+        raise bad(f"{text!r} is not a number of epochs") from None
     if any(v < 1 for v in epochs.values()):
-        raise click.BadParameter("every stage needs at least 1 epoch", param_hint="--epochs")
+        raise bad("every stage needs at least 1 epoch")
     return epochs
 
 
