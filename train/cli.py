@@ -75,7 +75,6 @@ def _choose_preset(preset: str | None, recipe, has_gpu: bool) -> tuple[str, str]
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--data",
-    default=None,
     help="CIFAR-100 tarball or folder, or an image folder root/{train,test}/<class>/*. Default: download CIFAR-100.",
 )
 @click.option(
@@ -88,32 +87,27 @@ def _choose_preset(preset: str | None, recipe, has_gpu: bool) -> tuple[str, str]
 @click.option(
     "--preset",
     type=click.Choice(["full", "cpu", "smoke", "reference"]),
-    default=None,
     help="full = the recipe's whole schedule (GPU; 'reference' is an old name for it), cpu = a short schedule for 2 CPU cores, smoke = seconds (tests). Default: full on a GPU, cpu elsewhere.",
 )
 @click.option(
     "--epochs",
     "epochs_text",
-    default=None,
     help="Override epochs: N for every stage, N,N,N per stage, or stage=N pairs.",
 )
 @click.option(
     "--budget",
     "budget_text",
-    default=None,
     help="Wall-clock time for the whole command (e.g. 10m, 600s); the epochs are sized to fit it on this machine. Default: the preset's (10m for the fast recipe's cpu preset); --epochs overrides it.",
 )
 @click.option(
     "--seed",
     default=0,
     show_default=True,
-    type=int,
     help="Seeds data split, augmentation and weights: same seed, data and machine give the same model.",
 )
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=None,
     help="Run folder. Default: runs/<date-time> (and runs/latest points to it).",
 )
 @click.option(
@@ -140,14 +134,12 @@ def _choose_preset(preset: str | None, recipe, has_gpu: bool) -> tuple[str, str]
     "--val-fraction",
     default=0.1,
     show_default=True,
-    type=float,
     help="Share of each train class held out for validation (before augmentation).",
 )
 @click.option(
     "--coarse",
     default=11,
     show_default=True,
-    type=int,
     help="CIFAR-100 superclass to train on (11 = large omnivores and herbivores).",
 )
 def main(**options) -> None:
