@@ -73,6 +73,5 @@ def limit_per_class(x: np.ndarray, y: np.ndarray, n: int | None):
     """The first ``n`` images of each class (all of them for None), in their original order."""
     if n is None:
         return x, y
-    keep = np.concatenate([np.flatnonzero(y == c)[:n] for c in np.unique(y)])
-    keep.sort()
+    keep = np.sort(np.concatenate([np.flatnonzero(y == c)[:n] for c in np.unique(y)]))
     return x[keep], y[keep]
