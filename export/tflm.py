@@ -32,7 +32,7 @@ from herbi.runtime.tflm import TFLMError, first_line, tflm_interpreter
 # 25% on top of the measured arena: room for optimized kernels' scratch buffers (CMSIS-NN's
 # convolutions ask for about 2 * kernel_h * kernel_w * in_channels bytes each) and the arena
 # start's 16-byte alignment. A stated allowance, not a measurement.
-DEFAULT_MARGIN = 0.25
+ARENA_MARGIN = 0.25
 
 # TFLite builtin op -> the MicroMutableOpResolver method that registers its kernel (TFLM's
 # tensorflow/lite/micro/micro_mutable_op_resolver.h). The ops a Keras image classifier
@@ -235,9 +235,9 @@ def measure(tflite: bytes) -> TflmFootprint:
     )
 
 
-def declared_arena(arena_bytes: int, margin: float = DEFAULT_MARGIN) -> int:
-    """``kHerbiTensorArenaSize``: the measured arena plus ``margin``, rounded up to 16 bytes."""
-    return -(-math.ceil(arena_bytes * (1 + margin)) // 16) * 16
+def declared_arena(arena_bytes: int) -> int:
+    """``kHerbiTensorArenaSize``: the measured arena plus ARENA_MARGIN, rounded up to 16 bytes."""
+    return -(-math.ceil(arena_bytes * (1 + ARENA_MARGIN)) // 16) * 16
 
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(|b|k|kb|kib|m|mb|mib)\s*", re.IGNORECASE)
@@ -256,23 +256,18 @@ def parse_size(text: str, option: str) -> int:
     return size
 
 
-def fits(
-    footprint: TflmFootprint,
-    max_arena: int | None,
-    max_flash: int | None,
-    margin: float = DEFAULT_MARGIN,
-) -> list[str]:
+def fits(footprint: TflmFootprint, max_arena: int | None, max_flash: int | None) -> list[str]:
     """One line per limit the artifact exceeds (empty when it fits or no limit is set).
 
     The arena compared is the declared one (measured + margin): that is what the device
     reserves.
     """
     reasons = []
-    arena = declared_arena(footprint.arena_bytes, margin)
+    arena = declared_arena(footprint.arena_bytes)
     if max_arena is not None and arena > max_arena:
         reasons.append(
             f"tensor arena {arena:,} bytes ({footprint.arena_bytes:,} measured + "
-            f"{margin:.0%} margin) exceeds --max-arena {max_arena:,} bytes"
+            f"{ARENA_MARGIN:.0%} margin) exceeds --max-arena {max_arena:,} bytes"
         )
     if max_flash is not None and footprint.flash_bytes > max_flash:
         reasons.append(
