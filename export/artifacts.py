@@ -50,11 +50,6 @@ def write_tflite(data: bytes, path: Path, contract: Contract, int8: bool) -> Non
     write_text(sidecar_path(path), final.to_json() + "\n")
 
 
-def with_sidecar(path: Path) -> list[Path]:
-    """A TFLite artifact's files: the model and its contract sidecar."""
-    return [path, sidecar_path(path)]
-
-
 def onnx_io_quantization(model) -> dict:
     """Scale/zero point where a QDQ model quantizes its float input and dequantizes its output.
 

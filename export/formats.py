@@ -26,7 +26,7 @@ from herbi.export import (
     to_tflite,
     web_export,
 )
-from herbi.runtime.contract import float_input
+from herbi.runtime.contract import float_input, sidecar_path
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ TFLITE = Container(
     ".tflite",
     artifacts.write_tflite,
     _ignores_limits(checks.tflite_problems),
-    files=artifacts.with_sidecar,
+    files=lambda path: [path, sidecar_path(path)],  # the model and its contract sidecar
 )
 ONNX = Container(".onnx", artifacts.write_onnx, _ignores_limits(checks.onnx_problems))
 # TFLite Micro C++ sources around the int8 model, checked with TFLM's own kernels.
