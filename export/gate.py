@@ -65,6 +65,7 @@ DEFAULT_ALPHA = 0.05
 # A validation split needs at least z^2 * (1 - 0.05) / 0.05 = 73 images before even a
 # perfect artifact (no discordant pair) can pass; below that, raise --hard-limit.
 DEFAULT_HARD_LIMIT = 5.0
+CONFIDENCE = 0.95  # of the drop's interval, the one --hard-limit bounds
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ def tango_score(b: int, c: int, n: int, delta: float) -> float:
     return num / math.sqrt(var) if var > 0 else math.copysign(math.inf, num)
 
 
-def tango_interval(b: int, c: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+def tango_interval(b: int, c: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Tango's score interval for the paired difference ``(b - c) / n``: every ``delta`` whose
     score statistic stays within +-z. The statistic decreases in ``delta``, so each end is
     one root, found by bisection-type search between the estimate and -1 or 1."""
@@ -220,9 +221,7 @@ def tango_interval(b: int, c: int, n: int, confidence: float = 0.95) -> tuple[fl
     return low, high
 
 
-def paired_test(
-    keras_correct: np.ndarray, artifact_correct: np.ndarray, confidence: float = 0.95
-) -> PairedTest:
+def paired_test(keras_correct: np.ndarray, artifact_correct: np.ndarray) -> PairedTest:
     """Exact McNemar test and Tango interval for the accuracy drop on the same images.
 
     The p-value is the exact (conditional) McNemar test: under "no difference" each of the
@@ -246,10 +245,8 @@ def paired_test(
     n = len(k)
     if n == 0:
         raise ExportError("paired test: no labelled validation images to compare on")
-    if not 0 < confidence < 1:
-        raise ExportError(f"paired test: confidence {confidence} must lie between 0 and 1")
     b, c = int((k & ~a).sum()), int((a & ~k).sum())
-    low, high = tango_interval(b, c, n, confidence)
+    low, high = tango_interval(b, c, n)
     return PairedTest(
         n=n,
         keras_correct=int(k.sum()),
@@ -259,7 +256,7 @@ def paired_test(
         drop_points=100 * (b - c) / n,
         low_points=100 * low,
         high_points=100 * high,
-        confidence=confidence,
+        confidence=CONFIDENCE,
         p_value=float(binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0,
     )
 
