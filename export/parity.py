@@ -68,7 +68,6 @@ def strict_agreement(ref: np.ndarray, got: np.ndarray) -> float:
 def compare(ref: np.ndarray, got: np.ndarray, y: np.ndarray, labels: list[str]) -> Parity:
     """``got`` (the artifact's probabilities) against ``ref`` (Keras's) on labels ``y``."""
     ref_top, got_top = ref.argmax(1), got.argmax(1)
-    at_top = got >= got.max(1, keepdims=True) if len(got) else np.zeros_like(got, bool)
     diff = np.abs(ref.astype(np.float64) - got)
     acc_ref, acc_got = float((ref_top == y).mean()), float((got_top == y).mean())
     per_class = {
@@ -80,7 +79,7 @@ def compare(ref: np.ndarray, got: np.ndarray, y: np.ndarray, labels: list[str]) 
         images=len(y),
         agreement=strict_agreement(ref, got),
         agreement_tie_aware=tie_aware_agreement(ref, got),
-        ties=int((at_top.sum(1) > 1).sum()),
+        ties=int(((got >= got.max(1, keepdims=True)).sum(1) > 1).sum()),
         max_abs_diff=float(diff.max()),
         mean_abs_diff=float(diff.mean()),
         accuracy_keras=acc_ref,
