@@ -16,20 +16,14 @@ import click
 from herbi.common.errors import ExportError, HerbiError
 from herbi.export.calibration import DEFAULT_SIZE
 from herbi.export.formats import FORMATS, Limits, select
-from herbi.export.gate import (
-    DEFAULT_ALPHA,
-    DEFAULT_HARD_LIMIT,
-    DEFAULT_MAX_DROP,
-    DEFAULT_MIN_AGREEMENT,
-    DEFAULT_TRAIN_SAMPLE,
-    GateOptions,
-)
+from herbi.export.gate import GateOptions
 from herbi.export.tflm import parse_size
 from herbi.runtime.backends import ModelError
 from herbi.runtime.contract import ContractError
 
 EXIT_REJECTED = 3
 HERBI_ERRORS = (HerbiError, ContractError, ModelError)
+GATE = GateOptions()  # the gate options' defaults
 TABLE_ROW = "{:<16} {:>8} {:>9} {:>8} {:>20} {:>5} {:>7} {:>9} {:>10}  {}"
 
 
@@ -89,31 +83,31 @@ def table(report) -> str:
 @click.option(
     "--min-agreement",
     type=float,
-    default=DEFAULT_MIN_AGREEMENT,
+    default=GATE.min_agreement,
     help="Refuse below this agreement with Keras on the parity images (validation + train).",
 )
 @click.option(
     "--max-drop",
     type=float,
-    default=DEFAULT_MAX_DROP,
+    default=GATE.max_drop,
     help="Accuracy points on validation; refuses only a statistically significant drop.",
 )
 @click.option(
     "--alpha",
     type=float,
-    default=DEFAULT_ALPHA,
+    default=GATE.alpha,
     help="Significance level of the exact McNemar test that --max-drop needs.",
 )
 @click.option(
     "--hard-limit",
     type=float,
-    default=DEFAULT_HARD_LIMIT,
+    default=GATE.hard_limit,
     help="Refuse when the drop's 95% upper bound exceeds this many points.",
 )
 @click.option(
     "--parity-train-images",
     type=int,
-    default=DEFAULT_TRAIN_SAMPLE,
+    default=GATE.train_images,
     help="Train images (not the calibration ones) added to validation for agreement.",
 )
 @click.option(
