@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from herbi.common.errors import ExportError
-from herbi.common.files import umask, write_text
+from herbi.common.files import umask, write_json
 from herbi.export.artifacts import write_onnx
 from herbi.runtime import Classifier
 
@@ -62,7 +62,7 @@ def runtime_version(dist: Path) -> str:
         return "unknown"
 
 
-def model_info(onnx_path: Path, runtime_bytes: int, version: str, info: dict) -> dict:
+def model_info(onnx_path: Path, dist: Path, info: dict) -> dict:
     """``model.json``: the artifact's contract and the facts the page's info panel shows.
 
     ``info`` adds what only the caller knows; the page shows ``format``, ``description``,
@@ -88,10 +88,10 @@ def model_info(onnx_path: Path, runtime_bytes: int, version: str, info: dict) ->
         "contract": json.loads(contract.to_json()),
         "runtime": {
             "name": RUNTIME_PACKAGE,
-            "version": version,
+            "version": runtime_version(dist),
             "backend": "wasm",
             "files": [f"{RUNTIME_DIR}/{name}" for name in RUNTIME_FILES],
-            "bytes": runtime_bytes,
+            "bytes": sum((dist / name).stat().st_size for name in RUNTIME_FILES),
         },
     }
 
@@ -102,8 +102,7 @@ def write_web(onnx_path: Path, out_dir: Path, info: dict) -> list[Path]:
     dist = runtime_dist()
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"{out_dir}: exists and is not a folder")
-    runtime_bytes = sum((dist / name).stat().st_size for name in RUNTIME_FILES)
-    meta = model_info(onnx_path, runtime_bytes, runtime_version(dist), info)
+    meta = model_info(onnx_path, dist, info)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
@@ -114,7 +113,7 @@ def write_web(onnx_path: Path, out_dir: Path, info: dict) -> list[Path]:
         for name in RUNTIME_FILES:
             shutil.copyfile(dist / name, tmp / RUNTIME_DIR / name)
         shutil.copyfile(onnx_path, tmp / MODEL_FILE)
-        (tmp / INFO_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        write_json(tmp / INFO_FILE, meta)
         _swap_in(tmp, out_dir)
     except OSError as e:
         raise ExportError(f"{out_dir}: cannot write the web page ({e.strerror or e})") from None
@@ -138,7 +137,7 @@ def update_info(web_dir: Path, facts: dict) -> Path:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ExportError(f"{path}: cannot read the page's model info ({e})") from None
-    return write_text(path, json.dumps({**meta, **facts}, indent=2) + "\n")
+    return write_json(path, {**meta, **facts})
 
 
 def _swap_in(new: Path, target: Path) -> None:
