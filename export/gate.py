@@ -110,11 +110,11 @@ class ParityImages:
         calibration images)": which images were used, for the log and the report."""
         if self.train_images == 0:
             return f"{self.val_images:,} validation images"
+        calibration = f"{self.calibration_images:,} calibration images"
         if self.train_images < self.train_available:
-            which = f"a seeded sample, not the {self.calibration_images:,} calibration images"
+            which = f"a seeded sample, not the {calibration}"
         else:
-            which = f"all the train images outside the {self.calibration_images:,} calibration"
-            which += " images"
+            which = f"all the train images outside the {calibration}"
         return f"{self.val_images:,} validation + {self.train_images:,} train images ({which})"
 
 
