@@ -21,16 +21,16 @@ from herbi.common.legacy_keras import use_legacy_keras
 from herbi.runtime.contract import float_input
 
 
-def reference(model_path: Path, pixels: np.ndarray) -> dict:
-    """Keras test probabilities, MACs and parameters per image, bytes of weights."""
+def reference(model_path: Path, pixels: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Keras probabilities of ``pixels``, and the report's model complexity: MACs per image,
+    parameters, bytes of weights."""
     from herbi.export.source import load_keras
     from herbi.train.complexity import model_macs
     from herbi.train.evaluate import keras_probs
 
     model = load_keras(model_path)
-    return {
-        "probs": keras_probs(model, pixels),
-        "macs": model_macs(model),
+    return keras_probs(model, pixels), {
+        "macs_per_image": model_macs(model),
         "params": int(model.count_params()),
         "weights_bytes": int(sum(w.nbytes for w in model.get_weights())),
     }

@@ -187,11 +187,11 @@ class Bench:
         calibration = run.export_report.get("calibration", {}).get("images", DEFAULT_SIZE)
         train = run.export_report.get("gate", {}).get("parity_train_images", DEFAULT_TRAIN_SAMPLE)
         self.parity = parity_images(ds, calibration_indices(ds.y_train, calibration), train)
-        self.ref = keras_original.reference(
+        probs, self.complexity = keras_original.reference(
             self.model.path, np.concatenate([ds.x_test, self.parity.pixels])
         )
-        self.ref["probs"], self.ref["parity"] = np.split(self.ref["probs"], [len(ds.x_test)])
-        self.base = Quality.measure(self.ref["probs"], self.ref["probs"], ds.y_test, self.labels)
+        self.ref, self.ref_parity = np.split(probs, [len(ds.x_test)])
+        self.base = Quality.measure(self.ref, self.ref, ds.y_test, self.labels)
         self.keras_bytes = self.model.path.stat().st_size
 
     def in_browser(self, page: Path) -> dict:
@@ -228,7 +228,7 @@ class Bench:
     def add_timing(self, row: Row, threads: int, timing: dict) -> None:
         """Record a worker's figures in ``row`` with the achieved GMAC/s at batch 1 (from p50)
         and at the large batch, and log them."""
-        macs, b1, tp = self.ref["macs"], timing["batch1"], timing["throughput"]
+        macs, b1, tp = self.complexity["macs_per_image"], timing["batch1"], timing["throughput"]
         timing["gmacs_batch1"] = macs / 1e9 / (b1["p50_ms"] / 1e3)
         timing["gmacs_large_batch"] = macs / 1e9 * tp["images_per_s"]
         row.timing[str(threads)] = timing
@@ -287,8 +287,8 @@ class Bench:
             probs = artifact_probs(path, self.ds.x_test, fmt.backend)
             on_parity = artifact_probs(path, self.parity.pixels, fmt.backend)
             q = row.quality = Quality.measure(
-                probs, self.ref["probs"], self.ds.y_test, self.labels, self.base,
-                tie_aware_agreement(self.ref["parity"], on_parity),
+                probs, self.ref, self.ds.y_test, self.labels, self.base,
+                tie_aware_agreement(self.ref_parity, on_parity),
             )  # fmt: skip
             self.log(
                 f"{name}: accuracy {100 * q.accuracy:.1f}%, agreement {q.agreement:.3f}, "
@@ -375,11 +375,7 @@ def benchmark(
         "packages": package_versions(),
         "dataset": dataset_section(ds, run, data),
         "parity_images": bench.parity.description,
-        "model_complexity": {
-            "macs_per_image": bench.ref["macs"],
-            "params": bench.ref["params"],
-            "weights_bytes": bench.ref["weights_bytes"],
-        },
+        "model_complexity": bench.complexity,
         "settings": asdict(settings),
         "published": {
             "test_accuracy": REFERENCE.published,
