@@ -28,8 +28,8 @@ def load_average() -> list[float] | None:
         return None
 
 
-def describe() -> dict:
-    """The machine section of the report."""
+def describe(load_average_start: list[float] | None) -> dict:
+    """The machine section of the report, the load average now being the run's end."""
     cpu = cpu_info()
     return {
         "cpu": cpu.name,
@@ -42,4 +42,6 @@ def describe() -> dict:
         "isa": cpu.isa,
         "os": platform.platform(),
         "python": platform.python_version(),
+        "load_average_start": load_average_start,
+        "load_average_end": load_average(),
     }

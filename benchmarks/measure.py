@@ -367,11 +367,7 @@ def benchmark(
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "run": str(run.run.dir),
         "model": str(run.run.model),
-        "machine": {
-            **machine.describe(),
-            "load_average_start": load_before,
-            "load_average_end": machine.load_average(),
-        },
+        "machine": machine.describe(load_before),
         "packages": package_versions(),
         "dataset": dataset_section(ds, run, data),
         "parity_images": bench.parity.description,
