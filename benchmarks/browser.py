@@ -16,7 +16,7 @@ import gzip
 import os
 import shutil
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from herbi.common.errors import BenchError
@@ -157,9 +157,6 @@ class BrowserTiming:
     download_bytes: int
     download_gzip_bytes: int
     download_parts: dict[str, tuple[int, int]]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def measure_page(web_dir: Path, images: list[Path]) -> BrowserTiming:

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from herbi.benchmarks import keras_original, machine
+from herbi.benchmarks.browser import BrowserTiming, measure_page
 from herbi.benchmarks.latency import Budget
 from herbi.benchmarks.processes import WorkerError, cold_start, run_worker
 from herbi.benchmarks.run_folder import ExportedRun, Snapshot
@@ -140,7 +141,7 @@ class Row:
     quality: Quality | None = None
     timing: dict[str, dict] = field(default_factory=dict)
     cold_start: dict | None = None
-    browser: dict | None = None  # a web page's figures in headless Chromium (BrowserTiming)
+    browser: BrowserTiming | None = None  # a web page's figures in headless Chromium
     footprint: dict | None = None  # a microcontroller artifact's arena, flash, ops, MACs
     tensorflow_imported: bool | None = None
 
@@ -177,9 +178,13 @@ class Bench:
     ):
         self.run, self.copies, self.settings, self.ds, self.log = run, copies, settings, ds, log
         self.model = copies["keras"]
-        self.pixels, self.image = tmp / "test_pixels.npy", tmp / "test_image.png"
+        # The first test images as PNG files (lossless: the exact test pixels): the cold start
+        # classifies the first, a web page all of them.
+        self.pixels = tmp / "test_pixels.npy"
+        self.images = [tmp / f"test_{i:03d}.png" for i in range(settings.browser_images)]
         np.save(self.pixels, ds.x_test)
-        Image.fromarray(ds.x_test[0]).save(self.image)  # lossless: the exact test pixels
+        for i, path in enumerate(self.images):
+            Image.fromarray(ds.x_test[i]).save(path)
         self.labels = list(ds.class_names)
         log(f"Keras original: reference probabilities on {len(ds.y_test)} test images")
         # Agreement is measured on the images export's gate judged: every validation image and
@@ -194,18 +199,11 @@ class Bench:
         self.base = Quality.measure(self.ref, self.ref, ds.y_test, self.labels)
         self.keras_bytes = self.model.path.stat().st_size
 
-    def in_browser(self, page: Path) -> dict:
+    def in_browser(self, page: Path) -> BrowserTiming:
         """The page's load and per-image times in headless Chromium, on test images as PNGs."""
-        from herbi.benchmarks.browser import measure_page
-
-        folder = self.pixels.parent / "browser-images"
-        folder.mkdir(exist_ok=True)
-        files = [folder / f"test_{i:03d}.png" for i in range(self.settings.browser_images)]
-        for i, f in enumerate(files):
-            Image.fromarray(self.ds.x_test[i]).save(f)
-        timing = measure_page(page, files).to_dict()
-        self.log(f"{page.name}: in Chromium {timing['per_image_ms']:.2f} ms per image, first "
-                 f"result {timing['load_to_first_result_ms']:.0f} ms after load")  # fmt: skip
+        timing = measure_page(page, self.images)
+        self.log(f"{page.name}: in Chromium {timing.per_image_ms:.2f} ms per image, first "
+                 f"result {timing.load_to_first_result_ms:.0f} ms after load")  # fmt: skip
         return timing
 
     def timing_spec(self, task: str, path: Path, threads: int, backend: str | None = None) -> dict:
@@ -222,7 +220,7 @@ class Bench:
 
     def cold(self, task: str, path: Path, **how) -> dict:
         """The median cold start of fresh workers loading ``path`` and classifying one image."""
-        spec = {"task": task, "path": str(path), "image": str(self.image), **how}
+        spec = {"task": task, "path": str(path), "image": str(self.images[0]), **how}
         return cold_start(spec, self.settings.cold_start_repeats)
 
     def add_timing(self, row: Row, threads: int, timing: dict) -> None:

@@ -70,7 +70,7 @@ def summary_table(report: dict) -> list[str]:
 
     def b1(r, key: str) -> str:
         if r.browser:  # the page's own clock: per image in Chromium, no thread setting
-            return f"{ms(r.browser['per_image_ms' if key == 'p50_ms' else 'per_image_p90_ms'])} (browser)"
+            return f"{ms(r.browser.per_image_ms if key == 'p50_ms' else r.browser.per_image_p90_ms)} (browser)"
         tflm = " (TFLM ref. kernels)" if r.backend == "tflm" else ""
         return ms(r.timing[one]["batch1"][key]) + tflm
 
@@ -91,7 +91,7 @@ def summary_table(report: dict) -> list[str]:
         ("speed-up vs Keras", timing(lambda r: times(r.timing[one].get("speedup_vs_keras")))),
         (f"images/s (batch {batch}, {many} thr)",
          timing(lambda r: f"{r.timing[many]['throughput']['images_per_s']:.0f}")),
-        ("cold start ms", lambda r: f"{r.browser['load_to_first_result_ms']:.0f} (page load)"
+        ("cold start ms", lambda r: f"{r.browser.load_to_first_result_ms:.0f} (page load)"
          if r.browser else f"{r.cold_start['cold_start_ms']:.0f}"),
     ]  # fmt: skip
     lines = table(columns, measured(report))
@@ -151,19 +151,18 @@ def browser_table(report: dict) -> list[str]:
     rows = [r for r in measured(report) if r.browser]
     if not rows:
         return []
-    b = lambda r, key: r.browser[key]  # noqa: E731
     columns: list[Column] = [
         ("format", lambda r: r.name),
-        ("download KB (gzipped)", lambda r: f"{b(r, 'download_bytes') / 1024:.0f} "
-         f"({b(r, 'download_gzip_bytes') / 1024:.0f})"),
-        ("model KB", lambda r: f"{b(r, 'download_parts')['model'][0] / 1024:.0f}"),
-        ("model ready ms", lambda r: f"{b(r, 'model_ready_ms'):.0f}"),
-        ("load to first result ms", lambda r: f"{b(r, 'load_to_first_result_ms'):.0f}"),
-        ("first image ms", lambda r: f"{b(r, 'first_image_ms'):.1f}"),
+        ("download KB (gzipped)", lambda r: f"{r.browser.download_bytes / 1024:.0f} "
+         f"({r.browser.download_gzip_bytes / 1024:.0f})"),
+        ("model KB", lambda r: f"{r.browser.download_parts['model'][0] / 1024:.0f}"),
+        ("model ready ms", lambda r: f"{r.browser.model_ready_ms:.0f}"),
+        ("load to first result ms", lambda r: f"{r.browser.load_to_first_result_ms:.0f}"),
+        ("first image ms", lambda r: f"{r.browser.first_image_ms:.1f}"),
         ("per image ms, median (p90)",
-         lambda r: f"{b(r, 'per_image_ms'):.2f} ({b(r, 'per_image_p90_ms'):.2f})"),
-        ("images", lambda r: str(b(r, "images"))),
-        ("browser", lambda r: b(r, "browser")),
+         lambda r: f"{r.browser.per_image_ms:.2f} ({r.browser.per_image_p90_ms:.2f})"),
+        ("images", lambda r: str(r.browser.images)),
+        ("browser", lambda r: r.browser.browser),
     ]  # fmt: skip
     return table(columns, rows)
 
