@@ -200,9 +200,9 @@ def findings(report: dict) -> list[str]:
         best = min(accepted, key=p50.get)
         lines.append(f"Fastest artifact that passed export's gate on {cpu}: **{best}**, "
                      f"{ms(p50[best])} ms p50 at {one} thread(s).")  # fmt: skip
+    float32 = {f.family: f.name for f in FORMATS.values() if f.quantize == "none"}
     for fmt in FORMATS.values():
-        partner = next((f.name for f in FORMATS.values() if f.family == fmt.family
-                        and f.quantize == "none"), None)  # fmt: skip
+        partner = float32.get(fmt.family)
         if fmt.quantize != "int8" or fmt.name not in p50 or partner not in p50:
             continue
         if p50[fmt.name] >= 0.95 * p50[partner]:
