@@ -52,12 +52,12 @@ def cold_start(spec: dict, repeats: int) -> dict:
         result["cold_start_ms"] = 1e3 * (result["done_at"] - spawned)
         result["interpreter_start_ms"] = 1e3 * (result["started_at"] - spawned)
         samples.append(result)
-    median = statistics.median_low([s["cold_start_ms"] for s in samples])
-    chosen = next(s for s in samples if s["cold_start_ms"] == median)
+    runs_ms = [s["cold_start_ms"] for s in samples]
+    chosen = samples[runs_ms.index(statistics.median_low(runs_ms))]
     phases = ("interpreter_start_ms", "import_ms", "load_ms", "first_prediction_ms")
     return {
-        "cold_start_ms": median,
-        "runs_ms": [s["cold_start_ms"] for s in samples],
+        "cold_start_ms": chosen["cold_start_ms"],
+        "runs_ms": runs_ms,
         **{p: chosen[p] for p in phases},
         "peak_rss_mb": max(s["peak_rss_mb"] for s in samples),
         "tensorflow_imported": any(s["tensorflow_imported"] for s in samples),
