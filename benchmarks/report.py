@@ -37,7 +37,6 @@ def section(title: str, table: list[str], note: str = "") -> list[str]:
 def render(report: dict) -> str:
     m, ds, s = report["machine"], report["dataset"], report["settings"]
     cx = report["model_complexity"]
-    keras = report["rows"]["keras"]
     packages = ", ".join(f"{k} {v}" for k, v in report["packages"].items())
     lines = [
         f"# herbi benchmark: {Path(report['run']).name}",
@@ -47,8 +46,8 @@ def render(report: dict) -> str:
         + ("" if ds["same_as_run"] else " (**not** the data the run was trained on)"),
         f"- Model: `{report['model']}` — {cx['params']:,} parameters, "
         f"{cx['macs_per_image'] / 1e6:.1f}M multiply-accumulates per image, "
-        f"{cx['weights_bytes'] / 1024:.1f} KB of float32 weights"
-        + (f" (the .keras file: {keras.size_kb:.1f} KB)" if keras.size_kb else ""),
+        f"{cx['weights_bytes'] / 1024:.1f} KB of float32 weights (the .keras file: "
+        f"{report['rows']['keras'].size_kb:.1f} KB)",
         f"- Machine: {m['cpu_label']}, {m['usable_cpus']} usable CPU(s) of {m['logical_cpus']} "
         f"({m['physical_cores'] or '?'} physical cores, nominal {m['cpu_mhz'] or '?'} MHz), "
         f"{m['architecture']}; ISA: {', '.join(m['isa']) or 'none detected'}",
