@@ -17,19 +17,15 @@ def plot_accuracy_latency(rows: list[dict], threads: str, path: Path, label: str
     fig, ax = plt.subplots(figsize=(9, 5))
     markers = "os^vD<>pP*Xh"
     for i, r in enumerate(rows):
-        x = r.timing[threads]["batch1"]["p50_ms"]
-        q = r.quality
-        lo, hi = q.accuracy_ci95
-        y = 100 * q.accuracy
-        name = r.name + (" (rejected at export)" if r.rejected_at_export else "")
+        y, (lo, hi) = 100 * r.quality.accuracy, r.quality.accuracy_ci95
         ax.errorbar(
-            x,
+            r.timing[threads]["batch1"]["p50_ms"],
             y,
             yerr=[[y - 100 * lo], [100 * hi - y]],
             fmt=markers[i % len(markers)],
             color=plt.cm.tab10(i % 10),
             capsize=3,
-            label=name,
+            label=r.name + (" (rejected at export)" if r.rejected_at_export else ""),
         )
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_xscale("log")
