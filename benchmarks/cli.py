@@ -34,11 +34,10 @@ def parse_threads(text: str, cores: int) -> tuple[int, ...]:
             n = 0
         if n < 1:
             raise BenchError(f"--threads: {part!r} is not a whole number >= 1 or 'all'")
-        if n not in counts:
-            counts.append(n)
+        counts.append(n)
     if not counts:
         raise BenchError("--threads: give at least one thread count")
-    return tuple(counts)
+    return tuple(dict.fromkeys(counts))
 
 
 def parse_formats(text: str, known: list[str]) -> tuple[list[str], bool]:
