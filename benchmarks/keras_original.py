@@ -11,7 +11,6 @@ pixel conversion herbi.runtime's do.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -68,7 +67,6 @@ def measure(path: str, threads: int, pixels: str, batch: int, latency: dict, bat
         for how in ("direct", "predict")
     }
     result["peak_rss_mb"] = peak_rss_mb()
-    result["tensorflow_imported"] = "tensorflow" in sys.modules
     return result
 
 
