@@ -10,19 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+from herbi.benchmarks import tables
 from herbi.benchmarks.plots import plot_accuracy_latency, plot_sizes
-from herbi.benchmarks.tables import (
-    browser_table,
-    cold_table,
-    findings,
-    latency_table,
-    measured,
-    microcontroller_tables,
-    overhead_table,
-    quality_table,
-    summary_table,
-    timed,
-)
 from herbi.common.files import write_json, write_text
 
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
@@ -66,8 +55,8 @@ def render(report: dict) -> str:
         f"- Created {report['created']} by `{report['command']}`"
         + (" — **--quick: too few runs for stable figures**" if s["quick"] else ""),
         "",
-        *section("Summary", summary_table(report)),
-        *[f"- {line}" for line in findings(report)],
+        *section("Summary", tables.summary_table(report)),
+        *[f"- {line}" for line in tables.findings(report)],
         "",
         f"Agreement is tie-aware top-class agreement with Keras on {report['parity_images']}, the "
         "images export's gate judged; Δ acc is on the test split, with the 95% interval of the "
@@ -83,14 +72,14 @@ def render(report: dict) -> str:
         "",
         *section(
             "Latency and throughput",
-            latency_table(report),
+            tables.latency_table(report),
             f"Each batch-1 figure: {s['batch1_budget']['warmup']} warm-up calls, then at least "
             f"{s['batch1_budget']['runs']} timed calls and {s['batch1_budget']['seconds']} s; "
             f"each timing process imports no TensorFlow (artifacts) and runs alone.",
         ),
         *section(
             "herbi.runtime overhead",
-            overhead_table(report),
+            tables.overhead_table(report),
             "`classify` on one preloaded uint8 image (conversion, checks, invoke, dequantization, "
             "ranking) against the engine's own call (LiteRT `set_tensor/invoke/get_tensor`, ONNX "
             "Runtime `session.run`) on the already prepared input tensor, same thread count, the "
@@ -98,7 +87,7 @@ def render(report: dict) -> str:
         ),
         *section(
             "In the browser",
-            browser_table(report),
+            tables.browser_table(report),
             "A cold page load in a fresh headless Chromium profile served from 127.0.0.1 (no "
             "network time; the download column is what a network carries), the images chosen "
             "through the page's file input; times are the page's `performance.now()`, real "
@@ -106,17 +95,17 @@ def render(report: dict) -> str:
         ),
         *section(
             "On a microcontroller",
-            microcontroller_tables(report),
+            tables.microcontroller_tables(report),
             "Flash counts the model array only (TFLite Micro's interpreter and kernels add tens "
             "of KB, depending on the target and compiler); the arena is what TFLM's recording "
             "allocator measured plus the stated margin. The latency of a `tflm` row is TFLite "
             "Micro's reference kernels on this machine's CPU, **not** a microcontroller's: "
             "estimate yours from the MACs per image and your core's MACs per cycle.",
         ),
-        *section("Cold start and memory", cold_table(report)),
+        *section("Cold start and memory", tables.cold_table(report)),
         *section(
             "Quality per class (F1, change against Keras in points)",
-            quality_table(report),
+            tables.quality_table(report),
             "Agreement is plain argmax agreement with Keras; *counting ties* also accepts an image "
             "whose Keras class is among the artifact's tied top classes (an int8 softmax has "
             "1/256 resolution, so close classes can come out equal), as export's gate does.",
@@ -124,7 +113,7 @@ def render(report: dict) -> str:
         f"![accuracy vs latency]({ACCURACY_PNG})",
         f"![size per format]({SIZE_PNG})",
     ]
-    rejected = [r for r in measured(report) if r.rejected_at_export]
+    rejected = [r for r in tables.measured(report) if r.rejected_at_export]
     if rejected:
         lines += ["", "## Rejected at export (measured here, not for deployment)", ""]
         for r in rejected:
@@ -144,7 +133,7 @@ def write_report(report: dict, out_dir: Path) -> None:
     as_json = {**report, "rows": {n: asdict(r) for n, r in report["rows"].items()}}
     write_json(out_dir / REPORT_JSON, as_json)
     write_text(out_dir / REPORT_MD, render(report))
-    rows, label = timed(report), report["dataset"]["label"]
+    rows, label = tables.timed(report), report["dataset"]["label"]
     threads = str(report["settings"]["threads"][0])
     plot_accuracy_latency(rows, threads, out_dir / ACCURACY_PNG, label)
     plot_sizes(rows, out_dir / SIZE_PNG, label)
