@@ -36,8 +36,7 @@ class BrowserMissing(BenchError):
 
 def find_chromium() -> Path:
     """The system Chromium: $HERBI_CHROMIUM, Debian's binary, or one on PATH."""
-    candidates = [os.environ.get(CHROMIUM_ENV), *CHROMIUM_PATHS]
-    candidates += [shutil.which(name) for name in CHROMIUM_NAMES]
+    candidates = [os.environ.get(CHROMIUM_ENV), *CHROMIUM_PATHS, *map(shutil.which, CHROMIUM_NAMES)]
     for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return Path(candidate)
