@@ -273,7 +273,7 @@ def _train(
             deadline = new.started + cfg["budget_seconds"] - RESERVE_SECONDS
         _create(run.dir, new.point_latest)
     write_json(run.manifest, manifest)
-    config = TrainConfig(cfg["epochs"], cfg["seed"], cfg["preset_options"], precision, deadline)
+    config = TrainConfig(cfg["epochs"], cfg["seed"], precision, deadline)
     stages = train_stages(recipe, ds, data, config, run, strategy, resume=new is None)
     final = recipe.stages[-1]
     with atomic_path(run.model) as tmp:

@@ -57,7 +57,6 @@ class Recipe:
 
     name: str
     stages: tuple[str, ...]
-    hparams: dict
     presets: dict[str, dict]
     schedule: str
     train_set: Callable[[Dataset, dict, int], tuple[np.ndarray, np.ndarray]]

@@ -53,7 +53,6 @@ def float32_model(model: keras.Model) -> keras.Model:
 class TrainConfig:
     epochs: dict[str, int]
     seed: int
-    preset_options: dict
     precision: str  # "float32" or "bfloat16" (resolved, never "auto")
     deadline: float | None = None  # time.monotonic() by which training must stop (--budget)
 

@@ -250,7 +250,6 @@ def plan_stage(s: StageInputs, hp: dict = HPARAMS) -> StagePlan:
 RECIPE = Recipe(
     name="fast",
     stages=("train",),
-    hparams=HPARAMS,
     presets=PRESETS,
     schedule="the fast recipe's 200-epoch schedule",
     train_set=train_set,

@@ -71,7 +71,6 @@ def plan_stage(s: StageInputs, hp: dict = HPARAMS) -> StagePlan:
 RECIPE = Recipe(
     name="reference",
     stages=("base", "finetune1", "finetune2"),
-    hparams=HPARAMS,
     presets=PRESETS,
     schedule="the study's published 300/300/300-epoch protocol",
     train_set=train_set,
