@@ -181,10 +181,11 @@ class Bench:
         # The first test images as PNG files (lossless: the exact test pixels): the cold start
         # classifies the first, a web page all of them.
         self.pixels = tmp / "test_pixels.npy"
-        self.images = [tmp / f"test_{i:03d}.png" for i in range(settings.browser_images)]
+        first = ds.x_test[: settings.browser_images]  # all of a smaller test split
+        self.images = [tmp / f"test_{i:03d}.png" for i in range(len(first))]
         np.save(self.pixels, ds.x_test)
-        for i, path in enumerate(self.images):
-            Image.fromarray(ds.x_test[i]).save(path)
+        for pixels, path in zip(first, self.images, strict=True):
+            Image.fromarray(pixels).save(path)
         self.labels = list(ds.class_names)
         log(f"Keras original: reference probabilities on {len(ds.y_test)} test images")
         # Agreement is measured on the images export's gate judged: every validation image and

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from herbi.benchmarks.cli import main
 from herbi.export.formats import FORMATS
@@ -265,6 +266,32 @@ def test_bad_options_are_one_line_errors(tiny_run, tiny_artifacts, tmp_path, arg
     assert result.exit_code == 1
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (run / "bench").exists()
+
+
+def test_a_test_split_smaller_than_the_browser_sample(tiny_run, tiny_artifacts, animals5, tmp_path):
+    """A test split under ``browser_images`` (50 without --quick) is written whole, not overrun."""
+    from herbi.benchmarks.measure import Bench, Settings
+    from herbi.benchmarks.run_folder import ExportedRun
+    from herbi.train.run import run_dataset
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train").symlink_to(animals5 / "train")
+    for folder in sorted((animals5 / "test").iterdir()):
+        (data / "test" / folder.name).mkdir(parents=True)
+        for image in sorted(folder.iterdir())[:2]:
+            shutil.copy(image, data / "test" / folder.name)
+    run = ExportedRun.open(make_run(tiny_run, tiny_artifacts, tmp_path / "run"))
+    ds = run_dataset(run.run.dir, str(data))
+    settings = Settings.make((1,), None, quick=False)
+    assert len(ds.x_test) == 10 < settings.browser_images
+
+    copies = run.snapshot(["onnx-int8"], tmp_path / "models")
+    bench = Bench(run, copies, settings, ds, tmp_path, log=lambda line: None)
+
+    assert len(bench.images) == 10
+    for pixels, path in zip(ds.x_test, bench.images, strict=True):
+        assert np.array_equal(np.asarray(Image.open(path)), pixels)
 
 
 def test_run_without_export_folder(tiny_run, tmp_path):
