@@ -7,9 +7,10 @@ with everything a real epoch does: validation, the backup checkpoint and the bes
 (Timed without the two saves, epochs came out 20% faster than in the run: 3.3 against 4.0 s,
 and a 10-minute run took 11.) A probe is one epoch on a shared machine, so it can still
 flatter (2.9 s once, then 4 s per epoch): the trainer also stops before an epoch that would
-end past the budget (``trainer.Deadline``), keeping the best checkpoint so far. The epochs then fill what is left of the budget after a reserve for the
-final scoring, plots and files; every stage keeps its preset's share, and a learning-rate
-schedule sized from the stage's length (``StageInputs.steps``) spans exactly those epochs.
+end past the budget (``trainer.Deadline``), keeping the best checkpoint so far. The epochs
+then fill what is left of the budget after a reserve for the final scoring, plots and files;
+every stage keeps its preset's share, and a learning-rate schedule sized from the stage's
+length (``StageInputs.steps``) spans exactly those epochs.
 """
 
 from __future__ import annotations
