@@ -1,8 +1,4 @@
-"""The error family's stages above the runtime; the root :class:`HerbiError` is the runtime's.
-
-Each stage raises its own subclass so a message says where it came from, and a command catches
-the root once (see :mod:`herbi.runtime.errors`).
-"""
+"""The error family's stages above the runtime; the root is :mod:`herbi.runtime.errors`'."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ class LiteRTBackend:
             with filtered_stderr(lambda line: line.startswith(LITERT_BANNER)):
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
-            raise ModelError(f"{path}: not a valid TFLite model ({e})") from None
+            raise ModelError(f"{path}: not a valid TFLite model ({first_line(e)})") from None
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:

@@ -1,8 +1,7 @@
-"""herbi's one error family: every command prints a :class:`HerbiError` as one line, no traceback.
+"""herbi's one error family: a command prints a :class:`HerbiError` as one line, no traceback.
 
-The root lives here because the runtime is the bottom layer and imports nothing above it;
-``herbi.common.errors`` re-exports the same class for train, export and bench. Each part raises
-its own subclass, so a message says where it came from, and a command catches the root once.
+The root is here, in the bottom layer, and ``herbi.common.errors`` re-exports it; each part
+raises its own subclass so a message says where it came from, and a command catches the root.
 """
 
 from __future__ import annotations
