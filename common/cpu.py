@@ -63,10 +63,6 @@ class CpuInfo:
         return bool(self.flags & VNNI)
 
     @property
-    def has_bf16(self) -> bool:
-        return bool(self.flags & BF16)
-
-    @property
     def has_amx(self) -> bool:
         return "amx_bf16" in self.flags
 

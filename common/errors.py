@@ -1,14 +1,10 @@
-"""herbi's one error family: every command prints a :class:`HerbiError` as one line, no traceback.
-
-Each stage raises its own subclass so a message says where it came from, and a command catches
-the base class.
-"""
+"""The error family's stages above the runtime; the root is :mod:`herbi.runtime.errors`'."""
 
 from __future__ import annotations
 
+from herbi.runtime.errors import HerbiError, first_line
 
-class HerbiError(ValueError):
-    """An input, option or file herbi cannot use; the message names the file or argument."""
+__all__ = ["BenchError", "DataError", "ExportError", "HerbiError", "first_line"]
 
 
 class DataError(HerbiError):

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from herbi.common.errors import ExportError
+from herbi.runtime.micro import TFLMError, tflm_interpreter
 from herbi.runtime.native import native_output
-from herbi.runtime.tflm import TFLMError, first_line, tflm_interpreter
+from herbi.runtime.native import native_reason as first_line
 
 # 25% on top of the measured arena: room for optimized kernels' scratch buffers (CMSIS-NN's
 # convolutions ask for about 2 * kernel_h * kernel_w * in_channels bytes each) and the arena

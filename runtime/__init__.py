@@ -4,16 +4,16 @@ It imports nothing from herbi.train or herbi.export, so this folder copied alone
 (with ai-edge-litert or onnxruntime installed) classifies images with any herbi artifact.
 """
 
-from herbi.runtime.backends import ModelError
 from herbi.runtime.classifier import Classifier
-from herbi.runtime.contract import Contract, ContractError
-from herbi.runtime.image import ImageError
+from herbi.runtime.contract import Contract
+from herbi.runtime.errors import ContractError, HerbiError, ImageError, ModelError
 from herbi.runtime.prediction import Prediction, Ranked
 
 __all__ = [
     "Classifier",
     "Contract",
     "ContractError",
+    "HerbiError",
     "ImageError",
     "ModelError",
     "Prediction",

@@ -1,9 +1,9 @@
-"""The two inference engines a device may have: LiteRT for ``.tflite``, ONNX Runtime for ``.onnx``.
+"""The inference engines: LiteRT for ``.tflite``, ONNX Runtime for ``.onnx``, TFLite Micro by name.
 
 Each backend is created once per model and keeps its interpreter/session and tensor indices,
-so a prediction is one buffer copy in, one invoke, one copy out. Both take an NHWC batch
+so a prediction is one buffer copy in, one invoke, one copy out. Each takes an NHWC batch
 exactly as the model's input tensor wants it (float32, or int8/uint8 already quantized) and
-return the raw output tensor; scaling and quantization are :mod:`herbi.runtime.classifier`'s.
+returns the raw output tensor; scaling and quantization are :mod:`herbi.runtime.classifier`'s.
 
 A backend reads the model file once and verifies the contract against those very bytes before
 any native parser sees them: a truncated or swapped ``.tflite`` fails its sha256 check with a
@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from herbi.runtime.contract import METADATA_KEY, Contract, ContractError, read_sidecar
+from herbi.runtime.contract import METADATA_KEY, Contract, read_sidecar
+from herbi.runtime.errors import ContractError, ModelError, first_line
+from herbi.runtime.micro import TFLMBackend
 from herbi.runtime.native import filtered_stderr
-
-
-class ModelError(ValueError):
-    """A model file cannot be loaded or is not a herbi classifier; the message names it."""
+from herbi.runtime.quantize import tensor_quant
 
 
 def run_fixed_batch(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int):
@@ -54,7 +53,7 @@ class LiteRTBackend:
             with filtered_stderr(lambda line: line.startswith(LITERT_BANNER)):
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
-            raise ModelError(f"{path}: not a valid TFLite model ({e})") from None
+            raise ModelError(f"{path}: not a valid TFLite model ({first_line(e)})") from None
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
@@ -64,8 +63,8 @@ class LiteRTBackend:
         self.input_shape = tuple(int(d) for d in inp["shape_signature"])
         self.output_shape = tuple(int(d) for d in out["shape_signature"])
         self.input_dtype, self.output_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
-        self.input_quant = _tensor_quant(path, "input", self.input_dtype, inp["quantization"])
-        self.output_quant = _tensor_quant(path, "output", self.output_dtype, out["quantization"])
+        self.input_quant = tensor_quant(path, "input", self.input_dtype, inp["quantization"])
+        self.output_quant = tensor_quant(path, "output", self.output_dtype, out["quantization"])
         self._batch = int(inp["shape"][0])
         self._resizable = True
 
@@ -103,18 +102,6 @@ class LiteRTBackend:
         self._batch = n
 
 
-def _tensor_quant(
-    path: Path, role: str, dtype: np.dtype, quant: tuple[float, int]
-) -> tuple[float, int] | None:
-    """``(scale, zero_point)`` of an integer I/O tensor, None for a float one."""
-    if dtype.kind == "f":
-        return None
-    scale, zero = quant
-    if dtype.kind not in "iu" or not scale > 0:
-        raise ModelError(f"{path}: {role} tensor is {dtype} without quantization parameters")
-    return float(scale), int(zero)
-
-
 _ONNX_FLOATS = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
 
 
@@ -136,7 +123,7 @@ class OnnxBackend:
         try:
             self._session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception classes
-            raise ModelError(f"{path}: not a valid ONNX model ({str(e).splitlines()[0]})") from None
+            raise ModelError(f"{path}: not a valid ONNX model ({first_line(e)})") from None
         meta = self._session.get_modelmeta().custom_metadata_map
         if METADATA_KEY not in meta:
             raise ContractError(
@@ -175,23 +162,20 @@ def _onnx_shape(dims: list) -> tuple[int, ...]:
     return tuple(d if isinstance(d, int) and d > 0 else -1 for d in dims)
 
 
-BACKENDS = {".tflite": LiteRTBackend, ".onnx": OnnxBackend}
-Backend = LiteRTBackend | OnnxBackend
+# One name -> engine map (``Classifier.load(path, backend=name)``, ``herbi-classify --backend``),
+# and the engine a file's suffix picks when none is named.
+BACKENDS = {b.name: b for b in (LiteRTBackend, OnnxBackend, TFLMBackend)}
+BY_SUFFIX = {".tflite": LiteRTBackend, ".onnx": OnnxBackend}
+Backend = LiteRTBackend | OnnxBackend | TFLMBackend
 
 
-def backend_class(path: Path, name: str | None) -> type:
-    """The engine for ``path``: by suffix, or the one named (``tflm`` runs a ``.tflite`` file
-    with TensorFlow Lite Micro's kernels, as a microcontroller would)."""
-    if name == "tflm":
-        from herbi.runtime.tflm import TFLMBackend
-
-        return TFLMBackend
-    by_name = {b.name: b for b in BACKENDS.values()}
-    if name is not None and name not in by_name:
-        raise ModelError(f"backend {name!r}: unknown (choose {', '.join([*by_name, 'tflm'])})")
-    backend = by_name[name] if name else BACKENDS.get(path.suffix.lower())
+def backend_class(path: Path, name: str | None) -> type[Backend]:
+    """The engine named, else the one for ``path``'s suffix."""
+    if name is not None and name not in BACKENDS:
+        raise ModelError(f"backend {name!r}: unknown (choose {', '.join(BACKENDS)})")
+    backend = BACKENDS[name] if name else BY_SUFFIX.get(path.suffix.lower())
     if backend is None:
-        raise ModelError(f"{path}: unknown model type (expected a {' or '.join(BACKENDS)} file)")
+        raise ModelError(f"{path}: unknown model type (expected a {' or '.join(BY_SUFFIX)} file)")
     return backend
 
 

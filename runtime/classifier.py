@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from herbi.runtime.backends import ModelError, open_backend
+from herbi.runtime.backends import open_backend
 from herbi.runtime.contract import Contract
-from herbi.runtime.image import ImageError
+from herbi.runtime.errors import ImageError, ModelError
 from herbi.runtime.inputs import ImageInput, is_batch, to_batch, to_pixels
 from herbi.runtime.prediction import Prediction, rank
 from herbi.runtime.quantize import input_map, output_map

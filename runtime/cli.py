@@ -17,8 +17,10 @@ from pathlib import Path
 import click
 import numpy as np
 
+from herbi.runtime.backends import BACKENDS
 from herbi.runtime.classifier import Classifier
-from herbi.runtime.image import ImageError, is_image_file, to_rgb_array
+from herbi.runtime.errors import HerbiError, ImageError
+from herbi.runtime.image import is_image_file, to_rgb_array
 from herbi.runtime.prediction import Prediction, rank
 
 # Images decoded and run per model call: big enough to run as a batch, small enough that
@@ -87,7 +89,7 @@ def _error(message: str) -> None:
 )
 @click.option(
     "--backend",
-    type=click.Choice(["litert", "onnxruntime", "tflm"]),
+    type=click.Choice(list(BACKENDS)),
     default=None,
     help="Engine (default: by the file's suffix); tflm runs a .tflite with TensorFlow Lite Micro's kernels.",
 )
@@ -102,7 +104,7 @@ def main(
     """Classify IMAGE_OR_DIR... (files, folders, globs) with MODEL (.tflite or .onnx)."""
     try:
         clf = Classifier.load(model, threads=threads, backend=backend)
-    except ValueError as e:  # ModelError, ContractError: the message names the file
+    except HerbiError as e:  # the message names the file
         raise click.BadParameter(str(e), param_hint="MODEL") from None
     files, problems = expand(images)
     for message in problems:

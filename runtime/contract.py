@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from herbi.runtime.errors import ContractError
 from herbi.runtime.quantize import exact_table
 
 SCHEMA = "herbi.contract/1"
@@ -32,10 +33,6 @@ def float_input(pixels: np.ndarray, scale: float = PIXEL_SCALE) -> np.ndarray:
     float64, rounded once to float32 (the runtime's exact table, so no path differs by an ulp).
     """
     return np.take(exact_table(scale, np.dtype(np.float32), None), pixels)
-
-
-class ContractError(ValueError):
-    """The artifact's contract is missing, malformed or does not match the model file."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from herbi.runtime.errors import ImageError
+
 # 32x32 models never need more; a bigger header is refused before any pixel is decoded.
 MAX_PIXELS = 64_000_000
 RESAMPLE = Image.Resampling.BICUBIC  # antialiased when shrinking (Pillow scales the kernel)
@@ -29,10 +31,6 @@ FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 ImageSource = str | os.PathLike | bytes | Image.Image
-
-
-class ImageError(ValueError):
-    """An input cannot be turned into an image; the message names it."""
 
 
 def source_name(source: object) -> str:

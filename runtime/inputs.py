@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from herbi.runtime.image import ImageError, ImageSource, array_to_rgb, to_rgb_array
+from herbi.runtime.errors import ImageError
+from herbi.runtime.image import ImageSource, array_to_rgb, to_rgb_array
 
 ImageInput = ImageSource | np.ndarray
 

@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from herbi.runtime.errors import first_line
+
 
 @contextmanager
 def native_output(fds: tuple[int, ...] = (1, 2)) -> Iterator[list[str]]:
@@ -59,6 +61,12 @@ def filtered_stderr(drop: Callable[[str], object]) -> Iterator[None]:
         kept = [line for line in lines if not drop(line)]
         if kept:
             os.write(2, ("\n".join(kept) + "\n").encode())
+
+
+def native_reason(lines: list[str], error: BaseException) -> str:
+    """The most telling line of a native failure: the library's own first log line (captured
+    by :func:`native_output`), else the first line of the exception it raised."""
+    return next((s.strip() for s in lines if s.strip()), None) or first_line(error)
 
 
 def _is_open(fd: int) -> bool:

@@ -11,11 +11,26 @@ instead; the check is exhaustive, so the speed-up never changes a single input v
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
+from herbi.runtime.errors import ModelError
+
 Map = Callable[[np.ndarray], np.ndarray]
 _ALL_PIXELS = np.arange(256, dtype=np.uint8)
+
+
+def tensor_quant(
+    path: Path, role: str, dtype: np.dtype, quant: tuple[float, int]
+) -> tuple[float, int] | None:
+    """``(scale, zero_point)`` of an integer I/O tensor, None for a float one (any backend)."""
+    if dtype.kind == "f":
+        return None
+    scale, zero = quant
+    if dtype.kind not in "iu" or not scale > 0:
+        raise ModelError(f"{path}: {role} tensor is {dtype} without quantization parameters")
+    return float(scale), int(zero)
 
 
 def exact_table(scale: float, dtype: np.dtype, quant: tuple[float, int] | None) -> np.ndarray:

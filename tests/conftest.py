@@ -3,6 +3,9 @@
 ``tiny_run`` is a genuine run folder (``model.keras`` + ``manifest.json``) holding a small CNN
 trained for a few seconds on the real stand-in images, so export, runtime and benchmark tests
 exercise real conversions on a model that has learned something (not one constant class).
+
+Every test that trains or converts is marked ``slow`` here, so ``pytest -m "not slow"`` is the
+quick subset: those that use a trained fixture, and those in files that train in their tests.
 """
 
 from __future__ import annotations
@@ -20,6 +23,20 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HERBI_SHARED_DATA", REPO.parent / "shared" / "data"))
 ANIMALS5 = SHARED_DATA / "cifar10-animals5"
 CIFAR100_SAMPLES = SHARED_DATA / "cifar100-samples"
+
+
+# Fixtures that train a model (or export a trained one); a test using one, directly or through
+# another fixture, trains or converts.
+TRAINED_FIXTURES = {"tiny_run", "tiny_artifacts", "smoke_run", "fast_run"}
+# Files whose tests also train or convert without those fixtures (their own tiny models,
+# herbi-train in a subprocess).
+TRAINING_FILES = {"test_train.py", "test_recipes.py", "test_tflm.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if TRAINED_FIXTURES & set(item.fixturenames) or item.path.name in TRAINING_FILES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

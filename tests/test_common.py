@@ -1,10 +1,20 @@
-"""herbi.common: the /proc/cpuinfo parser every figure's machine label comes from."""
+"""herbi.common: the /proc/cpuinfo parser every figure's machine label comes from, the error
+family's one-line messages and TensorFlow's quiet start."""
 
 from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 
 from herbi.common.cpu import parse_cpuinfo
+from herbi.common.errors import DataError, HerbiError, first_line
+from herbi.runtime import ContractError, ImageError, ModelError
+from herbi.runtime.errors import HerbiError as RuntimeHerbiError
+from herbi.runtime.errors import TFLMError
 
 XEON = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -53,7 +63,7 @@ def test_xeon_with_amx():
     cpu = parse_cpuinfo(XEON)
     assert cpu.name == "Intel(R) Xeon(R) Platinum 8480+" and cpu.mhz == 2000.0
     assert cpu.physical_cores == 2
-    assert cpu.has_vnni and cpu.has_bf16 and cpu.has_amx
+    assert cpu.has_vnni and cpu.has_amx
     assert {"avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16"} <= set(cpu.isa)
     assert cpu.label() == "Intel(R) Xeon(R) Platinum 8480+ (AVX-512, VNNI, BF16, AMX)"
 
@@ -61,7 +71,7 @@ def test_xeon_with_amx():
 def test_epyc_with_avx2_only_and_hyperthreads():
     cpu = parse_cpuinfo(EPYC)
     assert cpu.physical_cores == 1  # two logical CPUs on one core
-    assert not cpu.has_vnni and not cpu.has_bf16 and not cpu.has_amx
+    assert not cpu.has_vnni and not cpu.has_amx
     assert "avx512f" not in cpu.isa and "avx2" in cpu.isa
     assert cpu.label() == "AMD EPYC 7B13 (AVX2)"
 
@@ -79,3 +89,60 @@ def test_a_onednn_cap_is_named_beside_the_cpu(monkeypatch):
     assert (
         label == "Intel(R) Xeon(R) Platinum 8480+ (AVX-512, VNNI, BF16, AMX), oneDNN capped at AVX2"
     )
+
+
+def test_one_error_family_caught_once():
+    assert HerbiError is RuntimeHerbiError  # one root, re-exported, not a second class
+    for error in (ImageError, ContractError, ModelError, TFLMError, DataError):
+        assert issubclass(error, HerbiError) and issubclass(error, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (ValueError("bad input\nTraceback detail"), "bad input"),
+        (RuntimeError("\n  \n  indented reason  \nmore"), "indented reason"),
+        (OSError(), "OSError"),  # an empty message never raises IndexError
+        (RuntimeError(" \n "), "RuntimeError"),
+    ],
+)
+def test_first_line(error, line):
+    assert first_line(error) == line
+
+
+# Imports TensorFlow the way herbi-train/herbi-export do, then makes TF fail for real: reading a
+# missing file in a graph, which TF's kernel reports as a C++ warning ("W... OP_REQUIRES failed").
+QUIET_START = """
+import sys
+from herbi.common.legacy_keras import quiet_tensorflow
+quiet_tensorflow(verbose=sys.argv[1] == "verbose")
+import tensorflow as tf
+try:
+    tf.function(lambda: tf.io.read_file(sys.argv[2]))()
+except tf.errors.NotFoundError:
+    pass
+"""
+
+
+def tensorflow_stderr(mode: str, missing: str) -> str:
+    unset = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLED_DEVICE_TYPES")  # as a user's shell has them
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    done = subprocess.run(
+        [sys.executable, "-c", QUIET_START, mode, missing],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def test_tensorflow_starts_quietly_and_still_reports_failures(tmp_path):
+    missing = str(tmp_path / "missing.png")
+    quiet = tensorflow_stderr("quiet", missing)
+    assert not re.search(r"^I\d{4} ", quiet, re.MULTILINE), quiet  # absl INFO lines
+    assert "absl::InitializeLog" not in quiet and "failed call to cuInit" not in quiet, quiet
+    assert re.search(rf"^W\d{{4}} .*OP_REQUIRES failed.*{re.escape(missing)}", quiet, re.M), quiet
+    verbose = tensorflow_stderr("verbose", missing)  # --verbose: TensorFlow's own lines, all
+    assert re.search(r"^I\d{4} ", verbose, re.MULTILINE) and "OP_REQUIRES failed" in verbose

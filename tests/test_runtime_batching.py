@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
 from herbi.runtime import Classifier, Contract
@@ -50,6 +51,7 @@ def fixed_batch_tflite(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # converts a model
 def test_tflite_with_a_hard_coded_batch_falls_back_to_slices(tmp_path):
     clf = Classifier.load(fixed_batch_tflite(tmp_path / "fixed.tflite"))
     probs = clf.predict_proba(PIXELS)

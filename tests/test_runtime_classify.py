@@ -24,11 +24,6 @@ def is_int8(clf: Classifier) -> bool:
     return FORMATS[clf.contract.format].int8
 
 
-def test_formats_cover_both_backends_float_and_int8():
-    names = set(FORMAT_NAMES)
-    assert {"tflite-float32", "tflite-int8", "onnx-float32", "onnx-int8"} <= names
-
-
 @pytest.fixture(scope="module")
 def test_images(animals5) -> list[Path]:
     """Two real test images per class of the stand-in set."""

@@ -29,8 +29,8 @@ from herbi.export.tflm import (
 from herbi.export.tflm_source import write_sources
 from herbi.export.to_tflite import convert
 from herbi.runtime.backends import LiteRTBackend
+from herbi.runtime.micro import TFLMBackend, TFLMError, tflm_interpreter
 from herbi.runtime.quantize import exact_table, input_map
-from herbi.runtime.tflm import TFLMBackend, TFLMError, tflm_interpreter
 
 LABELS = ["bird", "cat", "deer", "dog", 'horse "é"']  # a quote and UTF-8 must survive C++
 
@@ -235,7 +235,7 @@ PROBE = """
 import sys
 from pathlib import Path
 import numpy as np
-from herbi.runtime.tflm import TFLMBackend
+from herbi.runtime.micro import TFLMBackend
 path = Path(sys.argv[1])
 backend = TFLMBackend(path, path.read_bytes(), None)
 backend.run(np.zeros((2, 32, 32, 3), np.int8))

@@ -17,23 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from herbi.runtime.backends import ModelError, _tensor_quant
 from herbi.runtime.contract import read_sidecar
-from herbi.runtime.native import native_output
+from herbi.runtime.errors import ModelError, TFLMError
+from herbi.runtime.native import native_output, native_reason
+from herbi.runtime.quantize import tensor_quant
 
 # The interpreter needs an arena up front and learns its real need only from allocating.
 # This is far above any model a microcontroller can hold; untouched pages cost no memory.
 ARENA_BYTES = 64 << 20
-
-
-def first_line(lines: list[str], error: Exception) -> str:
-    """The most telling line of a native failure: TFLM's own first message, else the error's."""
-    said = [s.strip() for s in lines if s.strip()]
-    return said[0] if said else (str(error).strip() or type(error).__name__)
-
-
-class TFLMError(RuntimeError):
-    """TFLM refused or failed a model; the message is TFLM's own first log line about it."""
 
 
 def tflm_interpreter(data: bytes, arena_bytes: int = ARENA_BYTES):
@@ -49,7 +40,7 @@ def tflm_interpreter(data: bytes, arena_bytes: int = ARENA_BYTES):
             return runtime.Interpreter.from_bytes(data, arena_size=arena_bytes)
         except (RuntimeError, ValueError) as e:
             failure = e
-    raise TFLMError(first_line(lines, failure))
+    raise TFLMError(native_reason(lines, failure))
 
 
 def has_second(get_details) -> bool:
@@ -85,8 +76,8 @@ class TFLMBackend:
         self.input_shape = tuple(int(d) for d in inp["shape"])
         self.output_shape = tuple(int(d) for d in out["shape"])
         self.input_dtype, self.output_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
-        self.input_quant = _tensor_quant(path, "input", self.input_dtype, _quant(inp))
-        self.output_quant = _tensor_quant(path, "output", self.output_dtype, _quant(out))
+        self.input_quant = tensor_quant(path, "input", self.input_dtype, _quant(inp))
+        self.output_quant = tensor_quant(path, "output", self.output_dtype, _quant(out))
         self._path = path
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -102,7 +93,7 @@ class TFLMBackend:
                 return out
             except (RuntimeError, ValueError) as e:
                 failure = e
-        raise ModelError(f"{self._path}: TFLite Micro failed ({first_line(lines, failure)})")
+        raise ModelError(f"{self._path}: TFLite Micro failed ({native_reason(lines, failure)})")
 
 
 def _quant(details: dict) -> tuple[float, int]:
