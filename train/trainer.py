@@ -187,8 +187,8 @@ def train_stages(
             "epochs": epochs,
             "train_images": len(data[0]),
             "wall_seconds": round(wall, 1),
-            "val": score(ds.y_val, keras_probs(model, ds.x_val), ds.class_names),
-            "test": score(ds.y_test, keras_probs(model, ds.x_test), ds.class_names),
+            "val": score(ds.y_val, keras_probs(model, ds.x_val), ds.class_names).to_dict(),
+            "test": score(ds.y_test, keras_probs(model, ds.x_test), ds.class_names).to_dict(),
         }
         click.echo(
             f"[{stage}] best val acc {result['val']['accuracy']:.4f}, "
