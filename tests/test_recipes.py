@@ -191,9 +191,7 @@ def test_resume_mid_stage_continues_the_learning_rate_schedule(tmp_path, animals
 
 
 def test_epochs_per_stage_by_name():
-    import click
-
-    from herbi.train.cli import parse_epochs
+    from herbi.train.pipeline import OptionError, parse_epochs
 
     stages, preset = (
         ("base", "finetune1", "finetune2"),
@@ -210,5 +208,5 @@ def test_epochs_per_stage_by_name():
     assert parse_epochs("5", stages, preset) == dict.fromkeys(stages, 5)
     for bad, message in (("bogus=2", "unknown stage 'bogus'"), ("base=0", "at least 1 epoch"),
                          ("base=x", "not a number")):  # fmt: skip
-        with pytest.raises(click.BadParameter, match=message):
+        with pytest.raises(OptionError, match=message):
             parse_epochs(bad, stages, preset)

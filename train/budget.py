@@ -72,11 +72,13 @@ class EpochTimes(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def probe(recipe: Recipe, ds: Dataset, data: tuple, seed: int, strategy, precision: str) -> float:
+def probe(
+    recipe: Recipe, ds: Dataset, train_set: tuple, seed: int, strategy, precision: str
+) -> float:
     """Seconds per epoch of the recipe's first stage here, in ``precision``: a throwaway model,
     epoch 2 timed, with the trainer's own per-epoch callbacks writing into a temporary folder."""
     timer = EpochTimes()
-    inputs = StageInputs(recipe.stages[0], PROBE_EPOCHS, None, data, ds.num_classes, seed)
+    inputs = StageInputs(recipe.stages[0], PROBE_EPOCHS, None, train_set, ds.num_classes, seed)
     with compute_precision(precision), tempfile.TemporaryDirectory(prefix="herbi-probe-") as tmp:
         with strategy.scope():
             plan = recipe.plan_stage(inputs)

@@ -36,9 +36,9 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
 
 def _task() -> tuple[str | None, int, dict]:
-    cfg = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    task = cfg.get("task") or {}
-    return task.get("type"), int(task.get("index", 0)), cfg.get("cluster") or {}
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = tf_config.get("task") or {}
+    return task.get("type"), int(task.get("index", 0)), tf_config.get("cluster") or {}
 
 
 def is_chief() -> bool:

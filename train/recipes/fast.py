@@ -222,7 +222,7 @@ def augmented(
 
 def plan_stage(s: StageInputs, hp: dict = HPARAMS) -> StagePlan:
     """Build and compile the network; the schedule spans exactly this stage's steps."""
-    x, y = s.data
+    x, y = s.train_set
     model = fast_net(s.num_classes, hp)
     click.echo(
         f"[{s.stage}] fast network: {model.count_params():,} parameters, "

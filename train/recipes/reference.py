@@ -49,7 +49,7 @@ def train_set(ds: Dataset, preset: dict, seed: int) -> tuple[np.ndarray, np.ndar
 
 def plan_stage(s: StageInputs, hp: dict = HPARAMS) -> StagePlan:
     """Compile the stage's model (fresh for ``base``, the previous best otherwise)."""
-    x, y = s.data
+    x, y = s.train_set
     if s.stage == "base":
         model = reference_cnn(s.num_classes, bn_momentum=hp["bn_momentum"])
         optimizer = keras.optimizers.Adam(clipvalue=hp["base_clipvalue"])
