@@ -1,9 +1,8 @@
 """Write what a finished run shows people: metrics.json, the plots and report.md.
 
 ``report.md`` states which dataset the run used and sets each stage's test accuracy (with its
-95% interval) beside the study's published figures, which were measured on CIFAR-100 coarse
-class 11 on a GPU with checkpoints picked on the test set, so a reader sees how comparable
-the two numbers are.
+95% interval) beside the study's published figures and how they were measured, so a reader
+sees how comparable the two numbers are.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from herbi.common.run_folder import RunFolder
 from herbi.train.data import Dataset
 from herbi.train.plots import plot_confusion, plot_curves, plot_grid
 from herbi.train.recipe import Recipe
+from herbi.train.recipes.reference import PUBLISHED_NOTE
 
 
 def _pct(x: float) -> str:
@@ -86,11 +86,7 @@ def stage_table(metrics: dict, published: dict[str, float]) -> list[str]:
             f"{r['wall_seconds'] / 60:.1f} | {_pct(published[stage]) if stage in published else '—'} |"
         )
     if published:
-        lines += [
-            "",
-            "\\* The study's figures: CIFAR-100 coarse class 11, GPU, 300 epochs per stage, "
-            "checkpoints picked on the test set (which inflates them).",
-        ]
+        lines += ["", f"\\* The study's figures: {PUBLISHED_NOTE} (which inflates them)."]
     return lines
 
 

@@ -6,10 +6,7 @@ atomically as the stage's checkpoint; ``BackupAndRestore`` keeps the last finish
 learning-rate schedule continues where it stopped); every epoch is appended to
 ``history.csv``. Finished stages are recorded in ``state.json`` and skipped on resume. After
 each stage its best model is scored on validation and test (the test split is only reported,
-never used to choose).
-
-In mixed bfloat16 (``precision="bfloat16"``) checkpoints are still written as a float32 copy
-of the model, so export and scoring see a plain float32 graph whatever the training precision.
+never used to choose). Checkpoints are float32 whatever the training precision.
 """
 
 from __future__ import annotations
