@@ -65,6 +65,8 @@ class TrainOptions:
 
 @dataclass(frozen=True)
 class NewRun:
+    """A run this command starts (None where it resumes one)."""
+
     started: float  # time.monotonic() when the command started: what --budget counts from
     point_latest: bool  # runs/latest -> this run (the default --out)
 
@@ -80,8 +82,9 @@ def parse_epochs(
         given = dict(zip(stages, parts * len(stages) if len(parts) == 1 else parts, strict=True))
     else:
         raise OptionError("--epochs", f"give 1 or {len(stages)} values, or stage=N pairs")
-    for stage in sorted(given.keys() - set(stages)):
-        raise OptionError("--epochs", f"unknown stage {stage!r} (stages: {', '.join(stages)})")
+    unknown = sorted(given.keys() - set(stages))
+    if unknown:
+        raise OptionError("--epochs", f"unknown stage {unknown[0]!r} (stages: {', '.join(stages)})")
     try:
         epochs = {**preset, **{stage: int(value) for stage, value in given.items()}}
     except ValueError:
@@ -109,13 +112,14 @@ def run(options: TrainOptions, started: float) -> Path:
     if options.resume:
         return resume(RunFolder(options.out or RUNS / "latest"), options.strategy_name)
     config = settle_config(options, recipe)
-    source, split = options.data_path, (options.val_fraction, options.seed, options.coarse)
-    ds = load_dataset(source, *split)
+    ds = load_dataset(options.data_path, options.val_fraction, options.seed, options.coarse)
     run_dir, point_latest = new_run_dir(options.out)
     manifest = {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "config": config,
-        "data": data_config(ds, source, *split),
+        "data": data_config(
+            ds, options.data_path, options.val_fraction, options.seed, options.coarse
+        ),
         "status": "running",
     }
     new = NewRun(started, point_latest)
@@ -127,7 +131,8 @@ def settle_config(options: TrainOptions, recipe: Recipe) -> dict:
     preset, why = choose_preset(options.preset, recipe, bool(env.gpus()))
     click.echo(f"herbi-train: recipe {options.recipe_name}, preset {preset} ({why})")
     preset_options = recipe.presets[preset]
-    fixed = {k: v for k, v in preset_options.items() if k not in ("epochs", "budget")}
+    # What the recipe's train_set reads from its preset (e.g. max_per_class).
+    train_set_options = {k: v for k, v in preset_options.items() if k not in ("epochs", "budget")}
     precision, precision_why = env.resolve_precision(options.precision, recipe.bfloat16)
     epochs_text = options.epochs_text
     budget_text = None if epochs_text else options.budget_text or preset_options.get("budget")
@@ -138,7 +143,7 @@ def settle_config(options: TrainOptions, recipe: Recipe) -> dict:
         "preset": preset,
         "epochs": parse_epochs(epochs_text, recipe.stages, preset_options["epochs"]),
         "seed": options.seed,
-        "preset_options": fixed,
+        "preset_options": train_set_options,
         "budget_seconds": parse_budget(budget_text) if budget_text else None,
         "strategy": options.strategy_name,
         "precision": precision,
