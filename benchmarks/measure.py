@@ -101,8 +101,8 @@ class Quality:
                 ) -> Quality:  # fmt: skip
         s, p = score(y, probs, labels), compare(ref, probs, y, labels)
         q = cls(
-            s["n"], s["accuracy"], s["accuracy_ci95"], s["macro_f1"],
-            {c: s["per_class"][c]["f1-score"] for c in labels}, s["confusion"],
+            s.n, s.accuracy, s.accuracy_ci95, s.macro_f1,
+            {c: s.per_class[c].f1 for c in labels}, s.confusion,
             p.agreement, p.agreement_tie_aware, p.ties, p.max_abs_diff, p.mean_abs_diff,
         )  # fmt: skip
         base = base or q

@@ -34,8 +34,10 @@ def test_epochs_fill_what_the_budget_leaves():
         plan_epochs(50, elapsed=20, per_epoch=5, preset={"train": 80})
 
 
-@pytest.mark.parametrize(("budget", "message"), [("0", "give a positive time"),
-                                                 ("5s", "too short")])  # fmt: skip
+@pytest.mark.parametrize(("budget", "message"), [
+    ("0", "give a positive time"),
+    pytest.param("5s", "too short", marks=pytest.mark.slow),  # refused after timing an epoch
+])  # fmt: skip
 def test_a_refused_budget_is_one_line_and_leaves_no_run_folder(tmp_path, animals5, budget, message):
     out = tmp_path / "run"
     args = ["--data", str(animals5), "--recipe", "fast", "--preset", "smoke", "--budget", budget,
@@ -47,6 +49,7 @@ def test_a_refused_budget_is_one_line_and_leaves_no_run_folder(tmp_path, animals
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_deadline_stops_before_an_epoch_that_would_end_late():
     """The guarantee behind --budget when the machine turns slower than its probe said."""
     import time

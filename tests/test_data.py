@@ -23,8 +23,14 @@ def small_copy(src, dst, per_class=3, test_per_class=2):
     return dst
 
 
-def test_stand_in_counts_classes_and_disjoint_splits(animals5):
-    ds = load_dataset(animals5, val_fraction=0.1, seed=0)
+@pytest.fixture(scope="module")
+def stand_in(animals5):
+    """The stand-in loaded once for this module, with the default split (seed 0)."""
+    return load_dataset(animals5, val_fraction=0.1, seed=0)
+
+
+def test_stand_in_counts_classes_and_disjoint_splits(stand_in):
+    ds = stand_in
     assert ds.class_names == ["bird", "cat", "deer", "dog", "horse"]
     assert ds.x_train.shape == (2250, 32, 32, 3) and ds.x_train.dtype == np.uint8
     assert ds.counts() == {
@@ -36,8 +42,8 @@ def test_stand_in_counts_classes_and_disjoint_splits(animals5):
     assert not any(img.tobytes() in train_rows for img in ds.x_val)
 
 
-def test_split_is_seeded_and_fingerprinted(animals5):
-    a, b = load_dataset(animals5, seed=0), load_dataset(animals5, seed=0)
+def test_split_is_seeded_and_fingerprinted(animals5, stand_in):
+    a, b = stand_in, load_dataset(animals5, seed=0)
     c = load_dataset(animals5, seed=1)
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
     np.testing.assert_array_equal(a.y_val, b.y_val)
@@ -89,20 +95,10 @@ def test_missing_source_is_named(tmp_path):
         load_dataset(tmp_path / "nowhere")
 
 
-def test_cifar100_samples_decode(cifar100_samples):
-    files = sorted(cifar100_samples.glob("*.png"))
-    assert len(files) == 20
-    for f in files:
-        arr = to_rgb_array(f)
-        assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8
-        np.testing.assert_array_equal(arr, np.asarray(Image.open(f).convert("RGB")))
-
-
-def test_reference_augmentation_triples_and_is_seeded(animals5):
+def test_reference_augmentation_triples_and_is_seeded(stand_in):
     from herbi.train.augment import offline_augment
 
-    ds = load_dataset(animals5)
-    x, y = ds.x_train[:40], ds.y_train[:40]
+    x, y = stand_in.x_train[:40], stand_in.y_train[:40]
     xa, ya = offline_augment(x, y, copies=2, seed=3)
     xb, _ = offline_augment(x, y, copies=2, seed=3)
     assert xa.shape == (120, 32, 32, 3) and xa.dtype == np.float32

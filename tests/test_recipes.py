@@ -91,6 +91,7 @@ def test_augmentation_keeps_images_in_range_and_labels_summing_to_one():
     np.testing.assert_array_equal(rebuilt, batches[0][0])
 
 
+@pytest.mark.slow
 def test_fast_smoke_run_learns_and_saves_a_float32_model(fast_run):
     import tf_keras as keras
 
@@ -111,6 +112,7 @@ def test_fast_smoke_run_learns_and_saves_a_float32_model(fast_run):
     assert {layer.compute_dtype for layer in model.layers} == {"float32"}
 
 
+@pytest.mark.slow
 def test_saved_checkpoint_holds_the_averaged_weights(tmp_path):
     """WeightAverage swaps the EMA in before BestCheckpoint writes: the file holds the average
     of every step's weights (recomputed here from the raw weights), not the last step's."""
@@ -146,6 +148,7 @@ def test_saved_checkpoint_holds_the_averaged_weights(tmp_path):
         assert not np.allclose(s, last, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_resume_mid_stage_continues_the_learning_rate_schedule(tmp_path, animals5):
     """Interrupted after epoch 2 of 4 and resumed from BackupAndRestore: the rates of epochs 3
     and 4 are those of an uninterrupted run, not a schedule restarted at step 0."""
@@ -191,9 +194,7 @@ def test_resume_mid_stage_continues_the_learning_rate_schedule(tmp_path, animals
 
 
 def test_epochs_per_stage_by_name():
-    import click
-
-    from herbi.train.cli import parse_epochs
+    from herbi.train.pipeline import OptionError, parse_epochs
 
     stages, preset = (
         ("base", "finetune1", "finetune2"),
@@ -210,5 +211,5 @@ def test_epochs_per_stage_by_name():
     assert parse_epochs("5", stages, preset) == dict.fromkeys(stages, 5)
     for bad, message in (("bogus=2", "unknown stage 'bogus'"), ("base=0", "at least 1 epoch"),
                          ("base=x", "not a number")):  # fmt: skip
-        with pytest.raises(click.BadParameter, match=message):
+        with pytest.raises(OptionError, match=message):
             parse_epochs(bad, stages, preset)

@@ -79,6 +79,7 @@ def test_reference_cnn_matches_the_study():
     assert model_macs(model) == 38_701_568
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_a_complete_run_folder(smoke_run, animals5):
     out, output = smoke_run
     assert output.splitlines()[0].startswith("herbi-train: recipe reference, preset smoke")
@@ -108,6 +109,7 @@ def test_smoke_run_writes_a_complete_run_folder(smoke_run, animals5):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights(smoke_run, animals5, tmp_path):
     out, _ = smoke_run
     again = tmp_path / "again"
@@ -117,6 +119,7 @@ def test_same_seed_same_weights(smoke_run, animals5, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_stages(smoke_run, tmp_path):
     import shutil
 
@@ -171,6 +174,18 @@ def test_bad_epochs_and_existing_out_are_refused(tmp_path, animals5):
     assert (tmp_path / "r" / "keep.txt").read_text() == "mine"
 
 
+def test_quiet_tensorflow_runs_before_tensorflow_loads(monkeypatch):
+    """herbi-train's module imports no TensorFlow, and main passes --verbose through first."""
+    import herbi.train.cli as cli
+
+    code = "import sys, herbi.train.cli; sys.exit('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+    calls = []
+    monkeypatch.setattr(cli, "quiet_tensorflow", calls.append)
+    result = CliRunner().invoke(main, ["--verbose", "--recipe", "bogus"])
+    assert calls == [True] and result.exit_code == 2 and "--recipe" in result.output
+
+
 def test_atomic_path_leaves_target_untouched_on_failure(tmp_path):
     target = tmp_path / "model.keras"
     target.write_text("previous")
@@ -192,6 +207,7 @@ main(sys.argv[1:])
 """
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_trains_on_two_logical_cpus(animals5, tmp_path):
     out = tmp_path / "mirrored"
     args = [
@@ -230,6 +246,7 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
+@pytest.mark.slow
 def test_multiworker_trains_in_sync_and_only_the_chief_writes(animals5, tmp_path):
     """Two workers on 127.0.0.1 (TF_CONFIG): one run folder, the same final weights."""
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]

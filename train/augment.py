@@ -14,8 +14,12 @@ import tf_keras as keras
 from herbi.runtime.contract import float_input
 
 
-def reference_augmenter(seed: int) -> keras.Sequential:
-    return keras.Sequential(
+def offline_augment(
+    x: np.ndarray, y: np.ndarray, copies: int = 2, seed: int = 0, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return float32 images in [0, 1] (originals + ``copies`` augmented sets), shuffled."""
+    base = float_input(x)
+    augmenter = keras.Sequential(
         [
             keras.layers.RandomFlip("horizontal_and_vertical", seed=seed),
             keras.layers.RandomRotation(0.2, seed=seed + 1),
@@ -24,14 +28,6 @@ def reference_augmenter(seed: int) -> keras.Sequential:
         ],
         name="reference_augmentation",
     )
-
-
-def offline_augment(
-    x: np.ndarray, y: np.ndarray, copies: int = 2, seed: int = 0, batch_size: int = 256
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return float32 images in [0, 1] (originals + ``copies`` augmented sets), shuffled."""
-    base = float_input(x)
-    augmenter = reference_augmenter(seed)
     sets = [base]
     for _ in range(copies):
         out = [

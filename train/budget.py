@@ -1,16 +1,9 @@
 """``--budget``: size a recipe's schedule so the whole command ends within a wall-clock budget.
 
-The same recipe takes 4 minutes on one CPU and 15 on another, so a fixed epoch count cannot
-promise a time. Instead the trainer measures this machine: it trains a throwaway copy of the
-first stage for two epochs (the first one pays for tracing and warm-up) and times the second
-with everything a real epoch does: validation, the backup checkpoint and the best-model save.
-(Timed without the two saves, epochs came out 20% faster than in the run: 3.3 against 4.0 s,
-and a 10-minute run took 11.) A probe is one epoch on a shared machine, so it can still
-flatter (2.9 s once, then 4 s per epoch): the trainer also stops before an epoch that would
-end past the budget (``trainer.Deadline``), keeping the best checkpoint so far. The epochs
-then fill what is left of the budget after a reserve for the final scoring, plots and files;
-every stage keeps its preset's share, and a learning-rate schedule sized from the stage's
-length (``StageInputs.steps``) spans exactly those epochs.
+A fixed epoch count cannot promise a time on every CPU, so the trainer times one epoch of the
+first stage here, with everything a real epoch does, and fills what the budget leaves after a
+reserve for scoring and files; it also stops before an epoch that would end late
+(``trainer.Deadline``). The measurements behind these choices: ``docs/recipes.md``.
 """
 
 from __future__ import annotations
@@ -30,9 +23,8 @@ from herbi.train.recipe import Recipe, StageInputs
 from herbi.train.trainer import BestCheckpoint, compute_precision, validation_set
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "": 1}
-# Kept back for what follows the last epoch (loading the best checkpoint, scoring validation
-# and test, plots, report, model copy: 10-20 s on 2 cores) and for epochs slower than the
-# probe's (other load, a slower stretch): 30 s plus 8% of the budget.
+# Kept back for what follows the last epoch (scoring, plots, report, model copy) and for epochs
+# slower than the probe's (other load, a slower stretch).
 RESERVE_SECONDS, RESERVE_SHARE = 30.0, 0.08
 PROBE_EPOCHS = 2
 
@@ -72,11 +64,13 @@ class EpochTimes(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def probe(recipe: Recipe, ds: Dataset, data: tuple, seed: int, strategy, precision: str) -> float:
+def probe(
+    recipe: Recipe, ds: Dataset, train_set: tuple, seed: int, strategy, precision: str
+) -> float:
     """Seconds per epoch of the recipe's first stage here, in ``precision``: a throwaway model,
     epoch 2 timed, with the trainer's own per-epoch callbacks writing into a temporary folder."""
     timer = EpochTimes()
-    inputs = StageInputs(recipe.stages[0], PROBE_EPOCHS, None, data, ds.num_classes, seed)
+    inputs = StageInputs(recipe.stages[0], PROBE_EPOCHS, None, train_set, ds.num_classes, seed)
     with compute_precision(precision), tempfile.TemporaryDirectory(prefix="herbi-probe-") as tmp:
         with strategy.scope():
             plan = recipe.plan_stage(inputs)

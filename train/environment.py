@@ -36,9 +36,9 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
 
 def _task() -> tuple[str | None, int, dict]:
-    cfg = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    task = cfg.get("task") or {}
-    return task.get("type"), int(task.get("index", 0)), cfg.get("cluster") or {}
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = tf_config.get("task") or {}
+    return task.get("type"), int(task.get("index", 0)), tf_config.get("cluster") or {}
 
 
 def is_chief() -> bool:
@@ -67,12 +67,8 @@ def device_description() -> str:
 
 
 def bf16_is_fast() -> tuple[bool, str]:
-    """Whether bfloat16 compute pays here, and why: an Ampere or newer GPU, or a CPU with AMX.
-
-    AVX512-BF16 alone does not pay: on a 2-core Xeon with AVX512-BF16 and VNNI but no AMX the
-    fast recipe's epochs took 1.22x as long in mixed bfloat16 as in float32 (paired, 3 runs:
-    1.01-1.26; docs/recipes.md); with AMX they were ~1.9x faster than in float32.
-    """
+    """Whether bfloat16 compute pays here, and why: an Ampere or newer GPU, or a CPU with AMX
+    (AVX512-BF16 alone was slower than float32: docs/recipes.md)."""
     found = tf.config.list_physical_devices("GPU")
     if found:
         details = [tf.config.experimental.get_device_details(gpu) for gpu in found]

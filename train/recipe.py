@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from herbi.common.errors import HerbiError
 from herbi.train.data import Dataset
 
 PRESETS = ("full", "cpu", "smoke")
@@ -29,13 +30,13 @@ class StageInputs:
     stage: str
     epochs: int
     previous: keras.Model | None  # the previous stage's best model (None for the first)
-    data: tuple[np.ndarray, np.ndarray]  # the recipe's train set (see Recipe.train_set)
+    train_set: tuple[np.ndarray, np.ndarray]  # images and labels (see Recipe.train_set)
     num_classes: int
     seed: int
 
     def steps(self, batch_size: int) -> int:
         """Optimizer steps in the whole stage: what a schedule spans."""
-        return self.epochs * math.ceil(len(self.data[0]) / batch_size)
+        return self.epochs * math.ceil(len(self.train_set[0]) / batch_size)
 
 
 @dataclass
@@ -65,7 +66,8 @@ class Recipe:
     published: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        assert set(self.presets) == set(PRESETS), f"{self.name}: presets must be {PRESETS}"
+        if set(self.presets) != set(PRESETS):
+            raise HerbiError(f"recipe {self.name}: presets must be {PRESETS}")
 
 
 def limit_per_class(x: np.ndarray, y: np.ndarray, n: int | None):

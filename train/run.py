@@ -28,14 +28,15 @@ def data_config(
     }
 
 
-def dataset_from_config(cfg: dict, source: str | Path | None = None) -> Dataset:
-    """Load the dataset a run used (or ``source`` instead, split the same way)."""
+def dataset_from_config(section: dict, source: str | Path | None = None) -> Dataset:
+    """Load the dataset a run used, from its manifest's data ``section`` (or ``source``
+    instead, split the same way)."""
     try:
-        src = source if source is not None else cfg["source"]
-        ds = load_dataset(src, cfg["val_fraction"], cfg["split_seed"], cfg["coarse"])
+        src = source if source is not None else section["source"]
+        ds = load_dataset(src, section["val_fraction"], section["split_seed"], section["coarse"])
     except KeyError as e:
         raise DataError(f"manifest data section lacks {e}") from None
-    if source is None and ds.fingerprint() != cfg.get("fingerprint"):
+    if source is None and ds.fingerprint() != section.get("fingerprint"):
         raise DataError(f"{src}: the data changed since the run (fingerprint differs)")
     return ds
 

@@ -6,10 +6,7 @@ atomically as the stage's checkpoint; ``BackupAndRestore`` keeps the last finish
 learning-rate schedule continues where it stopped); every epoch is appended to
 ``history.csv``. Finished stages are recorded in ``state.json`` and skipped on resume. After
 each stage its best model is scored on validation and test (the test split is only reported,
-never used to choose).
-
-In mixed bfloat16 (``precision="bfloat16"``) checkpoints are still written as a float32 copy
-of the model, so export and scoring see a plain float32 graph whatever the training precision.
+never used to choose). Checkpoints are float32 whatever the training precision.
 """
 
 from __future__ import annotations
@@ -20,6 +17,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 import numpy as np
@@ -55,6 +53,7 @@ class TrainConfig:
     seed: int
     precision: str  # "float32" or "bfloat16" (resolved, never "auto")
     deadline: float | None = None  # time.monotonic() by which training must stop (--budget)
+    resume: bool = False  # continue the stages and epochs the run folder recorded
 
 
 class Deadline(keras.callbacks.Callback):
@@ -136,14 +135,14 @@ def logged_val_accuracy(run: RunFolder, stage: str) -> list[float]:
 def train_stages(
     recipe: Recipe,
     ds: Dataset,
-    data: tuple[np.ndarray, np.ndarray],
-    cfg: TrainConfig,
+    train_set: tuple[np.ndarray, np.ndarray],
+    train_config: TrainConfig,
     run: RunFolder,
     strategy: tf.distribute.Strategy,
-    resume: bool = False,
 ) -> dict[str, dict]:
-    """Train every stage of ``recipe`` on ``data`` (the recipe's train set); return per-stage
-    results (validation and test scores, wall time)."""
+    """Train every stage of ``recipe`` on ``train_set`` (the recipe's train set); return
+    per-stage results (validation and test scores, wall time), as state.json holds them."""
+    resume = train_config.resume
     state = read_json(run.state) if resume and run.state.exists() else {"stages": {}}
     val = validation_set(ds)
     previous = None
@@ -156,47 +155,48 @@ def train_stages(
         logged = logged_val_accuracy(run, stage) if resume else []
         if not resume:
             shutil.rmtree(run.backup(stage), ignore_errors=True)
-        epochs = cfg.epochs[stage]
+        epochs = train_config.epochs[stage]
         click.echo(
-            f"[{stage}] {epochs} epochs on {len(data[0]):,} images"
+            f"[{stage}] {epochs} epochs on {len(train_set[0]):,} images"
             + (f" (resuming after epoch {len(logged)})" if logged else "")
         )
         start = time.perf_counter()
-        with compute_precision(cfg.precision):
+        with compute_precision(train_config.precision):
             with strategy.scope():
                 prev_model = keras.models.load_model(previous) if previous else None
-                inputs = StageInputs(stage, epochs, prev_model, data, ds.num_classes, cfg.seed)
+                inputs = StageInputs(
+                    stage, epochs, prev_model, train_set, ds.num_classes, train_config.seed
+                )
                 plan = recipe.plan_stage(inputs)
             best = max(logged, default=-np.inf) if best_path.exists() else -np.inf
+            callbacks = [
+                keras.callbacks.BackupAndRestore(str(run.backup(stage))),
+                *plan.callbacks,
+                BestCheckpoint(best_path, best),
+                HistoryCSV(run.history, stage),
+            ]
+            if train_config.deadline:
+                callbacks.append(Deadline(train_config.deadline))
             plan.model.fit(
-                plan.train,
-                validation_data=val,
-                epochs=epochs,
-                verbose=2,
-                callbacks=[
-                    keras.callbacks.BackupAndRestore(str(run.backup(stage))),
-                    *plan.callbacks,
-                    BestCheckpoint(best_path, best),
-                    HistoryCSV(run.history, stage),
-                    *([Deadline(cfg.deadline)] if cfg.deadline else []),
-                ],
+                plan.train, validation_data=val, epochs=epochs, verbose=2, callbacks=callbacks
             )
-        wall = time.perf_counter() - start
-        model = keras.models.load_model(best_path)
-        result = {
-            "epochs": epochs,
-            "train_images": len(data[0]),
-            "wall_seconds": round(wall, 1),
-            "val": score(ds.y_val, keras_probs(model, ds.x_val), ds.class_names),
-            "test": score(ds.y_test, keras_probs(model, ds.x_test), ds.class_names),
-        }
-        click.echo(
-            f"[{stage}] best val acc {result['val']['accuracy']:.4f}, "
-            f"test acc {result['test']['accuracy']:.4f}, {wall / 60:.1f} min"
-        )
-        state["stages"][stage] = result
+        result = {"epochs": epochs, "train_images": len(train_set[0])}
+        state["stages"][stage] = scored(stage, best_path, ds, result, time.perf_counter() - start)
         write_json(run.state, state)
         shutil.rmtree(run.backup(stage), ignore_errors=True)
         previous = best_path
     shutil.rmtree(run.backup(), ignore_errors=True)
     return state["stages"]
+
+
+def scored(stage: str, best_path: Path, ds: Dataset, result: dict, wall: float) -> dict:
+    """``result`` with the wall time and the stage's best model scored on validation and test
+    (the test split is only reported)."""
+    model = keras.models.load_model(best_path)
+    val = score(ds.y_val, keras_probs(model, ds.x_val), ds.class_names)
+    test = score(ds.y_test, keras_probs(model, ds.x_test), ds.class_names)
+    click.echo(
+        f"[{stage}] best val acc {val.accuracy:.4f}, test acc {test.accuracy:.4f}, "
+        f"{wall / 60:.1f} min"
+    )
+    return {**result, "wall_seconds": round(wall, 1), "val": val.to_dict(), "test": test.to_dict()}

@@ -1,23 +1,12 @@
 """The fast recipe: the model to deploy, a compact residual network trained from scratch.
 
-One stage trains a ResNet-9 layout, shrunk (339,669 parameters, 25.5M multiply-accumulates
-per 32x32 image), with on-the-fly augmentation in tf.data (random crop of a 4-pixel
-reflect-padded image, horizontal flip, CutMix on half the batches), label smoothing,
-SGD-Nesterov under a linear warm-up then cosine decay to zero (``CosineDecay`` sized from the
-stage's length), decoupled weight decay, and an exponential moving average (EMA) of the
-weights, which is what is validated and saved. ``--precision auto`` trains it in mixed
-bfloat16 where the hardware has bfloat16 units; checkpoints are float32 either way. The saved
-model is Conv-BN-ReLU (each BN folds into its conv), max pooling, residual additions, global
-average pooling and one Dense softmax, so the int8 export keeps its accuracy.
+A shrunk ResNet-9 of Conv-BN-ReLU blocks (each BN folds into its conv, so int8 keeps its
+accuracy), trained with on-the-fly crop, flip and CutMix and an average of the weights (EMA).
 
-Headline (stand-in data ``cifar10-animals5``, not CIFAR-100; preset ``cpu``, whole command,
-2 cores, mean of seeds 0/1/2). With the 10-minute budget (the preset's default) on a Xeon with
-AVX-512, VNNI and AVX512-BF16 but no AMX: float32 72.9% in 8.3-9.7 minutes (113-134 epochs);
-the same Xeon with oneDNN capped at AVX2 (an AVX2-only CPU's path), float32: 72.9% in 9.5
-minutes (72-76 epochs); the uncapped Xeon forced to mixed bfloat16: 72.3% (69.4 / 76.0 /
-71.6). Before the budget, 80 epochs: 74.0% in 4.1-4.8 minutes on a Xeon with AMX (mixed
-bfloat16), and 69.4% (seed 0) in 15.3 minutes on an AMD EPYC with AVX2 only (float32). How the
-recipe got here, and the ablations: ``docs/recipes.md``.
+Headline (stand-in data ``cifar10-animals5``, not CIFAR-100; preset ``cpu`` with its 10-minute
+budget, whole command, mean of seeds 0/1/2): 72.9% test accuracy on a 2-core Intel Xeon with
+AVX-512, VNNI and AVX512-BF16 but no AMX, float32. Other machines and how the recipe got here:
+``docs/recipes.md``.
 """
 
 from __future__ import annotations
@@ -36,8 +25,7 @@ from herbi.train.recipe import Recipe, StageInputs, StagePlan, limit_per_class
 HPARAMS = {
     # Network: stem conv, then three stages that each start with Conv-BN-ReLU-MaxPool and end
     # with a residual block of two Conv-BN-ReLU (ResNet-9 layout, shrunk).
-    "widths": (16, 32, 64, 96),  # stem, stages 1-3: 339,669 params, 25.5M MACs; ~1.7x faster
-    # epochs than 20/48/96/96 (38.6M MACs): 80 epochs fit where 45 did
+    "widths": (16, 32, 64, 96),  # stem, stages 1-3: 25.5M MACs, narrow enough for 80 CPU epochs
     "residual": (True, True, True),  # which stages end with a residual block
     "bn_momentum": 0.9,  # ~35 steps per epoch: 0.99 would lag the weights for epochs
     # Optimisation.
@@ -58,7 +46,7 @@ PRESETS = {
     # A longer schedule for a GPU.
     "full": {"epochs": {"train": 200}},
     # 10 minutes for the whole command on whatever CPU runs it: the epochs are sized to fit
-    # (train.budget); --epochs replaces the budget with a fixed count (80 was the earlier one).
+    # (train.budget); --epochs replaces the budget with a fixed count.
     "cpu": {"epochs": {"train": 80}, "budget": "10m"},
     # Seconds, for tests: 6 epochs of 150 images per class (~70 steps) learn something.
     "smoke": {"epochs": {"train": 6}, "max_per_class": 150},
@@ -222,7 +210,7 @@ def augmented(
 
 def plan_stage(s: StageInputs, hp: dict = HPARAMS) -> StagePlan:
     """Build and compile the network; the schedule spans exactly this stage's steps."""
-    x, y = s.data
+    x, y = s.train_set
     model = fast_net(s.num_classes, hp)
     click.echo(
         f"[{s.stage}] fast network: {model.count_params():,} parameters, "

@@ -1,14 +1,13 @@
 """The reference study's recipe, reproduced faithfully: base training, then two fine-tunes.
 
 Base: the reference CNN on the study's offline-augmented train set (2 extra copies of every
-image), Adam(clipvalue=0.5), categorical cross-entropy, batch 32, best epoch by validation
-accuracy. Fine-tunes 1 and 2: reload the previous stage's best model, all layers trainable,
-Adam(1e-5), best epoch by validation accuracy. Published (CIFAR-100 coarse 11, GPU, 300
-epochs per stage, checkpoints picked on the test set): 75.4% / 78.8% / 79.4% test accuracy.
-herbi picks checkpoints on a validation split carved from train instead.
+image), Adam(clipvalue=0.5), categorical cross-entropy, batch 32. Fine-tunes 1 and 2: reload the
+previous stage's best model, all layers trainable, Adam(1e-5). The study published 75.4% /
+78.8% / 79.4% test accuracy (``PUBLISHED_NOTE`` says how); herbi picks each stage's best epoch
+on a validation split carved from train instead.
 
-Measured here (stand-in data ``cifar10-animals5``, not CIFAR-100; preset ``cpu``, seed 0,
-float32; Intel Xeon (AVX-512, VNNI), 2 cores): 58.0% test accuracy in 19.3 minutes.
+Headline (stand-in data ``cifar10-animals5``, not CIFAR-100; preset ``cpu``, seed 0, float32;
+Intel Xeon (AVX-512, VNNI), 2 cores): 58.0% test accuracy in 19.3 minutes.
 """
 
 from __future__ import annotations
@@ -34,11 +33,16 @@ HPARAMS = {
 PRESETS = {
     # The published protocol: hours on a GPU.
     "full": {"epochs": {"base": 300, "finetune1": 300, "finetune2": 300}},
-    # ~20 minutes on a 2-core CPU (~35 s per epoch on 6,750 images).
+    # ~20 minutes on a 2-core CPU (docs/recipes.md).
     "cpu": {"epochs": {"base": 24, "finetune1": 6, "finetune2": 6}},
     # Seconds, for tests: one epoch per stage on 40 images per class (plus their copies).
     "smoke": {"epochs": {"base": 1, "finetune1": 1, "finetune2": 1}, "max_per_class": 40},
 }
+
+# How the study measured its published figures: report.md and herbi-bench print it beside them.
+PUBLISHED_NOTE = (
+    "CIFAR-100 coarse class 11, GPU, 300 epochs per stage, checkpoints picked on the test set"
+)
 
 
 def train_set(ds: Dataset, preset: dict, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,7 +53,7 @@ def train_set(ds: Dataset, preset: dict, seed: int) -> tuple[np.ndarray, np.ndar
 
 def plan_stage(s: StageInputs, hp: dict = HPARAMS) -> StagePlan:
     """Compile the stage's model (fresh for ``base``, the previous best otherwise)."""
-    x, y = s.data
+    x, y = s.train_set
     if s.stage == "base":
         model = reference_cnn(s.num_classes, bn_momentum=hp["bn_momentum"])
         optimizer = keras.optimizers.Adam(clipvalue=hp["base_clipvalue"])
@@ -75,6 +79,5 @@ RECIPE = Recipe(
     schedule="the study's published 300/300/300-epoch protocol",
     train_set=train_set,
     plan_stage=plan_stage,
-    # The study's test accuracy per stage (CIFAR-100 coarse 11, GPU, 300 epochs, test-selected).
-    published={"base": 0.754, "finetune1": 0.788, "finetune2": 0.794},
+    published={"base": 0.754, "finetune1": 0.788, "finetune2": 0.794},  # test accuracy
 )

@@ -1,0 +1,272 @@
+"""What ``herbi-train`` does once its options are read: settle the schedule, train, write the run.
+
+A new run's folder is created only once the schedule is settled, so a refused option or budget
+leaves nothing behind; ``--resume`` continues a run from what its folder recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import click
+import tf_keras as keras
+
+from herbi.common.errors import HerbiError
+from herbi.common.files import atomic_path, write_json
+from herbi.common.provenance import git_commit, package_versions
+from herbi.common.run_folder import RunFolder
+from herbi.train import environment as env
+from herbi.train.budget import RESERVE_SECONDS, parse_budget, plan_epochs, probe
+from herbi.train.data import Dataset, load_dataset
+from herbi.train.recipe import Recipe
+from herbi.train.recipes import RECIPES
+from herbi.train.report import model_summary, write_metrics, write_plots, write_report
+from herbi.train.run import data_config, dataset_from_config
+from herbi.train.trainer import TrainConfig, train_stages
+
+RUNS = Path("runs")
+# ``reference`` was the name of the full schedule before every recipe had one; still accepted.
+PRESET_ALIASES = {"reference": "full"}
+
+
+class OptionError(HerbiError):
+    """A command-line option's value herbi-train cannot use; ``option`` names it."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(message)
+        self.option = option
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What herbi-train was asked for: its command-line options, one field each."""
+
+    data_path: str | None  # --data: CIFAR-100 tarball or folder, or an image folder; None: download
+    recipe_name: str
+    preset: str | None  # None: full on a GPU, cpu elsewhere
+    epochs_text: str | None
+    budget_text: str | None
+    seed: int
+    out: Path | None  # None: runs/<date-time> (runs/latest for --resume)
+    resume: bool
+    strategy_name: str
+    precision: str  # "auto", "float32" or "bfloat16"
+    val_fraction: float
+    coarse: int
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A run this command starts (None where it resumes one)."""
+
+    started: float  # time.monotonic() when the command started: what --budget counts from
+    point_latest: bool  # runs/latest -> this run (the default --out)
+
+
+def parse_epochs(
+    text: str | None, stages: tuple[str, ...], preset: dict[str, int]
+) -> dict[str, int]:
+    """``5`` (every stage), ``5,2,2`` (per stage in order) or ``base=5,finetune1=2``."""
+    parts = [p.strip() for p in (text or "").split(",") if p.strip()]
+    if all("=" in p for p in parts):
+        given = dict(p.split("=", 1) for p in parts)
+    elif len(parts) in (1, len(stages)):
+        given = dict(zip(stages, parts * len(stages) if len(parts) == 1 else parts, strict=True))
+    else:
+        raise OptionError("--epochs", f"give 1 or {len(stages)} values, or stage=N pairs")
+    unknown = sorted(given.keys() - set(stages))
+    if unknown:
+        raise OptionError("--epochs", f"unknown stage {unknown[0]!r} (stages: {', '.join(stages)})")
+    try:
+        epochs = {**preset, **{stage: int(value) for stage, value in given.items()}}
+    except ValueError:
+        raise OptionError("--epochs", f"{text!r} is not a number of epochs") from None
+    if any(v < 1 for v in epochs.values()):
+        raise OptionError("--epochs", "every stage needs at least 1 epoch")
+    return epochs
+
+
+def choose_preset(preset: str | None, recipe: Recipe, has_gpu: bool) -> tuple[str, str]:
+    """The preset to run and why (the first line herbi-train prints says it)."""
+    if preset:
+        return PRESET_ALIASES.get(preset, preset), "chosen with --preset"
+    if has_gpu:
+        return "full", f"a GPU is present: {recipe.schedule}"
+    return "cpu", f"no GPU found: the short CPU schedule (pass --preset full for {recipe.schedule})"
+
+
+def run(options: TrainOptions, started: float) -> Path:
+    """Train what ``options`` ask for, or resume it, into a run folder; return the folder.
+    ``started`` is when the command started (``time.monotonic()``): what --budget counts from."""
+    if options.recipe_name not in RECIPES:
+        raise OptionError("--recipe", f"{options.recipe_name!r}; choose from {', '.join(RECIPES)}")
+    recipe = RECIPES[options.recipe_name]
+    if options.resume:
+        return resume(RunFolder(options.out or RUNS / "latest"), options.strategy_name)
+    config = settle_config(options, recipe)
+    ds = load_dataset(options.data_path, options.val_fraction, options.seed, options.coarse)
+    run_dir, point_latest = new_run_dir(options.out)
+    manifest = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "config": config,
+        "data": data_config(
+            ds, options.data_path, options.val_fraction, options.seed, options.coarse
+        ),
+        "status": "running",
+    }
+    new = NewRun(started, point_latest)
+    return train(RunFolder(run_dir), recipe, ds, manifest, options.strategy_name, new)
+
+
+def settle_config(options: TrainOptions, recipe: Recipe) -> dict:
+    """The manifest's ``config`` section: preset, epochs, time budget and precision."""
+    preset, why = choose_preset(options.preset, recipe, bool(env.gpus()))
+    click.echo(f"herbi-train: recipe {options.recipe_name}, preset {preset} ({why})")
+    preset_options = recipe.presets[preset]
+    # What the recipe's train_set reads from its preset (e.g. max_per_class).
+    train_set_options = {k: v for k, v in preset_options.items() if k not in ("epochs", "budget")}
+    precision, precision_why = env.resolve_precision(options.precision, recipe.bfloat16)
+    epochs_text = options.epochs_text
+    budget_text = None if epochs_text else options.budget_text or preset_options.get("budget")
+    if epochs_text and preset_options.get("budget"):
+        click.echo(f"herbi-train: --epochs {epochs_text} replaces the preset's time budget")
+    return {
+        "recipe": options.recipe_name,
+        "preset": preset,
+        "epochs": parse_epochs(epochs_text, recipe.stages, preset_options["epochs"]),
+        "seed": options.seed,
+        "preset_options": train_set_options,
+        "budget_seconds": parse_budget(budget_text) if budget_text else None,
+        "strategy": options.strategy_name,
+        "precision": precision,
+        "precision_reason": precision_why,
+    }
+
+
+def new_run_dir(out: Path | None) -> tuple[Path, bool]:
+    """Where this process writes a new run, and whether runs/latest is to point there."""
+    if not env.is_chief():
+        # Every worker runs the same steps (saving takes part in collective ops), but only the
+        # chief's files are kept: the others write into a folder deleted at the end.
+        click.echo(f"herbi-train: {env.worker_name()}; the chief writes the run folder")
+        return Path(tempfile.mkdtemp(prefix="herbi-worker-")), False
+    run_dir = out or RUNS / datetime.now().strftime("%Y%m%d-%H%M%S")
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise OptionError(
+            "--out", f"{run_dir} exists and is not empty (use --resume to continue it)"
+        )
+    return run_dir, out is None
+
+
+def resume(run: RunFolder, strategy_name: str) -> Path:
+    """Continue an interrupted run from its last finished stage or epoch."""
+    manifest = run.read_manifest()
+    if manifest.get("status") == "finished":
+        click.echo(f"herbi-train: {run.dir} already finished; nothing to resume")
+        return run.dir
+    config = manifest["config"]
+    click.echo(
+        f"herbi-train: resuming {run.dir} (recipe {config['recipe']}, preset {config['preset']})"
+    )
+    ds = dataset_from_config(manifest["data"])
+    return train(run, RECIPES[config["recipe"]], ds, manifest, strategy_name)
+
+
+def train(run: RunFolder, recipe: Recipe, ds: Dataset, manifest: dict, strategy_name: str,
+          new: NewRun | None = None) -> Path:  # fmt: skip
+    """Train into ``run``: a new run when ``new`` says when the command started, else a
+    resumed one; then write the final model, metrics, plots, report and manifest."""
+    config = manifest["config"]
+    precision = config.get("precision", "float32")  # runs from before --precision: float32
+    strategy = env.make_strategy(strategy_name)
+    env.seed_everything(config["seed"])
+    manifest.update(device=env.device_description(), packages=package_versions(),
+                    git_commit=git_commit(), replicas=strategy.num_replicas_in_sync)  # fmt: skip
+    click.echo(f"data: {ds.source}; images per class: {ds.counts()}")
+    click.echo(
+        f"device: {manifest['device']}; precision {precision}; "
+        f"strategy {strategy_name} ({strategy.num_replicas_in_sync} replica(s)); "
+        f"run folder {run.dir}"
+    )
+    start_time = time.perf_counter()
+    train_set = recipe.train_set(ds, config["preset_options"], config["seed"])
+    deadline = None
+    if new:
+        if config.get("budget_seconds"):
+            deadline = fit_budget(recipe, ds, train_set, manifest, strategy, new.started)
+        create(run.dir, new.point_latest)
+    write_json(run.manifest, manifest)
+    train_config = TrainConfig(config["epochs"], config["seed"], precision, deadline, new is None)
+    stages = train_stages(recipe, ds, train_set, train_config, run, strategy)
+    final = recipe.stages[-1]
+    with atomic_path(run.model) as tmp:
+        shutil.copyfile(run.checkpoint(final), tmp)
+    model = keras.models.load_model(run.model)
+    metrics = write_metrics(run, ds, stages, final)
+    manifest.update(
+        status="finished",
+        wall_seconds=round(manifest.get("wall_seconds", 0) + time.perf_counter() - start_time, 1),
+        command_seconds=round(time.monotonic() - new.started, 1) if new else None,
+        stage_wall_seconds={s: r["wall_seconds"] for s, r in stages.items()},
+        parameters=model.count_params(),
+    )
+    write_plots(run, ds, metrics, train_set)
+    write_report(run, ds, recipe, manifest, metrics, model_summary(model))
+    write_json(run.manifest, manifest)
+    return done(run, ds, stages[final]["test"]["accuracy"], model)
+
+
+def fit_budget(
+    recipe: Recipe, ds: Dataset, train_set: tuple, manifest: dict, strategy, started: float
+) -> float:
+    """Size the epochs to --budget on this machine (recorded in the manifest); return the
+    ``time.monotonic()`` by which training must stop."""
+    config = manifest["config"]
+    budget = config["budget_seconds"]
+    click.echo(f"[budget] {budget:.0f} s: timing {recipe.stages[0]} on this machine")
+    per_epoch = probe(recipe, ds, train_set, config["seed"], strategy, config["precision"])
+    plan = plan_epochs(budget, time.monotonic() - started, per_epoch, config["epochs"])
+    click.echo(
+        f"[budget] {per_epoch:.1f} s per epoch here: epochs {plan.epochs} "
+        f"({plan.reserve_seconds:.0f} s kept for scoring and files)"
+    )
+    config["epochs"], manifest["budget"] = plan.epochs, plan.to_dict()
+    env.seed_everything(config["seed"])  # the probe drew random numbers; start afresh
+    return started + budget - RESERVE_SECONDS  # what is left once scoring and files are done
+
+
+def done(run: RunFolder, ds: Dataset, accuracy: float, model) -> Path:
+    """The last line: where the run is and the digest of its weights (a worker's folder goes);
+    equal digests mean the same trained model (workers in sync, a seeded run repeated)."""
+    digest = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
+    if not env.is_chief():
+        shutil.rmtree(run.dir, ignore_errors=True)
+        click.echo(f"done: {env.worker_name()}, weights sha256 {digest[:16]}")
+        return run.dir
+    click.echo(
+        f"done: {run.dir} — test accuracy {accuracy:.4f} ({ds.source}); weights sha256 "
+        f"{digest[:16]}; see report.md"
+    )
+    return run.dir
+
+
+def create(run_dir: Path, point_latest: bool) -> None:
+    """Make the run folder; with ``point_latest``, runs/latest -> it, so `make export` /
+    `make bench` find the newest run."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OptionError("--out", f"{run_dir}: cannot create ({e.strerror})") from None
+    if point_latest:
+        tmp = run_dir.parent / f".latest.{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(run_dir.name)
+        tmp.replace(run_dir.parent / "latest")
