@@ -17,32 +17,79 @@ from pathlib import Path
 import click
 
 from herbi.common.errors import HerbiError
-
-try:  # quiet_tensorflow arrives with the runtime helper's branch (issue 19): drop the guard then
-    from herbi.common.legacy_keras import quiet_tensorflow
-except ImportError:
-    quiet_tensorflow = lambda verbose: None  # noqa: E731
+from herbi.common.legacy_keras import quiet_tensorflow
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
-@click.option("--data", "data_path", help="CIFAR-100 tarball or folder, or an image folder root/{train,test}/<class>/*. Default: download CIFAR-100.")  # fmt: skip
-@click.option("--recipe", "recipe_name", default="reference",
-              help="reference: the study's CNN and schedule, faithfully; fast: the improved, edge-sized recipe to deploy.")  # fmt: skip
-@click.option("--preset", type=click.Choice(["full", "cpu", "smoke", "reference"]),
-              help="full = the recipe's whole schedule (GPU; 'reference' is an old name for it), cpu = a short schedule for 2 CPU cores, smoke = seconds (tests). Default: full on a GPU, cpu elsewhere.")  # fmt: skip
-@click.option("--epochs", "epochs_text", help="Override epochs: N for every stage, N,N,N per stage, or stage=N pairs.")  # fmt: skip
-@click.option("--budget", "budget_text", help="Wall-clock time for the whole command (e.g. 10m, 600s); the epochs are sized to fit it on this machine. Default: the preset's (10m for the fast recipe's cpu preset); --epochs overrides it.")  # fmt: skip
-@click.option("--seed", default=0, help="Seeds data split, augmentation and weights: same seed, data and machine give the same model.")  # fmt: skip
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Run folder. Default: runs/<date-time> (and runs/latest points to it).")  # fmt: skip
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (default runs/latest) from its last finished stage or epoch.")  # fmt: skip
-@click.option("--strategy", "strategy_name", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
-              help="mirrored: all local GPUs (tf.distribute.MirroredStrategy); multiworker: MultiWorkerMirroredStrategy from TF_CONFIG.")  # fmt: skip
-@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto",
-              help="Compute precision; auto = mixed bfloat16 for recipes that allow it where the hardware has bfloat16 units, else float32.")  # fmt: skip
-@click.option("--val-fraction", default=0.1, help="Share of each train class held out for validation (before augmentation).")  # fmt: skip
-@click.option("--coarse", default=11, help="CIFAR-100 superclass to train on (11 = large omnivores and herbivores).")  # fmt: skip
-@click.option("--verbose", is_flag=True, help="Show TensorFlow's informational start-up lines, hidden unless TF_CPP_MIN_LOG_LEVEL is set.")  # fmt: skip
+@click.option(
+    "--data",
+    "data_path",
+    help="CIFAR-100 tarball or folder, or an image folder root/{train,test}/<class>/*. Default: download CIFAR-100.",
+)
+@click.option(
+    "--recipe",
+    "recipe_name",
+    default="reference",
+    help="reference: the study's CNN and schedule, faithfully; fast: the improved, edge-sized recipe to deploy.",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["full", "cpu", "smoke", "reference"]),
+    help="full = the recipe's whole schedule (GPU; 'reference' is an old name for it), cpu = a short schedule for 2 CPU cores, smoke = seconds (tests). Default: full on a GPU, cpu elsewhere.",
+)
+@click.option(
+    "--epochs",
+    "epochs_text",
+    help="Override epochs: N for every stage, N,N,N per stage, or stage=N pairs.",
+)
+@click.option(
+    "--budget",
+    "budget_text",
+    help="Wall-clock time for the whole command (e.g. 10m, 600s); the epochs are sized to fit it on this machine. Default: the preset's (10m for the fast recipe's cpu preset); --epochs overrides it.",
+)
+@click.option(
+    "--seed",
+    default=0,
+    help="Seeds data split, augmentation and weights: same seed, data and machine give the same model.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run folder. Default: runs/<date-time> (and runs/latest points to it).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run in --out (default runs/latest) from its last finished stage or epoch.",
+)
+@click.option(
+    "--strategy",
+    "strategy_name",
+    type=click.Choice(["default", "mirrored", "multiworker"]),
+    default="default",
+    help="mirrored: all local GPUs (tf.distribute.MirroredStrategy); multiworker: MultiWorkerMirroredStrategy from TF_CONFIG.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "float32", "bfloat16"]),
+    default="auto",
+    help="Compute precision; auto = mixed bfloat16 for recipes that allow it where the hardware has bfloat16 units, else float32.",
+)
+@click.option(
+    "--val-fraction",
+    default=0.1,
+    help="Share of each train class held out for validation (before augmentation).",
+)
+@click.option(
+    "--coarse",
+    default=11,
+    help="CIFAR-100 superclass to train on (11 = large omnivores and herbivores).",
+)
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Show TensorFlow's informational start-up lines, hidden unless TF_CPP_MIN_LOG_LEVEL is set.",
+)
 def main(verbose: bool, **options) -> None:
     """Train an image classifier into a run folder that export and bench read."""
     started = time.monotonic()  # --budget counts the whole command, TensorFlow's start included
