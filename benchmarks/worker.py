@@ -14,38 +14,8 @@ is printed as ``{"error": "<one line>"}`` with exit status 1.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB.
-
-    Linux's ``VmHWM`` belongs to this process's own memory map. ``ru_maxrss`` is the fallback
-    only: Linux carries the parent's high-water mark over fork + exec into it, so a worker
-    started by a benchmark holding TensorFlow would report TensorFlow's footprint.
-    """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def cold_start_phases(started: float, imported: float, loaded: float, done: float) -> dict:
-    """A cold start's phases (import, load, first prediction) and this process's peak memory."""
-    return {
-        "started_at": started,
-        "done_at": done,
-        "import_ms": 1e3 * (imported - started),
-        "load_ms": 1e3 * (loaded - imported),
-        "first_prediction_ms": 1e3 * (done - loaded),
-        "peak_rss_mb": peak_rss_mb(),
-    }
 
 
 def cold_artifact(path: str, image: str, backend: str | None = None) -> dict:
@@ -58,6 +28,8 @@ def cold_artifact(path: str, image: str, backend: str | None = None) -> dict:
     loaded = time.time()
     clf.classify(image)
     done = time.time()
+    from herbi.benchmarks.latency import cold_start_phases  # after the clock: numpy is loaded
+
     return cold_start_phases(started, imported, loaded, done)
 
 
@@ -74,7 +46,7 @@ def measure_artifact(
     import numpy as np
 
     from herbi.benchmarks.bare import bare_call
-    from herbi.benchmarks.latency import Budget, batch1_and_throughput, interleaved
+    from herbi.benchmarks.latency import Budget, batch1_and_throughput, interleaved, peak_rss_mb
     from herbi.runtime import Classifier
     from herbi.runtime.quantize import input_map
 
@@ -122,8 +94,9 @@ def main() -> None:
     try:
         result = run(json.loads(sys.argv[1]))
     except Exception as e:  # a worker reports every failure as one line for the report's row
-        first = (str(e).strip().splitlines() or [""])[0]
-        print(json.dumps({"error": f"{type(e).__name__}: {first}"}), flush=True)
+        from herbi.runtime.errors import first_line
+
+        print(json.dumps({"error": f"{type(e).__name__}: {first_line(e)}"}), flush=True)
         sys.exit(1)
     # Every task reports whether TensorFlow got into the process, checked once it is done.
     print(json.dumps({**result, "tensorflow_imported": "tensorflow" in sys.modules}), flush=True)
