@@ -70,11 +70,8 @@ class Settings:
 
 @dataclass
 class Quality:
-    """A row's quality on the test split, and its change against the Keras original (points).
-
-    ``agreement`` is plain argmax agreement with Keras; ``agreement_tie_aware`` also accepts
-    an image whose Keras class is among the row's tied top classes (export's gate uses it).
-    """
+    """A row's quality on the test split, and its change against the Keras original (points);
+    ``agreement`` is plain argmax agreement, ``agreement_tie_aware`` the gate's (Parity's)."""
 
     images: int
     accuracy: float
@@ -167,17 +164,15 @@ def dataset_section(ds, run: ExportedRun, data: str | None) -> dict:
 
 @dataclass(frozen=True)
 class TestImages:
-    """The test split as the workers read it: all its pixels in one ``.npy``, and its first
-    images as PNG files (lossless: the exact test pixels) that the cold start and a web page
-    classify."""
+    """The test split's pixels (``.npy``, for timing) and its first images as PNG files
+    (lossless) that the cold start and a web page classify."""
 
     pixels: Path
     images: list[Path]
 
 
 def write_test_images(x_test: np.ndarray, folder: Path, count: int) -> TestImages:
-    """``x_test`` as ``test_pixels.npy`` and its first ``count`` images (all of a smaller
-    split) as PNGs in ``folder``."""
+    """``x_test`` and its first ``count`` images (all of a smaller split) in ``folder``."""
     pixels, first = folder / "test_pixels.npy", x_test[:count]
     np.save(pixels, x_test)
     images = [folder / f"test_{i:03d}.png" for i in range(len(first))]
@@ -187,8 +182,7 @@ def write_test_images(x_test: np.ndarray, folder: Path, count: int) -> TestImage
 
 
 def keras_reference(model: Path, ds, images: ParityImages) -> tuple[Reference, dict]:
-    """The Keras model's probabilities on the test split and on export's parity images, and
-    the model's complexity (MACs, parameters, weights)."""
+    """Keras' probabilities on the test split and export's parity images; its complexity."""
     probs, complexity = keras_original.reference(model, np.concatenate([ds.x_test, images.pixels]))
     test, parity = np.split(probs, [len(ds.x_test)])
     return Reference(images, parity, ds.x_test, test, ds.y_test, list(ds.class_names)), complexity

@@ -3,8 +3,7 @@
 Each worker is a fresh interpreter (``sys.executable -m herbi.benchmarks.worker``), never a
 fork of this process, so nothing this process has loaded (TensorFlow included) is in it.
 Cold start is measured from just before the process is spawned to the moment the worker's
-first prediction returns, so it includes the interpreter's own start-up as a user sees it; the
-worker itself reports its phases and peak memory (:func:`herbi.benchmarks.latency.cold_start_phases`).
+first prediction returns, so it includes the interpreter's own start-up as a user sees it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Markdown tables of ``bench/report.md``, each a list of (header, cell) columns.
 
-A cell is a function of one table item (a row, or a row with one thread count's timing), so
-a column's header and its formatting sit on one line and every table is built the same way.
+A cell is a function of one table item (a row, or a row with a thread count and its figures):
+a column's header and format sit on one line, and every table is built the same way.
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
 """One measurement in a fresh process: ``python -m herbi.benchmarks.worker '<json spec>'``.
 
-A worker times ONE model at ONE thread count and prints one JSON line. Artifact workers import
-herbi.runtime and never TensorFlow (they report ``tensorflow_imported`` so the report proves
-it); Keras workers import TensorFlow, whose thread counts can only be set before it starts,
-which is why every thread setting gets its own process. ``cold`` workers do only what a device
-does on first use (import, load, classify one image file) and record the process's peak
-resident memory, read right after that first prediction.
-
+A worker times ONE model at ONE thread count and prints one JSON line. Artifact workers never
+import TensorFlow (``tensorflow_imported`` proves it); Keras workers do, and its thread counts
+are fixed when it starts, hence one process per setting. ``cold`` workers do only what a
+device does on first use (import, load, classify one image file), then read their peak memory.
 Tasks: ``artifact`` / ``keras`` (timings) and ``cold-artifact`` / ``cold-keras``. Any failure
 is printed as ``{"error": "<one line>"}`` with exit status 1.
 """

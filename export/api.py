@@ -1,10 +1,8 @@
 """``export_model``: build every requested format, check it, compare it with Keras, report.
 
 For each format (:func:`export_format`): build -> write with its contract into the staging
-folder -> graph check -> evidence on the validation split (gated) and on the test split
-(reported only, never used to decide) -> publish under its final name, or as ``*.rejected``.
-The report (:class:`ExportReport`) is also written as ``export_report.json`` in the output
-folder.
+folder -> graph check -> evidence on validation (gated) and test (only reported) -> publish
+under its final name, or as ``*.rejected``; the report goes to ``export_report.json``.
 """
 
 from __future__ import annotations
@@ -35,13 +33,9 @@ Log = Callable[[str], object]
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """What ``herbi-export`` was asked for (its options of the same names).
-
-    ``gate=False`` still measures and reports parity but rejects only on graph problems and
-    device limits (the test fixture uses it to keep every artifact of a tiny model on disk);
-    ``parity_check=False`` skips the side-by-side runs altogether. ``qat_samples`` limits
-    quantization-aware training to the first N train images (quick runs and tests).
-    """
+    """What ``herbi-export`` was asked for (its options of the same names). ``gate=False``
+    measures parity but rejects only on graph problems and device limits (tests keep every
+    artifact); ``qat_samples`` limits QAT to the first N train images (quick runs, tests)."""
 
     formats: list[str]
     calibration_size: int = DEFAULT_SIZE

@@ -1,11 +1,8 @@
 """The evidence on an artifact: does it still do the Keras model's job, image for image?
 
-The artifact runs through :meth:`herbi.runtime.Classifier.predict_proba`, the exact code path
-a device uses (contract scaling, int8 quantization of the input, dequantization of the
-output), side by side with the Keras model's probabilities on the same uint8 images
-(:class:`Reference`). :func:`evaluate` gives the typed :class:`Evidence` that export's gate
-judges and the bench reports: parity on validation and test, agreement on the gate's parity
-images, and the paired tests of the accuracy change.
+:func:`evaluate` runs it through :meth:`herbi.runtime.Classifier.predict_proba` (a device's
+code path) beside the Keras model's probabilities on the same images (:class:`Reference`):
+the typed :class:`Evidence` export's gate judges and the bench reports.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """The format registry: every artifact herbi can export, in one table.
 
-Export, the tests and the benchmarks all iterate over :data:`FORMATS`. A format is one
-:class:`Format` entry plus its builder; the entry names its command-line words, its container
-(how the file is written with its contract, which files it consists of, how its graph is
-checked) and its quantization debugger. The folder targets' writers (TFLite Micro sources, a
-web page) are adapted to the registry here, so their builders keep one job each. Importing
-this module loads no TensorFlow: builders import their converters only when called.
+Export, the tests and the benchmarks iterate over :data:`FORMATS`: a :class:`Format` names its
+command-line words, its builder, its :class:`Container` (how it is written with its contract,
+its files, its graph check; the folder targets' adapters live here) and its quantization
+debugger. Importing this module loads no TensorFlow: builders import their converters lazily.
 """
 
 from __future__ import annotations

@@ -62,8 +62,7 @@ class ParityImages:
 
     @property
     def description(self) -> str:
-        """E.g. "250 validation + 1,950 train images (all the train images outside the 300
-        calibration images)": which images were used, for the log and the report."""
+        """Which images were used, for the log and the report (e.g. "250 validation images")."""
         if self.train_images == 0:
             return f"{self.val_images:,} validation images"
         calibration = f"{self.calibration_images:,} calibration images"

@@ -48,7 +48,7 @@ _MISSING_OP = re.compile(r"Didn't find op for builtin opcode '(\w+)'")
 @dataclass(frozen=True)
 class TflmFootprint:
     """What an int8 model costs on a microcontroller, measured by TFLite Micro on this 64-bit
-    host with the reference kernels; the declared arena adds a margin (:func:`declared_arena`).
+    host with the reference kernels; the declared arena adds ARENA_MARGIN.
 
     ``flash_bytes`` is the model array ``herbi_model.cc`` puts in flash (the ``.tflite``
     bytes). Not counted: the TFLM interpreter and the kernels of ``ops`` (code whose size
@@ -64,7 +64,7 @@ class TflmFootprint:
     ops: tuple[str, ...]  # the distinct builtin ops, sorted (one resolver entry each)
     macs: int  # per image
     tflm_version: str  # the tflite-micro package that measured it
-    declared_arena_bytes: int  # kHerbiTensorArenaSize: :func:`declared_arena`
+    declared_arena_bytes: int  # kHerbiTensorArenaSize: measured + margin, a multiple of 16
     arena_margin: float = ARENA_MARGIN
 
 
@@ -184,13 +184,9 @@ def measure(tflite: bytes) -> TflmFootprint:
         ops=ops,
         macs=count_macs(tflite),
         tflm_version=tflite_micro.__version__,
-        declared_arena_bytes=declared_arena(arena["total"]),
+        # kHerbiTensorArenaSize: the measured arena plus the margin, rounded up to 16 bytes.
+        declared_arena_bytes=-(-math.ceil(arena["total"] * (1 + ARENA_MARGIN)) // 16) * 16,
     )
-
-
-def declared_arena(arena_bytes: int) -> int:
-    """``kHerbiTensorArenaSize``: the measured arena plus ARENA_MARGIN, rounded up to 16 bytes."""
-    return -(-math.ceil(arena_bytes * (1 + ARENA_MARGIN)) // 16) * 16
 
 
 def fits(footprint: TflmFootprint, max_arena: int | None, max_flash: int | None) -> list[str]:

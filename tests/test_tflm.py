@@ -20,7 +20,7 @@ import pytest
 from herbi.benchmarks import boards
 from herbi.common.errors import ExportError
 from herbi.export.cli import parse_size
-from herbi.export.tflm import RESOLVER_METHODS, declared_arena, fits, measure
+from herbi.export.tflm import ARENA_MARGIN, RESOLVER_METHODS, fits, measure
 from herbi.export.tflm_source import write_sources
 from herbi.export.to_tflite import convert
 from herbi.runtime.backends import LiteRTBackend
@@ -99,7 +99,9 @@ def test_generated_source_compiles_to_the_model_bytes(
     assert (
         "alignas(16) const unsigned char kHerbiModel[]" in (sources / "herbi_model.cc").read_text()
     )
-    assert int(arena) == declared_arena(footprint.arena_bytes) > footprint.arena_bytes
+    declared = footprint.declared_arena_bytes
+    assert int(arena) == declared and declared % 16 == 0
+    assert 0 <= declared - footprint.arena_bytes * (1 + ARENA_MARGIN) < 16
     assert int(n_labels) == len(LABELS) and labels == LABELS
 
 
@@ -214,7 +216,7 @@ def test_sizes_limits_and_boards(footprint):
             parse_size(junk, "--max-flash")
     assert fits(footprint, None, None) == []
     assert fits(footprint, 1 << 20, 1 << 20) == []
-    arena = declared_arena(footprint.arena_bytes)
+    arena = footprint.declared_arena_bytes
     reasons = fits(footprint, arena - 1, footprint.flash_bytes - 1)
     assert len(reasons) == 2 and "--max-arena" in reasons[0] and "--max-flash" in reasons[1]
     assert fits(footprint, arena, footprint.flash_bytes) == []
