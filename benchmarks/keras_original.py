@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from herbi.benchmarks.latency import Budget, batch1_and_throughput, cold_start_phases, peak_rss_mb
 from herbi.common.legacy_keras import use_legacy_keras
 from herbi.runtime.contract import float_input
 
@@ -56,9 +57,6 @@ def _call(model, how: str):
 
 def measure(path: str, threads: int, pixels: str, batch: int, latency: dict, batched: dict) -> dict:
     """Batch-1 latency and large-batch throughput of both call styles at ``threads``."""
-    from herbi.benchmarks.latency import Budget, batch1_and_throughput
-    from herbi.benchmarks.worker import peak_rss_mb
-
     keras = _start_tensorflow(threads)
     model = keras.models.load_model(path, compile=False)
     images, budgets = np.load(pixels), (Budget(**latency), Budget(**batched))
@@ -72,8 +70,6 @@ def measure(path: str, threads: int, pixels: str, batch: int, latency: dict, bat
 
 def cold(path: str, image: str, how: str) -> dict:
     """import tf_keras + load_model + one prediction on an image file, in a fresh process."""
-    from herbi.benchmarks.worker import cold_start_phases
-
     started = time.time()
     keras = _start_tensorflow(None)
     imported = time.time()

@@ -1,4 +1,5 @@
-"""The timing loop: warm-up, then enough timed calls for stable percentiles.
+"""The timing loop (warm-up, then enough timed calls for stable percentiles), and what a worker
+reports of itself: its peak memory and its cold start's phases.
 
 A call is timed on its own with ``perf_counter_ns`` so one slow call (a page fault, the
 scheduler) shows in p99 instead of being averaged away. The loop stops once it has done at
@@ -8,6 +9,7 @@ least ``runs`` calls *and* spent at least ``seconds``: fast models get many more
 
 from __future__ import annotations
 
+import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,4 +80,33 @@ def batch1_and_throughput(
     return {
         "batch1": batch1,
         "throughput": {"batch": batch, "images_per_s": images_per_s, **timing},
+    }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB.
+
+    Linux's ``VmHWM`` belongs to this process's own memory map. ``ru_maxrss`` is the fallback
+    only: Linux carries the parent's high-water mark over fork + exec into it, so a worker
+    started by a benchmark holding TensorFlow would report TensorFlow's footprint.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cold_start_phases(started: float, imported: float, loaded: float, done: float) -> dict:
+    """A worker's cold start phases (import, load, first prediction) and its peak memory."""
+    return {
+        "started_at": started,
+        "done_at": done,
+        "import_ms": 1e3 * (imported - started),
+        "load_ms": 1e3 * (loaded - imported),
+        "first_prediction_ms": 1e3 * (done - loaded),
+        "peak_rss_mb": peak_rss_mb(),
     }

@@ -22,15 +22,14 @@ from PIL import Image
 from herbi.benchmarks import keras_original, machine
 from herbi.benchmarks.browser import BrowserTiming, measure_page
 from herbi.benchmarks.latency import Budget
-from herbi.benchmarks.processes import WorkerError, cold_start, run_worker
+from herbi.benchmarks.processes import ColdStart, Timing, WorkerError, cold_start, run_worker
 from herbi.benchmarks.run_folder import ExportedRun, Snapshot
-from herbi.common.errors import BenchError
+from herbi.common.errors import BenchError, HerbiError
 from herbi.common.provenance import package_versions
-from herbi.export.calibration import DEFAULT_SIZE, calibration_indices
-from herbi.export.formats import FORMATS
-from herbi.export.gate import DEFAULT_TRAIN_SAMPLE, paired_test, parity_images
-from herbi.export.parity import artifact_probs, compare, tie_aware_agreement
-from herbi.runtime import ContractError, ImageError, ModelError
+from herbi.export.evidence import Evidence, Reference, evaluate, judged
+from herbi.export.formats import FORMATS, check_known
+from herbi.export.gate import PairedTest, ParityImages
+from herbi.export.tflm import TflmFootprint
 from herbi.train.evaluate import score
 from herbi.train.run import run_dataset
 
@@ -40,6 +39,8 @@ KERAS_ROWS = {
     "keras-predict": ("predict", "Keras original, model.predict(x)"),
 }
 Log = Callable[[str], object]
+PUBLISHED_NOTE = ("the study's figures: CIFAR-100 coarse class 11, GPU, 300 epochs per stage, "
+                  "checkpoints picked on the test set; not measured here")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,8 @@ class Settings:
 
 @dataclass
 class Quality:
-    """A row's quality on the test split, and its change against the Keras original (points).
-
-    ``agreement`` is plain argmax agreement with Keras; ``agreement_tie_aware`` also accepts
-    an image whose Keras class is among the row's tied top classes (export's gate uses it).
-    """
+    """A row's quality on the test split, and its change against the Keras original (points);
+    ``agreement`` is plain argmax agreement, ``agreement_tie_aware`` the gate's (Parity's)."""
 
     images: int
     accuracy: float
@@ -92,18 +90,20 @@ class Quality:
     # The same evidence as export's gate: the paired test of the change on these images
     # (interval and exact McNemar p, points as Keras minus artifact), and the tie-aware
     # agreement on export's parity images (validation + train images not calibrated on).
-    paired: dict = field(default_factory=dict)
+    paired: PairedTest | None = None
     agreement_parity_images: float | None = None
 
     @classmethod
-    def measure(cls, probs: np.ndarray, ref: np.ndarray, y: np.ndarray, labels: list[str],
-                base: Quality | None = None, parity_agreement: float | None = None,
-                ) -> Quality:  # fmt: skip
-        s, p = score(y, probs, labels), compare(ref, probs, y, labels)
+    def of(cls, found: Evidence, ref: Reference, base: Quality | None = None) -> Quality:
+        """A model's quality from its evidence; against ``base`` (None: it is the base)."""
+        labels, p = ref.labels, found.test
+        s = score(ref.y_test, found.test_probs, labels)
         q = cls(
             s.n, s.accuracy, s.accuracy_ci95, s.macro_f1,
             {c: s.per_class[c].f1 for c in labels}, s.confusion,
             p.agreement, p.agreement_tie_aware, p.ties, p.max_abs_diff, p.mean_abs_diff,
+            paired=found.paired_test.rounded(),
+            agreement_parity_images=found.agreement.agreement if base else None,
         )  # fmt: skip
         base = base or q
         q.accuracy_change_points = 100 * (q.accuracy - base.accuracy)
@@ -111,8 +111,6 @@ class Quality:
         q.per_class_f1_change_points = {
             c: 100 * (f - base.per_class_f1[c]) for c, f in q.per_class_f1.items()
         }
-        q.paired = paired_test(ref.argmax(1) == y, probs.argmax(1) == y).to_dict()
-        q.agreement_parity_images = parity_agreement
         return q
 
 
@@ -139,10 +137,10 @@ class Row:
     size_ratio: float | None = None
     rejected_at_export: list[str] | None = None
     quality: Quality | None = None
-    timing: dict[str, dict] = field(default_factory=dict)
-    cold_start: dict | None = None
+    timing: dict[str, Timing] = field(default_factory=dict)
+    cold_start: ColdStart | None = None
     browser: BrowserTiming | None = None  # a web page's figures in headless Chromium
-    footprint: dict | None = None  # a microcontroller artifact's arena, flash, ops, MACs
+    footprint: TflmFootprint | None = None  # a microcontroller artifact's arena, flash, ops, MACs
     tensorflow_imported: bool | None = None
 
 
@@ -164,45 +162,53 @@ def dataset_section(ds, run: ExportedRun, data: str | None) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class TestImages:
+    """The test split's pixels (``.npy``, for timing) and its first images as PNG files
+    (lossless) that the cold start and a web page classify."""
+
+    pixels: Path
+    images: list[Path]
+
+
+def write_test_images(x_test: np.ndarray, folder: Path, count: int) -> TestImages:
+    """``x_test`` and its first ``count`` images (all of a smaller split) in ``folder``."""
+    pixels, first = folder / "test_pixels.npy", x_test[:count]
+    np.save(pixels, x_test)
+    images = [folder / f"test_{i:03d}.png" for i in range(len(first))]
+    for image, path in zip(first, images, strict=True):
+        Image.fromarray(image).save(path)
+    return TestImages(pixels, images)
+
+
+def keras_reference(model: Path, ds, images: ParityImages) -> tuple[Reference, dict]:
+    """Keras' probabilities on the test split and export's parity images; its complexity."""
+    probs, complexity = keras_original.reference(model, np.concatenate([ds.x_test, images.pixels]))
+    test, parity = np.split(probs, [len(ds.x_test)])
+    return Reference(images, parity, ds.x_test, test, ds.y_test, list(ds.class_names)), complexity
+
+
+@dataclass
 class Bench:
     """One benchmark run: the inputs workers read, the Keras reference, the rows."""
 
-    def __init__(
-        self,
-        run: ExportedRun,
-        copies: dict[str, Snapshot | None],
-        settings: Settings,
-        ds,
-        tmp: Path,
-        log: Log,
-    ):
-        self.run, self.copies, self.settings, self.ds, self.log = run, copies, settings, ds, log
-        self.model = copies["keras"]
-        # The first test images as PNG files (lossless: the exact test pixels): the cold start
-        # classifies the first, a web page all of them.
-        self.pixels = tmp / "test_pixels.npy"
-        first = ds.x_test[: settings.browser_images]  # all of a smaller test split
-        self.images = [tmp / f"test_{i:03d}.png" for i in range(len(first))]
-        np.save(self.pixels, ds.x_test)
-        for pixels, path in zip(first, self.images, strict=True):
-            Image.fromarray(pixels).save(path)
-        self.labels = list(ds.class_names)
-        log(f"Keras original: reference probabilities on {len(ds.y_test)} test images")
-        # Agreement is measured on the images export's gate judged: every validation image and
-        # the train images outside the calibration set (sizes as export recorded them).
-        calibration = run.export_report.get("calibration", {}).get("images", DEFAULT_SIZE)
-        train = run.export_report.get("gate", {}).get("parity_train_images", DEFAULT_TRAIN_SAMPLE)
-        self.parity = parity_images(ds, calibration_indices(ds.y_train, calibration), train)
-        probs, self.complexity = keras_original.reference(
-            self.model.path, np.concatenate([ds.x_test, self.parity.pixels])
-        )
-        self.ref, self.ref_parity = np.split(probs, [len(ds.x_test)])
-        self.base = Quality.measure(self.ref, self.ref, ds.y_test, self.labels)
+    run: ExportedRun
+    copies: dict[str, Snapshot | None]
+    settings: Settings
+    test: TestImages
+    reference: Reference
+    complexity: dict
+    log: Log
+
+    def __post_init__(self) -> None:
+        ref = self.reference
+        self.model = self.copies["keras"]
+        self.base = Quality.of(judged(ref, ref.parity, ref.test), ref)
         self.keras_bytes = self.model.path.stat().st_size
 
     def in_browser(self, page: Path) -> BrowserTiming:
         """The page's load and per-image times in headless Chromium, on test images as PNGs."""
-        timing = measure_page(page, self.images)
+        timing = measure_page(page, self.test.images)
         self.log(f"{page.name}: in Chromium {timing.per_image_ms:.2f} ms per image, first "
                  f"result {timing.load_to_first_result_ms:.0f} ms after load")  # fmt: skip
         return timing
@@ -213,27 +219,24 @@ class Bench:
             "path": str(path),
             **({"backend": backend} if backend else {}),
             "threads": threads,
-            "pixels": str(self.pixels),
+            "pixels": str(self.test.pixels),
             "batch": self.settings.large_batch,
             "latency": asdict(self.settings.batch1_budget),
             "batched": asdict(self.settings.large_batch_budget),
         }
 
-    def cold(self, task: str, path: Path, **how) -> dict:
+    def cold(self, task: str, path: Path, **how) -> ColdStart:
         """The median cold start of fresh workers loading ``path`` and classifying one image."""
-        spec = {"task": task, "path": str(path), "image": str(self.images[0]), **how}
+        spec = {"task": task, "path": str(path), "image": str(self.test.images[0]), **how}
         return cold_start(spec, self.settings.cold_start_repeats)
 
-    def add_timing(self, row: Row, threads: int, timing: dict) -> None:
-        """Record a worker's figures in ``row`` with the achieved GMAC/s at batch 1 (from p50)
-        and at the large batch, and log them."""
-        macs, b1, tp = self.complexity["macs_per_image"], timing["batch1"], timing["throughput"]
-        timing["gmacs_batch1"] = macs / 1e9 / (b1["p50_ms"] / 1e3)
-        timing["gmacs_large_batch"] = macs / 1e9 * tp["images_per_s"]
-        row.timing[str(threads)] = timing
+    def add_timing(self, row: Row, threads: int, figures: dict) -> None:
+        """Record a worker's figures in ``row`` and log them."""
+        timing = row.timing[str(threads)] = Timing.parse(figures, self.complexity["macs_per_image"])
+        b1, tp = timing.batch1, timing.throughput
         self.log(
-            f"{row.name}: {threads} thread(s) p50 {b1['p50_ms']:.3f} ms, p99 {b1['p99_ms']:.3f} "
-            f"ms ({b1['runs']} runs), {tp['images_per_s']:.0f} images/s at batch {tp['batch']}"
+            f"{row.name}: {threads} thread(s) p50 {b1.p50_ms:.3f} ms, p99 {b1.p99_ms:.3f} "
+            f"ms ({b1.runs} runs), {tp.images_per_s:.0f} images/s at batch {tp.batch}"
         )
 
     def file_figures(self, copy: Snapshot) -> dict:
@@ -269,7 +272,7 @@ class Bench:
         return rows
 
     def artifact_row(self, name: str) -> Row:
-        """One artifact's quality here, its timings and cold start in workers."""
+        """One artifact's evidence here, its timings and cold start in workers."""
         fmt, copy = FORMATS[name], self.copies[name]
         row = Row(name, fmt.description, "artifact", int8=fmt.int8)
         if copy is None:
@@ -277,36 +280,31 @@ class Bench:
             self.log(f"{name}: skipped, {row.error}")
             return row
         row = replace(row, rejected_at_export=copy.rejected, **self.file_figures(copy))
-        if fmt.container.footprint:
-            row.footprint = fmt.container.footprint(copy.model)
         if copy.rejected:
             self.log(f"{name}: rejected at export, measured all the same")
-        path = copy.model
         try:
-            probs = artifact_probs(path, self.ds.x_test, fmt.backend)
-            on_parity = artifact_probs(path, self.parity.pixels, fmt.backend)
-            q = row.quality = Quality.measure(
-                probs, self.ref, self.ds.y_test, self.labels, self.base,
-                tie_aware_agreement(self.ref_parity, on_parity),
-            )  # fmt: skip
-            self.log(
-                f"{name}: accuracy {100 * q.accuracy:.1f}%, agreement {q.agreement:.3f}, "
-                f"max |dp| {q.max_prob_diff:.4f}"
-            )
+            if fmt.container.footprint:
+                row.footprint = fmt.container.footprint(copy.model)
+            found = evaluate(copy.model, fmt.backend, self.reference)
+            q = row.quality = Quality.of(found, self.reference, self.base)
+            self.log(f"{name}: accuracy {100 * q.accuracy:.1f}%, agreement {q.agreement:.3f}, "
+                     f"max |dp| {q.max_prob_diff:.4f}")  # fmt: skip
             if fmt.container.runs_in == "browser":
-                row.browser = self.in_browser(copy.path)
-                row.backend = "onnxruntime-web"
-                return row
-            for t in self.settings.threads:
-                result = run_worker(self.timing_spec("artifact", path, t, fmt.backend))
-                row.backend = result.pop("backend")
-                row.tensorflow_imported = result.pop("tensorflow_imported")
-                self.add_timing(row, t, result)
-            row.cold_start = self.cold("cold-artifact", path, backend=fmt.backend)
-        except (ModelError, ContractError, ImageError, WorkerError, BenchError) as e:
+                row.browser, row.backend = self.in_browser(copy.path), "onnxruntime-web"
+            else:
+                self.in_workers(row, fmt.backend, copy.model)
+        except HerbiError as e:
             self.log(f"{name}: FAILED: {e}")
             row.status, row.error = "failed", str(e)
         return row
+
+    def in_workers(self, row: Row, backend: str | None, path: Path) -> None:
+        """The artifact's timings at each thread count, then its cold start."""
+        for t in self.settings.threads:
+            result = run_worker(self.timing_spec("artifact", path, t, backend))
+            row.backend, row.tensorflow_imported = result["backend"], result["tensorflow_imported"]
+            self.add_timing(row, t, result)
+        row.cold_start = self.cold("cold-artifact", path, backend=backend)
 
 
 def add_speedups(rows: dict[str, Row]) -> None:
@@ -317,9 +315,9 @@ def add_speedups(rows: dict[str, Row]) -> None:
             continue
         for t, timing in row.timing.items():
             base = keras.timing[t]
-            timing["speedup_vs_keras"] = base["batch1"]["p50_ms"] / timing["batch1"]["p50_ms"]
-            timing["throughput_ratio_vs_keras"] = (
-                timing["throughput"]["images_per_s"] / base["throughput"]["images_per_s"]
+            timing.speedup_vs_keras = base.batch1.p50_ms / timing.batch1.p50_ms
+            timing.throughput_ratio_vs_keras = (
+                timing.throughput.images_per_s / base.throughput.images_per_s
             )
 
 
@@ -337,9 +335,7 @@ def benchmark(
     ``required``: the formats were asked for by name, so one that was not exported is an
     error before anything is measured; otherwise its row is marked skipped, with the reason.
     """
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise BenchError(f"--formats: unknown format {unknown[0]!r} (known: {', '.join(FORMATS)})")
+    check_known(formats, error=BenchError, where="--formats: ")
     run = ExportedRun.open(run_dir)
     for name in formats if required else ():
         if run.locate(name) is None:
@@ -349,7 +345,12 @@ def benchmark(
     log(f"data: {ds.source}, {len(ds.y_test)} test images")
     with tempfile.TemporaryDirectory(prefix="herbi-bench-") as tmp:
         copies = run.snapshot(formats, Path(tmp) / "models")
-        bench = Bench(run, copies, settings, ds, Path(tmp), log)
+        test = write_test_images(ds.x_test, Path(tmp), settings.browser_images)
+        log(f"Keras original: reference probabilities on {len(ds.y_test)} test images")
+        # Agreement is measured on the images export's gate judged: every validation image and
+        # the train images outside the calibration set (sizes as export's report records them).
+        ref, complexity = keras_reference(copies["keras"].path, ds, run.parity_images(ds))
+        bench = Bench(run, copies, settings, test, ref, complexity, log)
         rows = bench.keras_rows()
         for i, name in enumerate(formats, 1):
             log(f"[{i}/{len(formats)}] {name}: {FORMATS[name].description}")
@@ -369,14 +370,10 @@ def benchmark(
         "machine": machine.describe(load_before),
         "packages": package_versions(),
         "dataset": dataset_section(ds, run, data),
-        "parity_images": bench.parity.description,
-        "model_complexity": bench.complexity,
-        "settings": asdict(settings),
-        "published": {
-            "test_accuracy": REFERENCE.published,
-            "note": "the study's figures: CIFAR-100 coarse class 11, GPU, 300 epochs per stage, "
-            "checkpoints picked on the test set; not measured here",
-        },
+        "parity_images": ref.images.description,
+        "model_complexity": complexity,
+        "settings": settings,
+        "published": {"test_accuracy": REFERENCE.published, "note": PUBLISHED_NOTE},
         "rows": rows,
         "changed_during_run": changed,
         "failed": [n for n, r in rows.items() if r.status == "failed"],

@@ -19,7 +19,7 @@ def plot_accuracy_latency(rows: list[dict], threads: str, path: Path, label: str
     for i, r in enumerate(rows):
         y, (lo, hi) = 100 * r.quality.accuracy, r.quality.accuracy_ci95
         ax.errorbar(
-            r.timing[threads]["batch1"]["p50_ms"],
+            r.timing[threads].batch1.p50_ms,
             y,
             yerr=[[y - 100 * lo], [100 * hi - y]],
             fmt=markers[i % len(markers)],

@@ -1,4 +1,4 @@
-"""Start worker processes from the benchmark's main process and read back their one JSON line.
+"""Worker processes: started from the benchmark's main process, their one JSON line read back typed.
 
 Each worker is a fresh interpreter (``sys.executable -m herbi.benchmarks.worker``), never a
 fork of this process, so nothing this process has loaded (TensorFlow included) is in it.
@@ -13,12 +13,86 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+
+from herbi.common.errors import BenchError
 
 TIMEOUT_S = 900
 
 
-class WorkerError(RuntimeError):
+class WorkerError(BenchError):
     """A worker failed; the message is its one-line reason."""
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    """Milliseconds per call: p50 / p90 / p99, mean, min, the sample count and time spent."""
+
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    min_ms: float
+    runs: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Throughput(Percentiles):
+    """Calls of ``batch`` images each, and the images per second their median gives."""
+
+    batch: int
+    images_per_s: float
+
+
+@dataclass(frozen=True)
+class Overhead:
+    """herbi's ``classify`` against the bare engine call, timed in alternation."""
+
+    classify: Percentiles
+    bare: Percentiles
+    overhead_ms: float
+    bare_output_matches: bool
+
+
+@dataclass
+class Timing:
+    """One row's figures at one thread count; the ratios to Keras come once every row has its own."""
+
+    batch1: Percentiles
+    throughput: Throughput
+    peak_rss_mb: float | None = None  # the artifact worker's (a Keras worker times two rows)
+    overhead: Overhead | None = None  # only engines with a bare API to compare with
+    gmacs_batch1: float | None = None
+    gmacs_large_batch: float | None = None
+    speedup_vs_keras: float | None = None
+    throughput_ratio_vs_keras: float | None = None
+
+    @classmethod
+    def parse(cls, figures: dict, macs: int) -> Timing:
+        """A worker's figures with the GMAC/s they achieve at batch 1 (from p50) and in batches."""
+        batch1, throughput = Percentiles(**figures["batch1"]), Throughput(**figures["throughput"])
+        over = figures.get("overhead")
+        if over is not None:
+            over = Overhead(Percentiles(**over["classify"]), Percentiles(**over["bare"]),
+                            over["overhead_ms"], over["bare_output_matches"])  # fmt: skip
+        return cls(batch1, throughput, figures.get("peak_rss_mb"), over,
+                   gmacs_batch1=macs / 1e9 / (batch1.p50_ms / 1e3),
+                   gmacs_large_batch=macs / 1e9 * throughput.images_per_s)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """The median of fresh processes' spawn -> first prediction, its phases, peak memory."""
+
+    cold_start_ms: float
+    runs_ms: list[float]
+    interpreter_start_ms: float
+    import_ms: float
+    load_ms: float
+    first_prediction_ms: float
+    peak_rss_mb: float
+    tensorflow_imported: bool
 
 
 def run_worker(spec: dict) -> dict:
@@ -43,22 +117,23 @@ def run_worker(spec: dict) -> dict:
     return result
 
 
-def cold_start(spec: dict, repeats: int) -> dict:
+def cold_start(spec: dict, repeats: int) -> ColdStart:
     """Median over ``repeats`` fresh processes of spawn -> first prediction, and peak memory."""
     samples = []
     for _ in range(repeats):
         spawned = time.time()
         result = run_worker(spec)
-        result["cold_start_ms"] = 1e3 * (result["done_at"] - spawned)
-        result["interpreter_start_ms"] = 1e3 * (result["started_at"] - spawned)
-        samples.append(result)
-    runs_ms = [s["cold_start_ms"] for s in samples]
-    chosen = samples[runs_ms.index(statistics.median_low(runs_ms))]
-    phases = ("interpreter_start_ms", "import_ms", "load_ms", "first_prediction_ms")
-    return {
-        "cold_start_ms": chosen["cold_start_ms"],
-        "runs_ms": runs_ms,
-        **{p: chosen[p] for p in phases},
-        "peak_rss_mb": max(s["peak_rss_mb"] for s in samples),
-        "tensorflow_imported": any(s["tensorflow_imported"] for s in samples),
-    }
+        samples.append((1e3 * (result["done_at"] - spawned), 1e3 * (result["started_at"] - spawned),
+                        result))  # fmt: skip
+    runs_ms = [ms for ms, _, _ in samples]
+    cold_ms, start_ms, chosen = samples[runs_ms.index(statistics.median_low(runs_ms))]
+    return ColdStart(
+        cold_start_ms=cold_ms,
+        runs_ms=runs_ms,
+        interpreter_start_ms=start_ms,
+        import_ms=chosen["import_ms"],
+        load_ms=chosen["load_ms"],
+        first_prediction_ms=chosen["first_prediction_ms"],
+        peak_rss_mb=max(s["peak_rss_mb"] for _, _, s in samples),
+        tensorflow_imported=any(s["tensorflow_imported"] for _, _, s in samples),
+    )

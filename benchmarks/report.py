@@ -23,11 +23,12 @@ def section(title: str, table: list[str], note: str = "") -> list[str]:
     return [f"## {title}", "", *table, "", *([note, ""] if note else [])] if table else []
 
 
-def render(report: dict) -> str:
+def header(report: dict) -> list[str]:
+    """The title and what the figures come from: data, model, machine, load, packages."""
     m, ds, s = report["machine"], report["dataset"], report["settings"]
     cx = report["model_complexity"]
     packages = ", ".join(f"{k} {v}" for k, v in report["packages"].items())
-    lines = [
+    return [
         f"# herbi benchmark: {Path(report['run']).name}",
         "",
         f"- **Data: {ds['label']}** — {ds['split']} split, {ds['images']} images; "
@@ -53,8 +54,15 @@ def render(report: dict) -> str:
             else []
         ),
         f"- Created {report['created']} by `{report['command']}`"
-        + (" — **--quick: too few runs for stable figures**" if s["quick"] else ""),
+        + (" — **--quick: too few runs for stable figures**" if s.quick else ""),
         "",
+    ]
+
+
+def render(report: dict) -> str:
+    s = report["settings"]
+    lines = [
+        *header(report),
         *section("Summary", tables.summary_table(report)),
         *[f"- {line}" for line in tables.findings(report)],
         "",
@@ -67,14 +75,36 @@ def render(report: dict) -> str:
         f"`model.predict(x)` on the same pixels scaled by 1/255. Speed-up is the Keras "
         f"direct call's p50 over the row's, at the same thread count. Cold start is a fresh "
         f"process (python start, import, load, one image classified), median of "
-        f"{s['cold_start_repeats']}. The *study, published* row is "
+        f"{s.cold_start_repeats}. The *study, published* row is "
         f"{report['published']['note']}.",
         "",
+        *details(report),
+        f"![accuracy vs latency]({ACCURACY_PNG})",
+        f"![size per format]({SIZE_PNG})",
+    ]
+    rejected = [r for r in tables.measured(report) if r.rejected_at_export]
+    if rejected:
+        lines += ["", "## Rejected at export (measured here, not for deployment)", ""]
+        for r in rejected:
+            more = len(r.rejected_at_export) - 3
+            tail = f"; and {more} more" if more > 0 else ""
+            lines.append(f"- **{r.name}**: {'; '.join(r.rejected_at_export[:3])}{tail}")
+    problems = [r for r in report["rows"].values() if r.status != "ok"]
+    if problems:
+        lines += ["", "## Not measured", ""]
+        lines += [f"- **{r.name}** ({r.status}): {r.error}" for r in problems]
+    return "\n".join(lines) + "\n"
+
+
+def details(report: dict) -> list[str]:
+    """The detailed tables, each with a note on how it was measured."""
+    s = report["settings"]
+    return [
         *section(
             "Latency and throughput",
             tables.latency_table(report),
-            f"Each batch-1 figure: {s['batch1_budget']['warmup']} warm-up calls, then at least "
-            f"{s['batch1_budget']['runs']} timed calls and {s['batch1_budget']['seconds']} s; "
+            f"Each batch-1 figure: {s.batch1_budget.warmup} warm-up calls, then at least "
+            f"{s.batch1_budget.runs} timed calls and {s.batch1_budget.seconds} s; "
             f"each timing process imports no TensorFlow (artifacts) and runs alone.",
         ),
         *section(
@@ -110,30 +140,17 @@ def render(report: dict) -> str:
             "whose Keras class is among the artifact's tied top classes (an int8 softmax has "
             "1/256 resolution, so close classes can come out equal), as export's gate does.",
         ),
-        f"![accuracy vs latency]({ACCURACY_PNG})",
-        f"![size per format]({SIZE_PNG})",
     ]
-    rejected = [r for r in tables.measured(report) if r.rejected_at_export]
-    if rejected:
-        lines += ["", "## Rejected at export (measured here, not for deployment)", ""]
-        for r in rejected:
-            more = len(r.rejected_at_export) - 3
-            tail = f"; and {more} more" if more > 0 else ""
-            lines.append(f"- **{r.name}**: {'; '.join(r.rejected_at_export[:3])}{tail}")
-    problems = [r for r in report["rows"].values() if r.status != "ok"]
-    if problems:
-        lines += ["", "## Not measured", ""]
-        lines += [f"- **{r.name}** ({r.status}): {r.error}" for r in problems]
-    return "\n".join(lines) + "\n"
 
 
 def write_report(report: dict, out_dir: Path) -> None:
     """All files of ``<run>/bench/``, each written atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    as_json = {**report, "rows": {n: asdict(r) for n, r in report["rows"].items()}}
+    rows = {n: asdict(r) for n, r in report["rows"].items()}
+    as_json = {**report, "settings": asdict(report["settings"]), "rows": rows}
     write_json(out_dir / REPORT_JSON, as_json)
     write_text(out_dir / REPORT_MD, render(report))
     rows, label = tables.timed(report), report["dataset"]["label"]
-    threads = str(report["settings"]["threads"][0])
+    threads = str(report["settings"].threads[0])
     plot_accuracy_latency(rows, threads, out_dir / ACCURACY_PNG, label)
     plot_sizes(rows, out_dir / SIZE_PNG, label)

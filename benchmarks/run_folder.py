@@ -18,7 +18,9 @@ from herbi.common.errors import BenchError
 from herbi.common.files import read_json
 from herbi.common.run_folder import RunFolder
 from herbi.export.artifacts import REJECTED
+from herbi.export.calibration import calibration_indices
 from herbi.export.formats import FORMATS
+from herbi.export.gate import ParityImages, parity_images
 from herbi.runtime.contract import sha256_file
 
 
@@ -64,6 +66,13 @@ class ExportedRun:
 
     run: RunFolder
     export_report: dict
+    calibration_images: int  # what export's gate judged on, as its report records it
+    parity_train_images: int
+
+    def parity_images(self, dataset) -> ParityImages:
+        """The images export's gate measured agreement on: validation, then train images."""
+        calibration = calibration_indices(dataset.y_train, self.calibration_images)
+        return parity_images(dataset, calibration, self.parity_train_images)
 
     @classmethod
     def open(cls, run_dir: Path | str) -> ExportedRun:
@@ -72,12 +81,17 @@ class ExportedRun:
             raise BenchError(f"{run.dir}: no such run folder (--run)")
         if not run.model.is_file():
             raise BenchError(f"{run.dir}: not a run folder (no {run.model.name} inside)")
-        if not run.export.is_dir():
+        if not run.export_report.is_file():
             raise BenchError(
-                f"{run.dir}: nothing exported yet (no {run.export.name}/ folder); "
-                f"run herbi-export --model {run.dir} --format all first"
+                f"{run.dir}: nothing exported yet (no {run.export.name}/{run.export_report.name});"
+                f" run herbi-export --model {run.dir} --format all first"
             )
-        return cls(run, read_json(run.export_report) if run.export_report.is_file() else {})
+        report = read_json(run.export_report)
+        try:
+            return cls(run, report, report["calibration"]["images"],
+                       report["gate"]["parity_train_images"])  # fmt: skip
+        except (KeyError, TypeError):
+            raise BenchError(f"{run.export_report}: not an export report; export again") from None
 
     def locate(self, name: str) -> tuple[Path, list[str] | None] | None:
         """The artifact file of format ``name`` and, if export's gate rejected it, why; None

@@ -1,7 +1,7 @@
 """The Markdown tables of ``bench/report.md``, each a list of (header, cell) columns.
 
-A cell is a function of one table item (a row, or a row with one thread count's timing), so
-a column's header and its formatting sit on one line and every table is built the same way.
+A cell is a function of one table item (a row, or a row with a thread count and its figures):
+a column's header and format sit on one line, and every table is built the same way.
 """
 
 from __future__ import annotations
@@ -58,21 +58,22 @@ def change(r) -> str:
     delta = signed(r.quality.accuracy_change_points)
     if r.kind == "keras":
         return delta
-    low, high = r.quality.paired["interval_points"]  # of the drop, Keras minus artifact
+    low, high = r.quality.paired.interval_points  # of the drop, Keras minus artifact
     return f"{delta} [{-high:+.1f}, {-low:+.1f}]"
 
 
 def summary_table(report: dict) -> list[str]:
     """The at-a-glance table: one row per measured format, then the published reference."""
-    threads = report["settings"]["threads"]
+    threads = report["settings"].threads
     one, many = str(threads[0]), str(threads[-1])
-    batch = report["settings"]["large_batch"]
+    batch = report["settings"].large_batch
 
-    def b1(r, key: str) -> str:
+    def b1(r, p99: bool) -> str:
         if r.browser:  # the page's own clock: per image in Chromium, no thread setting
-            return f"{ms(r.browser.per_image_ms if key == 'p50_ms' else r.browser.per_image_p90_ms)} (browser)"
+            return f"{ms(r.browser.per_image_p90_ms if p99 else r.browser.per_image_ms)} (browser)"
         tflm = " (TFLM ref. kernels)" if r.backend == "tflm" else ""
-        return ms(r.timing[one]["batch1"][key]) + tflm
+        timing = r.timing[one].batch1
+        return ms(timing.p99_ms if p99 else timing.p50_ms) + tflm
 
     def timing(cell: Callable) -> Callable:
         return lambda r: cell(r) if r.timing else NONE
@@ -86,13 +87,13 @@ def summary_table(report: dict) -> list[str]:
         ("Δ acc, points [95% CI]", change),
         ("agreement (parity images)", lambda r: NONE if r.quality.agreement_parity_images
          is None else f"{r.quality.agreement_parity_images:.4f}"),
-        (f"p50 ms ({one} thr)", lambda r: b1(r, "p50_ms")),
-        (f"p99 ms ({one} thr)", lambda r: b1(r, "p99_ms")),
-        ("speed-up vs Keras", timing(lambda r: times(r.timing[one].get("speedup_vs_keras")))),
+        (f"p50 ms ({one} thr)", lambda r: b1(r, p99=False)),
+        (f"p99 ms ({one} thr)", lambda r: b1(r, p99=True)),
+        ("speed-up vs Keras", timing(lambda r: times(r.timing[one].speedup_vs_keras))),
         (f"images/s (batch {batch}, {many} thr)",
-         timing(lambda r: f"{r.timing[many]['throughput']['images_per_s']:.0f}")),
+         timing(lambda r: f"{r.timing[many].throughput.images_per_s:.0f}")),
         ("cold start ms", lambda r: f"{r.browser.load_to_first_result_ms:.0f} (page load)"
-         if r.browser else f"{r.cold_start['cold_start_ms']:.0f}"),
+         if r.browser else f"{r.cold_start.cold_start_ms:.0f}"),
     ]  # fmt: skip
     lines = table(columns, measured(report))
     published = report["published"]["test_accuracy"]
@@ -104,43 +105,44 @@ def summary_table(report: dict) -> list[str]:
 
 
 def latency_table(report: dict) -> list[str]:
-    batch = report["settings"]["large_batch"]
+    batch = report["settings"].large_batch
     columns: list[Column] = [
         ("format", lambda i: i[0].name),
         ("threads", lambda i: i[1]),
-        *[(f"{p} ms", lambda i, p=p: ms(i[2]["batch1"][f"{p}_ms"])) for p in ("p50", "p90", "p99")],
-        ("runs", lambda i: str(i[2]["batch1"]["runs"])),
-        (f"images/s (batch {batch})", lambda i: f"{i[2]['throughput']['images_per_s']:.0f}"),
-        ("GMAC/s batch 1", lambda i: f"{i[2]['gmacs_batch1']:.2f}"),
-        (f"GMAC/s batch {batch}", lambda i: f"{i[2]['gmacs_large_batch']:.2f}"),
-        ("speed-up vs Keras", lambda i: times(i[2].get("speedup_vs_keras"))),
+        ("p50 ms", lambda i: ms(i[2].batch1.p50_ms)),
+        ("p90 ms", lambda i: ms(i[2].batch1.p90_ms)),
+        ("p99 ms", lambda i: ms(i[2].batch1.p99_ms)),
+        ("runs", lambda i: str(i[2].batch1.runs)),
+        (f"images/s (batch {batch})", lambda i: f"{i[2].throughput.images_per_s:.0f}"),
+        ("GMAC/s batch 1", lambda i: f"{i[2].gmacs_batch1:.2f}"),
+        (f"GMAC/s batch {batch}", lambda i: f"{i[2].gmacs_large_batch:.2f}"),
+        ("speed-up vs Keras", lambda i: times(i[2].speedup_vs_keras)),
     ]
     return table(columns, per_thread(report))
 
 
 def overhead_table(report: dict) -> list[str]:
-    o = lambda i: i[2]["overhead"]  # noqa: E731
     columns: list[Column] = [
         ("format", lambda i: i[0].name),
         ("threads", lambda i: i[1]),
-        ("classify p50 ms", lambda i: ms(o(i)["classify"]["p50_ms"])),
-        ("bare engine call p50 ms", lambda i: ms(o(i)["bare"]["p50_ms"])),
-        ("herbi overhead µs", lambda i: f"{1e3 * o(i)['overhead_ms']:.0f}"),
-        ("same output", lambda i: "yes" if o(i)["bare_output_matches"] else "**no**"),
+        ("classify p50 ms", lambda i: ms(i[2].classify.p50_ms)),
+        ("bare engine call p50 ms", lambda i: ms(i[2].bare.p50_ms)),
+        ("herbi overhead µs", lambda i: f"{1e3 * i[2].overhead_ms:.0f}"),
+        ("same output", lambda i: "yes" if i[2].bare_output_matches else "**no**"),
     ]
-    return table(columns, [i for i in per_thread(report) if "overhead" in i[2]])
+    overheads = [(r, t, tm.overhead) for r, t, tm in per_thread(report) if tm.overhead]
+    return table(columns, overheads)
 
 
 def cold_table(report: dict) -> list[str]:
-    c = lambda r, key: f"{r.cold_start[key]:.0f}"  # noqa: E731
     columns: list[Column] = [
         ("format", lambda r: r.name),
-        ("cold start ms", lambda r: c(r, "cold_start_ms")),
-        ("python start", lambda r: c(r, "interpreter_start_ms")),
-        ("import", lambda r: c(r, "import_ms")),
-        ("load", lambda r: c(r, "load_ms")),
-        ("first prediction", lambda r: c(r, "first_prediction_ms")),
-        ("peak RSS MB", lambda r: c(r, "peak_rss_mb")),
+        ("cold start ms", lambda r: f"{r.cold_start.cold_start_ms:.0f}"),
+        ("python start", lambda r: f"{r.cold_start.interpreter_start_ms:.0f}"),
+        ("import", lambda r: f"{r.cold_start.import_ms:.0f}"),
+        ("load", lambda r: f"{r.cold_start.load_ms:.0f}"),
+        ("first prediction", lambda r: f"{r.cold_start.first_prediction_ms:.0f}"),
+        ("peak RSS MB", lambda r: f"{r.cold_start.peak_rss_mb:.0f}"),
         ("TensorFlow in timing process", lambda r: "yes" if r.tensorflow_imported else "no"),
     ]
     return table(columns, timed(report))
@@ -190,10 +192,10 @@ def findings(report: dict) -> list[str]:
     is not faster than float32 (it depends on the CPU: VNNI makes int8 kernels fast)."""
     from herbi.export.formats import FORMATS
 
-    one = str(report["settings"]["threads"][0])
+    one = str(report["settings"].threads[0])
     cpu = report["machine"]["cpu_label"]
     rows = {r.name: r for r in timed(report) if r.kind == "artifact"}
-    p50 = {n: r.timing[one]["batch1"]["p50_ms"] for n, r in rows.items()}
+    p50 = {n: r.timing[one].batch1.p50_ms for n, r in rows.items()}
     lines = []
     accepted = [n for n, r in rows.items() if not r.rejected_at_export]
     if accepted:
@@ -220,20 +222,19 @@ def microcontroller_tables(report: dict) -> list[str]:
     rows = [r for r in measured(report) if r.footprint]
     if not rows:
         return []
-    f = lambda r, key: r.footprint[key]  # noqa: E731
     columns: list[Column] = [
         ("format", lambda r: r.name),
-        ("flash KB (model array)", lambda r: f"{f(r, 'flash_bytes') / 1024:.1f}"),
-        ("arena KB, declared (measured)", lambda r: f"{f(r, 'declared_arena_bytes') / 1024:.1f} "
-         f"({f(r, 'arena_bytes') / 1024:.1f})"),
-        ("MACs per image", lambda r: f"{f(r, 'macs') / 1e6:.1f}M"),
-        ("ops", lambda r: ", ".join(f(r, "ops"))),
+        ("flash KB (model array)", lambda r: f"{r.footprint.flash_bytes / 1024:.1f}"),
+        ("arena KB, declared (measured)", lambda r: f"{r.footprint.declared_arena_bytes / 1024:.1f}"
+         f" ({r.footprint.arena_bytes / 1024:.1f})"),
+        ("MACs per image", lambda r: f"{r.footprint.macs / 1e6:.1f}M"),
+        ("ops", lambda r: ", ".join(r.footprint.ops)),
         ("accuracy", lambda r: pct(r.quality.accuracy)),
         ("agreement", lambda r: f"{r.quality.agreement:.3f}"),
     ]  # fmt: skip
     lines = table(columns, rows)
     for r in rows:
-        verdicts = fits(f(r, "declared_arena_bytes"), f(r, "flash_bytes"))
+        verdicts = fits(r.footprint.declared_arena_bytes, r.footprint.flash_bytes)
         lines += ["", f"Fits ({r.name}: declared arena in one SRAM block, model array in flash):",
                   "", *table([("board", lambda v: f"[{v[0].name}]({v[0].source})"),
                               ("core", lambda v: v[0].core),

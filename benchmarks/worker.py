@@ -1,12 +1,9 @@
 """One measurement in a fresh process: ``python -m herbi.benchmarks.worker '<json spec>'``.
 
-A worker times ONE model at ONE thread count and prints one JSON line. Artifact workers import
-herbi.runtime and never TensorFlow (they report ``tensorflow_imported`` so the report proves
-it); Keras workers import TensorFlow, whose thread counts can only be set before it starts,
-which is why every thread setting gets its own process. ``cold`` workers do only what a device
-does on first use (import, load, classify one image file) and record the process's peak
-resident memory, read right after that first prediction.
-
+A worker times ONE model at ONE thread count and prints one JSON line. Artifact workers never
+import TensorFlow (``tensorflow_imported`` proves it); Keras workers do, and its thread counts
+are fixed when it starts, hence one process per setting. ``cold`` workers do only what a
+device does on first use (import, load, classify one image file), then read their peak memory.
 Tasks: ``artifact`` / ``keras`` (timings) and ``cold-artifact`` / ``cold-keras``. Any failure
 is printed as ``{"error": "<one line>"}`` with exit status 1.
 """
@@ -14,38 +11,8 @@ is printed as ``{"error": "<one line>"}`` with exit status 1.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB.
-
-    Linux's ``VmHWM`` belongs to this process's own memory map. ``ru_maxrss`` is the fallback
-    only: Linux carries the parent's high-water mark over fork + exec into it, so a worker
-    started by a benchmark holding TensorFlow would report TensorFlow's footprint.
-    """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def cold_start_phases(started: float, imported: float, loaded: float, done: float) -> dict:
-    """A cold start's phases (import, load, first prediction) and this process's peak memory."""
-    return {
-        "started_at": started,
-        "done_at": done,
-        "import_ms": 1e3 * (imported - started),
-        "load_ms": 1e3 * (loaded - imported),
-        "first_prediction_ms": 1e3 * (done - loaded),
-        "peak_rss_mb": peak_rss_mb(),
-    }
 
 
 def cold_artifact(path: str, image: str, backend: str | None = None) -> dict:
@@ -58,6 +25,8 @@ def cold_artifact(path: str, image: str, backend: str | None = None) -> dict:
     loaded = time.time()
     clf.classify(image)
     done = time.time()
+    from herbi.benchmarks.latency import cold_start_phases  # after the clock: numpy is loaded
+
     return cold_start_phases(started, imported, loaded, done)
 
 
@@ -74,7 +43,7 @@ def measure_artifact(
     import numpy as np
 
     from herbi.benchmarks.bare import bare_call
-    from herbi.benchmarks.latency import Budget, batch1_and_throughput, interleaved
+    from herbi.benchmarks.latency import Budget, batch1_and_throughput, interleaved, peak_rss_mb
     from herbi.runtime import Classifier
     from herbi.runtime.quantize import input_map
 
@@ -122,8 +91,9 @@ def main() -> None:
     try:
         result = run(json.loads(sys.argv[1]))
     except Exception as e:  # a worker reports every failure as one line for the report's row
-        first = (str(e).strip().splitlines() or [""])[0]
-        print(json.dumps({"error": f"{type(e).__name__}: {first}"}), flush=True)
+        from herbi.runtime.errors import first_line
+
+        print(json.dumps({"error": f"{type(e).__name__}: {first_line(e)}"}), flush=True)
         sys.exit(1)
     # Every task reports whether TensorFlow got into the process, checked once it is done.
     print(json.dumps({**result, "tensorflow_imported": "tensorflow" in sys.modules}), flush=True)

@@ -1,9 +1,8 @@
 """``export_model``: build every requested format, check it, compare it with Keras, report.
 
-For each format: build -> write with its contract into the staging folder -> graph check ->
-parity on the validation split (gated) and on the test split (reported only, never used to
-decide) -> publish under its final name, or as ``*.rejected``. The report
-(:class:`ExportReport`) is also written as ``export_report.json`` in the output folder.
+For each format (:func:`export_format`): build -> write with its contract into the staging
+folder -> graph check -> evidence on validation (gated) and test (only reported) -> publish
+under its final name, or as ``*.rejected``; the report goes to ``export_report.json``.
 """
 
 from __future__ import annotations
@@ -18,21 +17,45 @@ from herbi.common.cpu import cpu_info
 from herbi.common.errors import ExportError, HerbiError
 from herbi.common.files import read_json, write_json, write_text
 from herbi.common.run_folder import EXPORT_REPORT
-from herbi.export import artifacts, parity
+from herbi.export import artifacts, evidence
 from herbi.export.calibration import DEFAULT_SIZE, calibration_indices
-from herbi.export.formats import FORMATS, BuildInputs, Limits
-from herbi.export.gate import (
-    GateOptions,
-    agreement_report,
-    judge,
-    paired_test,
-    parity_images,
-    summary_line,
-)
+from herbi.export.evidence import Agreement, Parity, Reference
+from herbi.export.formats import FORMATS, BuildInputs, Format, Limits, check_known
+from herbi.export.gate import GateOptions, PairedTest, judge, parity_images, summary_line
 from herbi.export.rewrite import affine_batchnorms
 from herbi.export.source import Source
+from herbi.export.tflm import TflmFootprint, fits
 from herbi.runtime.contract import Contract, sha256_file
 from herbi.train.evaluate import keras_probs
+
+Log = Callable[[str], object]
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What ``herbi-export`` was asked for (its options of the same names). ``gate=False``
+    measures parity but rejects only on graph problems and device limits (tests keep every
+    artifact); ``qat_samples`` limits QAT to the first N train images (quick runs, tests)."""
+
+    formats: list[str]
+    calibration_size: int = DEFAULT_SIZE
+    parity_check: bool = True
+    gate: bool = True
+    gate_options: GateOptions = GateOptions()  # noqa: RUF009 (frozen: one shared default is safe)
+    qat_epochs: int = 3
+    qat_samples: int | None = None
+    reduce_range: str = "auto"
+    limits: Limits = Limits()  # noqa: RUF009
+    debug_quant: bool = False
+
+
+@dataclass(frozen=True)
+class GateEvidence:
+    """What the gate judged: agreement on the parity images, the paired test on validation."""
+
+    agreement: Agreement
+    paired_val: PairedTest
+    summary: str
 
 
 @dataclass
@@ -47,10 +70,10 @@ class ArtifactResult:
     sha256: str | None = None
     build_seconds: float | None = None
     graph_problems: list[str] = field(default_factory=list)
-    val: parity.Parity | None = None
-    test: parity.Parity | None = None
-    gate: dict | None = None  # the gate's evidence: agreement on the parity images, paired test
-    footprint: dict | None = None  # a microcontroller artifact's measured arena and flash
+    val: Parity | None = None
+    test: Parity | None = None
+    gate: GateEvidence | None = None
+    footprint: TflmFootprint | None = None  # a microcontroller artifact's arena and flash
     debug_csv: str | None = None
 
 
@@ -70,6 +93,20 @@ class ExportReport:
         return [n for n, a in self.artifacts.items() if a.status == status]
 
 
+@dataclass(frozen=True)
+class Job:
+    """What every format's step shares: where it writes, what it builds from, the reference."""
+
+    out_dir: Path
+    stage: Path
+    inputs: BuildInputs
+    contract: Contract
+    reference: Reference | None  # None: no parity check
+    options: ExportOptions
+    data: str  # the dataset's description, for an artifact's own facts
+    log: Log
+
+
 def resolve_reduce_range(choice: str) -> tuple[bool, str]:
     """``--reduce-range`` -> (7-bit ONNX int8 weights?, the reason the report records)."""
     if choice != "auto":
@@ -78,7 +115,7 @@ def resolve_reduce_range(choice: str) -> tuple[bool, str]:
     return not vnni, f"auto: this CPU {'has' if vnni else 'lacks'} VNNI ({cpu_info().name})"
 
 
-def facts(fmt, data: str, result: ArtifactResult) -> dict:
+def facts(fmt: Format, data: str, result: ArtifactResult) -> dict:
     """What an artifact that shows itself to people (the web page) says about itself."""
     readable = " ".join(Path(w).name if "/" in w else w for w in data.split(" "))
     return {
@@ -99,146 +136,119 @@ def check_writable(out_dir: Path) -> None:
 
 
 def export_model(
-    source: Source,
-    out_dir: Path | str,
-    formats: list[str],
-    *,
-    calibration_size: int = DEFAULT_SIZE,
-    parity_check: bool = True,
-    gate: bool = True,
-    options: GateOptions = GateOptions(),  # noqa: B008
-    qat_epochs: int = 3,
-    qat_samples: int | None = None,
-    reduce_range: str = "auto",
-    limits: Limits = Limits(),  # noqa: B008
-    debug_quant: bool = False,
-    log: Callable[[str], object] = print,
+    source: Source, out_dir: Path | str, options: ExportOptions, log: Log = print
 ) -> ExportReport:
-    """Export ``formats`` (registry names) of ``source`` into ``out_dir``; return the report.
-
-    ``gate=False`` still measures and reports parity but rejects only on graph problems
-    (the test fixture uses it to keep every artifact of a tiny model on disk);
-    ``parity_check=False`` skips the side-by-side runs altogether. ``qat_samples`` limits
-    quantization-aware training to the first N train images (quick runs and tests).
-    Batch norms that cannot fold into a convolution are first rewritten as exact 1x1
+    """Export ``options.formats`` (registry names) of ``source`` into ``out_dir``; return the
+    report. Batch norms that cannot fold into a convolution are first rewritten as exact 1x1
     depthwise convolutions (:mod:`herbi.export.rewrite`) for every format. A format whose
-    conversion fails is reported as ``failed`` and the others are still built.
-    """
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise ExportError(f"unknown format {unknown[0]!r} (known: {', '.join(FORMATS)})")
+    conversion fails is reported as ``failed`` and the others are still built."""
+    check_known(options.formats)
     out_dir = Path(out_dir)
     check_writable(out_dir)
-    ds = source.dataset
-    contract = Contract(labels=source.labels, input_size=source.input_size)
-    calib_ix = calibration_indices(ds.y_train, calibration_size)
-    calib = ds.x_train[calib_ix]
+    job, report = prepare(source, out_dir, options, log)
+    for name in options.formats:
+        report.artifacts[name] = export_format(FORMATS[name], job)
+    shutil.rmtree(job.stage, ignore_errors=True)
+    write_json(out_dir / EXPORT_REPORT, merged(asdict(report), out_dir / EXPORT_REPORT))
+    return report
+
+
+def prepare(
+    source: Source, out_dir: Path, options: ExportOptions, log: Log
+) -> tuple[Job, ExportReport]:
+    """Calibration, the rewritten model, the gate's images with Keras' probabilities on them,
+    and the report's header."""
+    ds, gate = source.dataset, options.gate_options
+    calib_ix = calibration_indices(ds.y_train, options.calibration_size)
     model, rewritten = affine_batchnorms(source.model)
     if rewritten:
         log(f"batch norms after activations as 1x1 depthwise convolutions: {', '.join(rewritten)}")
-    seven_bit, why = resolve_reduce_range(reduce_range)
-    inputs = BuildInputs(
-        model,
-        calib,
-        (ds.x_train[:qat_samples], ds.y_train[:qat_samples]),
-        (ds.x_val, ds.y_val),
-        contract.scale,
-        qat_epochs=qat_epochs,
-        reduce_range=seven_bit,
-    )
+    seven_bit, why = resolve_reduce_range(options.reduce_range)
+    contract = Contract(labels=source.labels, input_size=source.input_size)
+    train = (ds.x_train[: options.qat_samples], ds.y_train[: options.qat_samples])
+    inputs = BuildInputs(model, ds.x_train[calib_ix], train, (ds.x_val, ds.y_val), contract.scale,
+                         qat_epochs=options.qat_epochs, reduce_range=seven_bit)  # fmt: skip
     # Parity images: validation first (the paired test's labelled images), then train images
     # outside the calibration set (agreement needs no labels); the test split only reported.
-    images = parity_images(ds, calib_ix, options.check().train_images)
-    v, labels = images.val_images, source.labels
-    splits = {"gate": images.pixels, "test": ds.x_test}
-    reference = (
-        {s: keras_probs(source.model, x, contract.scale) for s, x in splits.items()}
-        if parity_check
-        else {}
-    )
+    images = parity_images(ds, calib_ix, gate.train_images)
+    reference = None
+    if options.parity_check:
+        probs = (keras_probs(source.model, x, contract.scale) for x in (images.pixels, ds.x_test))
+        reference = Reference(images, next(probs), ds.x_test, next(probs), ds.y_test, source.labels)
     report = ExportReport(
         model=str(source.model_path),
         data=ds.source,
         labels=source.labels,
-        calibration={"split": "train", "images": len(calib), "stratified": True},
+        calibration={"split": "train", "images": len(calib_ix), "stratified": True},
         reduce_range={"onnx_int8_7bit_weights": seven_bit, "reason": why},
         batchnorms_as_depthwise=rewritten,
-        gate={
-            "enabled": parity_check and gate,
-            "max_arena_bytes": limits.max_arena,
-            "max_flash_bytes": limits.max_flash,
-            "parity_images": images.description,
-            "parity_train_images": options.train_images,
-            "paired_split": "val",
-            "reported_split": "test",
-            "min_agreement": options.min_agreement,
-            "max_drop_points": options.max_drop,
-            "hard_limit_points": options.hard_limit,
-            "alpha": options.alpha,
-            "test": "exact McNemar on the discordant pairs; Tango score interval (95%)",
-        },
-        keras={
-            "val_accuracy": float((reference["gate"][:v].argmax(1) == ds.y_val).mean()),
-            "test_accuracy": float((reference["test"].argmax(1) == ds.y_test).mean()),
-        }
-        if parity_check
-        else {},
-    )
+        gate={"enabled": options.parity_check and options.gate,
+              "max_arena_bytes": options.limits.max_arena,
+              "max_flash_bytes": options.limits.max_flash, "parity_images": images.description,
+              "parity_train_images": gate.train_images, "paired_split": "val",
+              "reported_split": "test", "min_agreement": gate.min_agreement,
+              "max_drop_points": gate.max_drop, "hard_limit_points": gate.hard_limit,
+              "alpha": gate.alpha,
+              "test": "exact McNemar on the discordant pairs; Tango score interval (95%)"},
+        keras=reference.accuracy() if reference else {},
+    )  # fmt: skip
     stage = artifacts.staging(out_dir)
-    for name in formats:
-        fmt = FORMATS[name]
-        log(f"[{name}] {fmt.description}")
-        started = time.perf_counter()
-        path = stage / fmt.filename
-        model_file = fmt.model(path)
-        try:
-            fmt.container.write(fmt.build(inputs), path, replace(contract, format=name), fmt.int8)
-        except ExportError as e:  # one format failing must not cost the others
-            artifacts.remove(fmt.files(path), out_dir)
-            log(f"[{name}] FAILED: {e}")
-            report.artifacts[name] = ArtifactResult("failed", [str(e)])
-            continue
-        result = ArtifactResult(
-            "ok",
-            [],
-            size_kb=round(model_file.stat().st_size / 1024, 1),
-            sha256=sha256_file(model_file),
-            build_seconds=round(time.perf_counter() - started, 2),
-            graph_problems=fmt.check(path, limits),
-            footprint=fmt.container.footprint(model_file) if fmt.container.footprint else None,
-        )
-        result.reasons = list(result.graph_problems)
-        if parity_check:
-            got = {s: parity.artifact_probs(model_file, x, fmt.backend) for s, x in splits.items()}
-            ref = reference["gate"]
-            result.val = parity.compare(ref[:v], got["gate"][:v], ds.y_val, labels)
-            result.test = parity.compare(reference["test"], got["test"], ds.y_test, labels)
-            agreement = agreement_report(images, ref, got["gate"])
-            paired = paired_test(
-                ref[:v].argmax(1) == ds.y_val, got["gate"][:v].argmax(1) == ds.y_val
-            )
-            result.gate = {"agreement": agreement, "paired_val": paired.to_dict(),
-                           "summary": summary_line(paired)}  # fmt: skip
-            log(f"[{name}] agreement {agreement['agreement']:.4f} on {images.description}")
-            log(f"[{name}] {summary_line(paired)}")
-            if gate:
-                result.reasons += judge(paired, agreement["agreement"], options.min_agreement,
-                                        options.max_drop, options.hard_limit, options.alpha)  # fmt: skip
-        if debug_quant and fmt.debug:
-            table = out_dir / f"{name}.debug.csv"
-            write_text(table, fmt.debug(inputs, model_file))
-            result.debug_csv = table.name
-        if result.reasons:
-            result.status = "rejected"
-            log(f"[{name}] REJECTED: {'; '.join(result.reasons)}")
-        published = artifacts.publish(fmt.files(path), out_dir, bool(result.reasons))
-        result.file = published.name
-        if fmt.container.annotate:
-            fmt.container.annotate(published, facts(fmt, ds.source, result))
-        report.artifacts[name] = result
-    shutil.rmtree(stage, ignore_errors=True)
-    write_json(out_dir / EXPORT_REPORT, merged(asdict(report), out_dir / EXPORT_REPORT))
-    return report
+    return Job(out_dir, stage, inputs, contract, reference, options, ds.source, log), report
+
+
+def export_format(fmt: Format, job: Job) -> ArtifactResult:
+    """One format: build -> check -> evaluate -> judge -> publish. A failure names the format."""
+    job.log(f"[{fmt.name}] {fmt.description}")
+    started, path = time.perf_counter(), job.stage / fmt.filename
+    try:
+        data = fmt.build(job.inputs)
+        fmt.container.write(data, path, replace(job.contract, format=fmt.name), fmt.int8)
+    except ExportError as e:  # one format failing must not cost the others
+        artifacts.remove(fmt.files(path), job.out_dir)
+        job.log(f"[{fmt.name}] FAILED: {e}")
+        return ArtifactResult("failed", [f"{fmt.name}: {e}"])
+    built = round(time.perf_counter() - started, 2)
+    result = checked(fmt, path, job.options.limits)
+    result.build_seconds = built
+    if job.reference is not None:
+        result.reasons += evaluated(fmt, fmt.model(path), job, result)
+    if job.options.debug_quant and fmt.debug:
+        table = job.out_dir / f"{fmt.name}.debug.csv"
+        write_text(table, fmt.debug(job.inputs, fmt.model(path)))
+        result.debug_csv = table.name
+    if result.reasons:
+        result.status = "rejected"
+        job.log(f"[{fmt.name}] REJECTED: {'; '.join(result.reasons)}")
+    published = artifacts.publish(fmt.files(path), job.out_dir, bool(result.reasons))
+    result.file = published.name
+    if fmt.container.annotate:
+        fmt.container.annotate(published, facts(fmt, job.data, result))
+    return result
+
+
+def checked(fmt: Format, path: Path, limits: Limits) -> ArtifactResult:
+    """The built artifact's size, digest, graph problems and (a device format) footprint."""
+    model = fmt.model(path)
+    footprint = fmt.container.footprint(model) if fmt.container.footprint else None
+    problems = fmt.check(path)
+    if footprint:
+        problems += fits(footprint, limits.max_arena, limits.max_flash)
+    return ArtifactResult("ok", list(problems), size_kb=round(model.stat().st_size / 1024, 1),
+                          sha256=sha256_file(model), graph_problems=problems,
+                          footprint=footprint)  # fmt: skip
+
+
+def evaluated(fmt: Format, model: Path, job: Job, result: ArtifactResult) -> list[str]:
+    """Record the artifact's evidence in ``result``; return the gate's reasons to refuse it."""
+    found = evidence.evaluate(model, fmt.backend, job.reference)
+    summary = summary_line(found.paired_val)
+    result.val, result.test = found.val, found.test
+    result.gate = GateEvidence(found.agreement, found.paired_val.rounded(), summary)
+    job.log(f"[{fmt.name}] agreement {found.agreement.agreement:.4f} on {found.agreement.images}")
+    job.log(f"[{fmt.name}] {summary}")
+    if not job.options.gate:
+        return []
+    return judge(found.paired_val, found.agreement.agreement, job.options.gate_options)
 
 
 def merged(new: dict, path: Path) -> dict:

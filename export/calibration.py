@@ -28,10 +28,3 @@ def calibration_indices(y_train: np.ndarray, size: int = DEFAULT_SIZE, seed: int
             if rank < len(ix) and len(picked) < size:
                 picked.append(int(ix[rank]))
     return rng.permutation(np.array(picked))
-
-
-def calibration_images(
-    x_train: np.ndarray, y_train: np.ndarray, size: int = DEFAULT_SIZE, seed: int = 0
-) -> np.ndarray:
-    """The uint8 train images :func:`calibration_indices` picks."""
-    return x_train[calibration_indices(y_train, size, seed)]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from herbi.runtime.errors import first_line
+
 FLOAT_TYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.float64))
 BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
 AFFINE_OPS = {"MUL", "ADD"}
@@ -51,7 +53,7 @@ def onnx_problems(path: Path, int8: bool) -> list[str]:
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        return [f"onnx.checker: {str(e).strip().splitlines()[0]}"]
+        return [f"onnx.checker: {first_line(e)}"]
     if not int8:
         return []
     graph = onnx.load(str(path)).graph

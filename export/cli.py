@@ -8,21 +8,24 @@ files are kept as ``*.rejected`` and ``export_report.json`` says why).
 
 from __future__ import annotations
 
+import math
+import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from herbi.common.errors import ExportError, HerbiError
+from herbi.common.legacy_keras import quiet_tensorflow
 from herbi.export.calibration import DEFAULT_SIZE
 from herbi.export.formats import FORMATS, Limits, select
 from herbi.export.gate import GateOptions
-from herbi.export.tflm import parse_size
-from herbi.runtime.backends import ModelError
-from herbi.runtime.contract import ContractError
+
+if TYPE_CHECKING:
+    from herbi.export.api import ExportOptions
 
 EXIT_REJECTED = 3
-HERBI_ERRORS = (HerbiError, ContractError, ModelError)
 GATE = GateOptions()  # the gate options' defaults
 TABLE_ROW = "{:<16} {:>8} {:>9} {:>8} {:>20} {:>5} {:>7} {:>9} {:>10}  {}"
 
@@ -38,11 +41,11 @@ def table(report) -> str:
         size = f"{a.size_kb:.1f}" if a.size_kb is not None else "-"
         nums = ("-",) * 7
         if a.gate:
-            g = a.gate["paired_val"]
-            lo, hi = g["interval_points"]
+            g = a.gate.paired_val
+            lo, hi = g.interval_points
             nums = (f"{a.val.accuracy_keras:.3f}", f"{a.val.accuracy_artifact:.3f}",
-                    f"{g['drop_points']:+.1f} [{lo:+.1f}, {hi:+.1f}]", f"{g['p_value']:.2g}",
-                    f"{a.gate['agreement']['agreement']:.4f}", f"{a.test.accuracy_artifact:.3f}",
+                    f"{g.drop_points:+.1f} [{lo:+.1f}, {hi:+.1f}]", f"{g.p_value:.2g}",
+                    f"{a.gate.agreement.agreement:.4f}", f"{a.test.accuracy_artifact:.3f}",
                     f"{a.test.agreement:.3f}")  # fmt: skip
         rows.append((name, size, *nums, a.status))
     lines = [TABLE_ROW.format(*row) for row in rows]
@@ -52,6 +55,40 @@ def table(report) -> str:
     if report.gate.get("parity_images"):
         lines.append(f"agree: on {report.gate['parity_images']}; drop and p: paired, validation")
     return "\n".join(line.rstrip() for line in lines)
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(|b|k|kb|kib|m|mb|mib)\s*", re.IGNORECASE)
+_KIB, _MIB = 1 << 10, 1 << 20
+_UNITS = {"": 1, "b": 1, "k": _KIB, "kb": _KIB, "kib": _KIB, "m": _MIB, "mb": _MIB, "mib": _MIB}
+
+
+def parse_size(text: str, option: str) -> int:
+    """Bytes of ``65536``, ``256KB`` or ``1MB`` (KB = 1024 bytes, as datasheets count memory)."""
+    found = _SIZE.fullmatch(str(text))
+    if not found:
+        raise ExportError(f"{option} {text!r}: not a size (write e.g. 65536, 256KB or 1MB)")
+    size = math.floor(float(found[1]) * _UNITS[found[2].lower()])
+    if size <= 0:
+        raise ExportError(f"{option} {text!r}: must be more than 0 bytes")
+    return size
+
+
+def export_options(cli: dict) -> ExportOptions:
+    """The export options click parsed (keyword names as the options'), checked, as one value."""
+    from herbi.export.api import ExportOptions
+
+    formats = select(cli["family"], cli["quantize"], cli["qat"])
+    if cli["qat_epochs"] < 1:
+        raise ExportError(f"--qat-epochs {cli['qat_epochs']}: must be at least 1")
+    arena, flash = (parse_size(cli[k], f"--{k.replace('_', '-')}") if cli[k] else None
+                    for k in ("max_arena", "max_flash"))  # fmt: skip
+    gate = GateOptions(min_agreement=cli["min_agreement"], max_drop=cli["max_drop"],
+                       hard_limit=cli["hard_limit"], alpha=cli["alpha"],
+                       train_images=cli["parity_train_images"])  # fmt: skip
+    return ExportOptions(formats=formats, calibration_size=cli["calibration_size"],
+                         parity_check=cli["check"], gate_options=gate, qat_epochs=cli["qat_epochs"],
+                         reduce_range=cli["reduce_range"], debug_quant=cli["debug_quant"],
+                         limits=Limits(max_arena=arena, max_flash=flash))  # fmt: skip
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -127,33 +164,12 @@ def table(report) -> str:
     help="Microcontroller formats: refuse a model array above this many bytes, e.g. 1MB.",
 )
 @click.option("--debug-quant", is_flag=True, help="Per-layer int8 error table as CSV.")
-def main(
-    model_path: str,
-    family: str,
-    quantize: str | None,
-    qat: bool,
-    out_dir: str | None,
-    data: str | None,
-    calibration_size: int,
-    qat_epochs: int,
-    check: bool,
-    min_agreement: float,
-    max_drop: float,
-    alpha: float,
-    hard_limit: float,
-    parity_train_images: int,
-    reduce_range: str,
-    max_arena: str | None,
-    max_flash: str | None,
-    debug_quant: bool,
-) -> None:
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's informational start-up lines.")
+def main(model_path: str, out_dir: str | None, data: str | None, verbose: bool, **cli) -> None:
     """Export a trained model to deployable artifacts and prove each still does its job."""
+    quiet_tensorflow(verbose)  # before TensorFlow is first imported
     try:
-        formats = select(family, quantize, qat)
-        limits = Limits(*(parse_size(v, o) if v else None
-                          for v, o in ((max_arena, "--max-arena"), (max_flash, "--max-flash"))))  # fmt: skip
-        if qat_epochs < 1:
-            raise ExportError(f"--qat-epochs {qat_epochs}: must be at least 1")
+        options = export_options(cli)
         from herbi.common.run_folder import EXPORT_REPORT
         from herbi.export.api import check_writable, export_model
         from herbi.export.source import default_out, load_source, locate
@@ -161,21 +177,9 @@ def main(
         locate(model_path, data)
         out = default_out(model_path) if out_dir is None else Path(out_dir)
         check_writable(out)  # before minutes of loading and converting
-        source = load_source(model_path, data)
-        report = export_model(
-            source,
-            out,
-            formats,
-            calibration_size=calibration_size,
-            parity_check=check,
-            options=GateOptions(min_agreement, max_drop, hard_limit, alpha, parity_train_images),
-            qat_epochs=qat_epochs,
-            reduce_range=reduce_range,
-            limits=limits,
-            debug_quant=debug_quant,
-            log=lambda msg: click.echo(msg, err=True),
-        )
-    except HERBI_ERRORS as e:
+        report = export_model(load_source(model_path, data), out, options,
+                              log=lambda msg: click.echo(msg, err=True))  # fmt: skip
+    except HerbiError as e:
         raise click.ClickException(str(e)) from None
     click.echo(table(report))
     click.echo(f"report: {out}/{EXPORT_REPORT}")

@@ -1,32 +1,35 @@
 """The format registry: every artifact herbi can export, in one table.
 
-Export, the tests and the benchmarks all iterate over :data:`FORMATS`. A format is one
-:class:`Format` entry plus its builder; the entry names its command-line words, its container
-(how the file is written with its contract, which files it consists of, how its graph is
-checked) and its quantization debugger. Importing this module loads no TensorFlow: builders
-import their converters only when called.
+Export, the tests and the benchmarks iterate over :data:`FORMATS`: a :class:`Format` names its
+command-line words, its builder, its :class:`Container` (how it is written with its contract,
+its files, its graph check; the folder targets' adapters live here) and its quantization
+debugger. Importing this module loads no TensorFlow: builders import their converters lazily.
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from herbi.common.errors import ExportError
+from herbi.common.errors import ExportError, HerbiError
+from herbi.common.files import write_json
 from herbi.export import (
     artifacts,
     checks,
     debug,
     qat,
+    tflm,
     tflm_source,
     to_onnx,
     to_tflite,
     web_export,
 )
-from herbi.runtime.contract import float_input, sidecar_path
+from herbi.runtime.contract import float_input, read_sidecar, sidecar_path
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,7 @@ class BuildInputs:
     val: tuple[np.ndarray, np.ndarray]
     scale: float
     qat_epochs: int = 3
-    # QAT only has to reproduce the trained model in int8: on the reference CNN (stand-in data,
-    # validation split) 1e-5 drifted to agreement 0.972, 3e-6 lost 1.2 points, 1e-6 kept 0.988.
-    qat_learning_rate: float = 1e-6
+    qat_learning_rate: float = 1e-6  # only reproduce the trained model in int8 (docs/export.md)
     reduce_range: bool = False  # ONNX int8: 7-bit weights (see export.to_onnx)
 
     def float_calibration(self) -> np.ndarray:
@@ -62,8 +63,7 @@ class Limits:
     max_flash: int | None = None
 
 
-def _ignores_limits(check: Callable[[Path, bool], list[str]]) -> Callable:
-    return lambda model, int8, limits: check(model, int8)
+TFLM_MODEL, FOOTPRINT = "model.tflite", "footprint.json"
 
 
 @dataclass(frozen=True)
@@ -74,40 +74,63 @@ class Container:
 
     suffix: str
     write: Callable[..., None]  # (data, path, contract, int8) -> None
-    check: Callable[[Path, bool, Limits], list[str]]  # (model file, int8, limits) -> problems
+    check: Callable[[Path, bool], list[str]]  # (model file, int8) -> problems
     files: Callable[[Path], list[Path]] = lambda path: [path]
     model: Callable[[Path], Path] = lambda path: path
     annotate: Callable[[Path, dict], object] | None = None  # (artifact, facts)
     backend: str | None = None  # herbi.runtime's engine for it (None: by the model's suffix)
     runs_in: str = "python"  # where the bench times it: "python" (workers) or "browser"
-    footprint: Callable[[Path], dict] | None = None  # (model file) -> device costs measured
+    footprint: Callable[[Path], tflm.TflmFootprint] | None = None  # (model file) -> device costs
+
+
+def write_tflm(data: bytes, path: Path, contract, int8: bool) -> None:
+    """A folder with the C++ sources, the measured footprint, and the ``.tflite`` with its
+    contract sidecar (which herbi.runtime loads with ``backend="tflm"`` to check the device's
+    kernels in Python)."""
+    footprint = tflm.measure(data)  # refuses an op TFLite Micro lacks, naming it
+    artifacts.write_tflite(data, path / TFLM_MODEL, contract, int8)
+    quant = read_sidecar(path / TFLM_MODEL).quantization["input"]
+    shape = (1, *contract.input_size, 3)
+    tflm_source.write_sources(data, footprint, contract.labels, (quant["scale"], quant["zero_point"]),
+                              shape, path, pixel_scale=contract.scale)  # fmt: skip
+    write_json(path / FOOTPRINT, asdict(footprint))
+
+
+def measure_tflm(model: Path) -> tflm.TflmFootprint:
+    return tflm.measure(model.read_bytes())
+
+
+def write_page(data: bytes, path: Path, contract, int8: bool) -> None:
+    """The ONNX model with its contract, then the page around it."""
+    with tempfile.TemporaryDirectory(prefix="herbi-web-") as tmp:
+        model = Path(tmp) / web_export.MODEL_FILE
+        artifacts.write_onnx(data, model, contract, int8)
+        web_export.write_web(model, path, {"format": contract.format})
+
+
+def update_info(web_dir: Path, facts: dict) -> Path:
+    """Add facts known only after the export's checks (say ``test_accuracy``) to model.json."""
+    path = Path(web_dir) / web_export.INFO_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ExportError(f"{path}: cannot read the page's model info ({e})") from None
+    return write_json(path, {**meta, **facts})
 
 
 TFLITE = Container(
     ".tflite",
     artifacts.write_tflite,
-    _ignores_limits(checks.tflite_problems),
+    checks.tflite_problems,
     files=lambda path: [path, sidecar_path(path)],  # the model and its contract sidecar
 )
-ONNX = Container(".onnx", artifacts.write_onnx, _ignores_limits(checks.onnx_problems))
+ONNX = Container(".onnx", artifacts.write_onnx, checks.onnx_problems)
 # TFLite Micro C++ sources around the int8 model, checked with TFLM's own kernels.
-TFLM = Container(
-    "",
-    tflm_source.write_tflm,
-    tflm_source.tflm_problems,
-    model=lambda path: path / tflm_source.MODEL,
-    backend="tflm",
-    footprint=tflm_source.read_footprint,
-)
+TFLM = Container("", write_tflm, checks.tflite_problems, model=lambda path: path / TFLM_MODEL,
+                 backend="tflm", footprint=measure_tflm)  # fmt: skip
 # A static web page folder (index.html, onnxruntime-web, model.onnx): see export.web_export.
-WEB = Container(
-    "",
-    web_export.write_page,
-    _ignores_limits(checks.onnx_problems),
-    model=lambda path: path / web_export.MODEL_FILE,
-    annotate=web_export.update_info,
-    runs_in="browser",
-)
+WEB = Container("", write_page, checks.onnx_problems, annotate=update_info, runs_in="browser",
+                model=lambda path: path / web_export.MODEL_FILE)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -131,8 +154,8 @@ class Format:
     def files(self, path: Path) -> list[Path]:
         return self.container.files(path)
 
-    def check(self, path: Path, limits: Limits = Limits()) -> list[str]:
-        return self.container.check(self.container.model(path), self.int8, limits)
+    def check(self, path: Path) -> list[str]:
+        return self.container.check(self.container.model(path), self.int8)
 
     @property
     def backend(self) -> str | None:
@@ -173,16 +196,20 @@ DEFAULT_QUANTIZE = {"tflite": "int8", "onnx": "none", "tflm": "int8", "web": "in
 FAMILIES = (*DEFAULT_QUANTIZE, "all")
 
 
+def check_known(names: list[str], known=FORMATS, error: type[HerbiError] = ExportError,
+                where: str = "") -> None:  # fmt: skip
+    """``error`` naming the first of ``names`` not ``known`` (default: not a registry name)."""
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise error(f"{where}unknown format {unknown[0]!r} (known: {', '.join(known)})")
+
+
 def select(family: str, quantize: str | None = None, qat: bool = False) -> list[str]:
     """Registry names for ``--format/--quantize/--qat`` (a registry name is accepted as is).
 
     ``tflite`` defaults to int8, ``onnx`` to float32; ``all`` is every registry entry.
     """
-    if family not in FAMILIES and family not in FORMATS:
-        raise ExportError(
-            f"unknown format {family!r} (choose {', '.join(FAMILIES)} or one of "
-            f"{', '.join(FORMATS)})"
-        )
+    check_known([family], [*FAMILIES, *FORMATS])
     if family not in DEFAULT_QUANTIZE:
         if quantize is not None or qat:
             raise ExportError(f"--format {family} takes no --quantize or --qat")

@@ -1,70 +1,27 @@
 """The accuracy gate's statistics: does quantization really damage the model, or is it noise?
 
-Two kinds of evidence, each on the images that suit it:
-
-* **Agreement** with Keras needs no labels, so it is measured on every validation image plus a
-  seeded sample of train images that were *not* used for calibration (their activations set
-  the int8 ranges, so they would flatter the artifact). On a few thousand images it is a tight
-  measure of quantization damage: on the same images ``|accuracy change| <= 1 - agreement``.
-* **Accuracy** needs labels and the gate never looks at the test split, so the drop is measured
-  on the validation split only, as a *paired* comparison: Keras and the artifact see the same
-  images, and only the images on which exactly one of them is right (the discordant pairs)
-  carry information about the difference. :func:`paired_test` gives the exact McNemar p-value
-  and a confidence interval for the drop; :func:`judge` refuses on significant damage, not on a
-  raw difference of three images out of 250 (one image is 0.4 points there, and each accuracy
-  alone has a binomial standard error of about 3 points).
+Agreement with Keras (no labels needed) is measured on validation plus train images outside the
+calibration set; the accuracy drop on validation only, as a paired test (:func:`paired_test`).
+:func:`judge` refuses on significant damage, not on noise (docs/export.md says how).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.optimize import brentq
 from scipy.stats import binomtest, norm
 
 from herbi.common.errors import ExportError
-from herbi.export.parity import strict_agreement, tie_aware_agreement
 
-# Train images added to the validation split for the agreement measure. With agreement near
-# 0.985, its standard error on N images is sqrt(0.985 * 0.015 / N): 0.77 points on the 250
-# validation images alone, 0.26 on 2,200 and 0.17 on 5,250; int8 inference on 5,000 small
-# images stays a matter of seconds. Smaller datasets give what they have: the 5-class stand-in
-# has 2,250 train images after the validation split, 1,950 of them outside the calibration set.
-DEFAULT_TRAIN_SAMPLE = 5000
-
-# Agreement (tie-aware) below which an artifact is refused: more than 3% of images changed
-# their top class, so accuracy may have moved by up to 3 points. Measured on the stand-in data
-# (250 validation + 1,950 train images, Xeon with AVX-512 VNNI): the reference recipe's int8
-# models agree on 0.983 (a base-stage checkpoint) and 0.986-0.987 (the final model, TFLite and
-# ONNX, ONNX also with 7-bit reduce-range weights as on CPUs without VNNI), every disagreeing
-# image being one Keras itself ranks within 0.09 between its top two classes; the fast
-# recipe's on 0.997-0.9995. 0.98 would leave the reference model 7 to 15 images from refusal;
-# 0.97 leaves 29 to 37, over 5 standard errors (0.0132 / 0.0026), while a collapsed model
-# (agreement 0.08 in tests/test_gate.py) or one flipping 5% of images (4 standard errors under
-# it) is still refused.
-DEFAULT_MIN_AGREEMENT = 0.97
-
-# Tolerated drop in accuracy points, as before; it now refuses only when the drop is also
-# statistically significant at DEFAULT_ALPHA.
-DEFAULT_MAX_DROP = 1.0
-
-# Significance level of the exact McNemar test. With 250 images, the issue's example (a net
-# 3-image drop, 1.2 points) has p = 0.25 if all three discordant pairs go against the artifact
-# (3 vs 0) and p >= 0.38 when some go its way, far from 0.05; the smallest one-sided split that
-# is significant is 6 vs 0 (p = 0.031, 2.4 points). A harmless artifact is refused only when
-# chance both makes p < 0.05 and puts the drop above --max-drop: at most 2.5% per int8 format,
-# and in practice far less because it also needs a 3-image net loss.
-DEFAULT_ALPHA = 0.05
-
-# Refuse when the upper end of the 95% interval of the drop exceeds this many points: "the
-# data cannot rule out a 5-point loss". On 250 images the bound is 1.51 points with no
-# discordant pair at all and 3.47-4.10 points for the issue's example (3 vs 0 ... 6 vs 3), so
-# that passes with at least 0.9 points to spare; 6 vs 0 (5.14) and 9 vs 3 (5.67) are refused.
-# A validation split needs at least z^2 * (1 - 0.05) / 0.05 = 73 images before even a
-# perfect artifact (no discordant pair) can pass; below that, raise --hard-limit.
-DEFAULT_HARD_LIMIT = 5.0
+# Defaults of the gate's options; docs/export.md gives the measurements that chose each.
+DEFAULT_TRAIN_SAMPLE = 5000  # train images beside validation: agreement's error ~0.2 points
+DEFAULT_MIN_AGREEMENT = 0.97  # over 5 standard errors under the reference model's int8 agreement
+DEFAULT_MAX_DROP = 1.0  # accuracy points, refused only when also significant at DEFAULT_ALPHA
+DEFAULT_ALPHA = 0.05  # of the exact McNemar test
+DEFAULT_HARD_LIMIT = 5.0  # points: the drop's 95% upper bound must rule out a loss this large
 CONFIDENCE = 0.95  # of the drop's interval, the one --hard-limit bounds
 
 
@@ -78,8 +35,8 @@ class GateOptions:
     alpha: float = DEFAULT_ALPHA
     train_images: int = DEFAULT_TRAIN_SAMPLE
 
-    def check(self) -> GateOptions:
-        """Itself, or a one-line ExportError naming the option out of range."""
+    def __post_init__(self) -> None:
+        """A one-line ExportError naming the option out of range."""
         if not 0 <= self.min_agreement <= 1:
             raise ExportError(f"--min-agreement {self.min_agreement}: must lie in [0, 1]")
         if not 0 < self.alpha < 1:
@@ -90,7 +47,6 @@ class GateOptions:
             )
         if self.train_images < 0:
             raise ExportError(f"--parity-train-images {self.train_images}: must be 0 or more")
-        return self
 
 
 @dataclass(frozen=True)
@@ -106,8 +62,7 @@ class ParityImages:
 
     @property
     def description(self) -> str:
-        """E.g. "250 validation + 1,950 train images (all the train images outside the 300
-        calibration images)": which images were used, for the log and the report."""
+        """Which images were used, for the log and the report (e.g. "250 validation images")."""
         if self.train_images == 0:
             return f"{self.val_images:,} validation images"
         calibration = f"{self.calibration_images:,} calibration images"
@@ -126,7 +81,7 @@ def parity_images(
     ``dataset`` is a :class:`herbi.train.data.Dataset`; ``calibration`` holds the indices
     :func:`calibration_indices` gave. The sample is seeded so a report can be reproduced, and
     sorted so it reads the train split in order. The test split is never touched.
-    ``train_sample`` is checked by :meth:`GateOptions.check`.
+    ``train_sample`` is checked by :class:`GateOptions`.
     """
     outside = np.setdiff1d(np.arange(len(dataset.y_train)), calibration)
     take = min(train_sample, len(outside))
@@ -141,53 +96,28 @@ def parity_images(
     )
 
 
-def agreement_report(images: ParityImages, ref_probs: np.ndarray, got_probs: np.ndarray) -> dict:
-    """The agreement figures for ``export_report.json`` and the bench: the gated tie-aware
-    agreement on all parity images, and each part alone (train images were fitted, so the
-    model is surer of them and quantization flips fewer: the validation figure is the
-    conservative one)."""
-    v = images.val_images
-    return {
-        "images": images.description,
-        "count": len(ref_probs),
-        "agreement": tie_aware_agreement(ref_probs, got_probs),
-        "agreement_strict": strict_agreement(ref_probs, got_probs),
-        "agreement_val": tie_aware_agreement(ref_probs[:v], got_probs[:v]),
-        "agreement_train": tie_aware_agreement(ref_probs[v:], got_probs[v:]),
-    }
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PairedTest:
-    """Keras vs the artifact on the same labelled images; drops are Keras minus artifact, in
-    accuracy points (positive: the artifact is worse)."""
+    """Keras vs the artifact on the same labelled images (fields named as the reports name them);
+    drops are Keras minus artifact, in accuracy points (positive: the artifact is worse)."""
 
-    n: int
+    images: int
     keras_correct: int
     artifact_correct: int
-    keras_only: int  # discordant: Keras right, artifact wrong
-    artifact_only: int  # discordant: artifact right, Keras wrong
+    keras_right_artifact_wrong: int  # the discordant pairs
+    artifact_right_keras_wrong: int
     drop_points: float
-    low_points: float
-    high_points: float
-    confidence: float
+    interval_points: tuple[float, float]
+    confidence: float = CONFIDENCE
+    interval_method: str = "Tango score"
     p_value: float  # exact two-sided McNemar
+    test: str = "exact McNemar (two-sided binomial on the discordant pairs)"
 
-    def to_dict(self) -> dict:
-        """JSON-ready, rounded to what 250-ish images can say."""
-        return {
-            "images": self.n,
-            "keras_correct": self.keras_correct,
-            "artifact_correct": self.artifact_correct,
-            "keras_right_artifact_wrong": self.keras_only,
-            "artifact_right_keras_wrong": self.artifact_only,
-            "drop_points": round(self.drop_points, 3),
-            "interval_points": [round(self.low_points, 3), round(self.high_points, 3)],
-            "confidence": self.confidence,
-            "interval_method": "Tango score",
-            "p_value": float(f"{self.p_value:.3g}"),
-            "test": "exact McNemar (two-sided binomial on the discordant pairs)",
-        }
+    def rounded(self) -> PairedTest:
+        """As the reports publish it: rounded to what 250-ish images can say."""
+        low, high = self.interval_points
+        return replace(self, drop_points=round(self.drop_points, 3), p_value=float(f"{self.p_value:.3g}"),
+                       interval_points=(round(low, 3), round(high, 3)))  # fmt: skip
 
 
 def tango_score(b: int, c: int, n: int, delta: float) -> float:
@@ -229,14 +159,9 @@ def paired_test(keras_correct: np.ndarray, artifact_correct: np.ndarray) -> Pair
     Binomial(b + c, 1/2); exact because with 250 images there are often fewer than ten
     discordant pairs, where the chi-square approximation is unreliable.
 
-    The interval is Tango's score interval for a difference of paired proportions, chosen
-    because (a) it is among the intervals Fagerland, Lydersen and Laake recommend for paired
-    proportions (Statistics in Medicine 2014, 33:2850), with coverage close to nominal even
-    for small counts; (b) it never collapses: with no discordant pair on n images it still spans
-    +-z^2 / (n + z^2) (1.5 points on 250), where a Wald interval would claim zero width and a
-    paired bootstrap resamples nothing; (c) it inverts the same score statistic as McNemar's
-    test, so it excludes 0 exactly when the asymptotic McNemar test rejects; and (d) it is
-    deterministic, so two machines that see the same predictions report the same bounds.
+    The interval is Tango's score interval for a difference of paired proportions: close to
+    nominal coverage for small counts, never of zero width, consistent with McNemar's test and
+    deterministic (docs/export.md says why each matters).
     """
     k = np.asarray(keras_correct, bool)
     a = np.asarray(artifact_correct, bool)
@@ -248,43 +173,35 @@ def paired_test(keras_correct: np.ndarray, artifact_correct: np.ndarray) -> Pair
     b, c = int((k & ~a).sum()), int((a & ~k).sum())
     low, high = tango_interval(b, c, n)
     return PairedTest(
-        n=n,
+        images=n,
         keras_correct=int(k.sum()),
         artifact_correct=int(a.sum()),
-        keras_only=b,
-        artifact_only=c,
+        keras_right_artifact_wrong=b,
+        artifact_right_keras_wrong=c,
         drop_points=100 * (b - c) / n,
-        low_points=100 * low,
-        high_points=100 * high,
-        confidence=CONFIDENCE,
+        interval_points=(100 * low, 100 * high),
         p_value=float(binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0,
     )
 
 
-def judge(
-    test: PairedTest,
-    agreement: float,
-    min_agreement: float = DEFAULT_MIN_AGREEMENT,
-    max_drop: float = DEFAULT_MAX_DROP,
-    hard_limit: float = DEFAULT_HARD_LIMIT,
-    alpha: float = DEFAULT_ALPHA,
-) -> list[str]:
+def judge(test: PairedTest, agreement: float, options: GateOptions) -> list[str]:
     """Reasons to refuse the artifact, one line each naming its option (empty: it passes):
-    agreement under ``min_agreement``, a drop both significant and above ``max_drop``, or an
-    interval whose upper end exceeds ``hard_limit`` (the data cannot rule out a loss that large)."""
+    agreement under ``--min-agreement``, a drop both significant and above ``--max-drop``, or an
+    interval whose upper end exceeds ``--hard-limit`` (the data cannot rule out a loss that
+    large)."""
+    o, high = options, test.interval_points[1]
     reasons = []
-    if agreement < min_agreement:
-        reasons.append(f"agreement with Keras {agreement:.4f} < --min-agreement {min_agreement}")
-    if test.p_value < alpha and test.drop_points > max_drop:
+    if agreement < o.min_agreement:
+        reasons.append(f"agreement with Keras {agreement:.4f} < --min-agreement {o.min_agreement}")
+    if test.p_value < o.alpha and test.drop_points > o.max_drop:
         reasons.append(
-            f"accuracy drop {test.drop_points:.2f} points > --max-drop {max_drop} and significant"
-            f" (McNemar p = {test.p_value:.2g} < --alpha {alpha}, {test.n} validation images)"
+            f"accuracy drop {test.drop_points:.2f} points > --max-drop {o.max_drop} and significant"
+            f" (McNemar p = {test.p_value:.2g} < --alpha {o.alpha}, {test.images} validation images)"
         )
-    if test.high_points > hard_limit:
+    if high > o.hard_limit:
         reasons.append(
-            f"accuracy drop may reach {test.high_points:.2f} points (upper end of its "
-            f"{test.confidence:.0%} interval, {test.n} validation images) > --hard-limit "
-            f"{hard_limit}"
+            f"accuracy drop may reach {high:.2f} points (upper end of its {test.confidence:.0%} "
+            f"interval, {test.images} validation images) > --hard-limit {o.hard_limit}"
         )
     return reasons
 
@@ -292,8 +209,10 @@ def judge(
 def summary_line(test: PairedTest) -> str:
     """The evidence in one line, e.g. "250 images: Keras right/artifact wrong 5, artifact
     right/Keras wrong 2; drop 1.20 points (95% CI -1.12 to 3.90); McNemar p = 0.45"."""
+    low, high = test.interval_points
     return (
-        f"{test.n} images: Keras right/artifact wrong {test.keras_only}, artifact right/Keras "
-        f"wrong {test.artifact_only}; drop {test.drop_points:.2f} points ({test.confidence:.0%} "
-        f"CI {test.low_points:.2f} to {test.high_points:.2f}); McNemar p = {test.p_value:.2g}"
+        f"{test.images} images: Keras right/artifact wrong {test.keras_right_artifact_wrong}, "
+        f"artifact right/Keras wrong {test.artifact_right_keras_wrong}; drop "
+        f"{test.drop_points:.2f} points ({test.confidence:.0%} CI {low:.2f} to {high:.2f}); "
+        f"McNemar p = {test.p_value:.2g}"
     )

@@ -1,19 +1,8 @@
 """Quantization-aware training: fine-tune the trained model with fake-quant ops, then int8.
 
-``tfmot.quantization.keras.quantize_model`` wraps every layer with quantize/dequantize
-emulation; a short fine-tune at a low learning rate on the train split (validation
-monitored, best epoch kept), distilling the float model's own probabilities, lets the
-weights adapt to int8 rounding. The result is converted
-exactly like post-training int8, so both artifacts share one contract and one runtime path.
-
-Two things make a *short* fine-tune work:
-
-- tfmot starts every activation range at [-6, 6] and moves it by an EMA with decay 0.999,
-  so a few hundred steps leave the ranges near their initial values (a [0, 1] input would be
-  quantized in steps of 0.047). :func:`calibrate_ranges` first sets them from calibration
-  images, as post-training quantization does, so the fine-tune starts from PTQ quality.
-- Batch-norm statistics are frozen (the layers run in inference mode): the fine-tune adapts
-  weights to rounding instead of re-estimating statistics from a few small batches.
+A short, distilling fine-tune lets the weights adapt to int8 rounding; the result is converted
+exactly like post-training int8 (one contract, one runtime path). Why it can be short: its
+activation ranges start calibrated and its batch norms frozen (docs/export.md).
 """
 
 from __future__ import annotations
@@ -83,11 +72,8 @@ def calibrate_ranges(q_model, images: np.ndarray, passes: int = CALIBRATION_PASS
 def quantization_aware(inputs):
     """The QAT-fine-tuned copy of ``inputs.model`` (the original is left untouched).
 
-    The fine-tune distils the float model: its targets are the original's own probabilities
-    on the train images, not the labels. Export's QAT exists to reproduce the trained model in
-    int8, so it learns to round like the original decides; trained on hard labels it kept
-    training the model instead (reference CNN on the stand-in data: validation agreement with
-    Keras 0.972 on labels, rejected by the gate).
+    The fine-tune distils the float model (its own probabilities, not the labels): export's QAT
+    exists to reproduce the trained model in int8 (docs/export.md has the measurement).
     """
     import tf_keras as keras
 
@@ -95,7 +81,7 @@ def quantization_aware(inputs):
     try:
         q_model = quantize(frozen_bn_copy(inputs.model))
     except (ValueError, RuntimeError, TypeError) as e:
-        raise ExportError(f"tflite-qat-int8: tfmot cannot quantize this model ({e})") from None
+        raise ExportError(f"tfmot cannot quantize this model ({e})") from None
     calibrate_ranges(q_model, inputs.float_calibration())
     q_model.compile(keras.optimizers.Adam(inputs.qat_learning_rate), "categorical_crossentropy")
     x_tr, x_val = (float_input(x, inputs.scale) for x, _ in (inputs.train, inputs.val))
@@ -119,4 +105,4 @@ def quantization_aware(inputs):
 
 def build_qat_int8(inputs) -> bytes:
     q_model = quantization_aware(inputs)
-    return convert(int8_converter(q_model, inputs.float_calibration()), "tflite-qat-int8")
+    return convert(int8_converter(q_model, inputs.float_calibration()))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from herbi.common.errors import ExportError
 from herbi.common.run_folder import RunFolder
+from herbi.runtime.errors import first_line
 from herbi.runtime.native import filtered_stderr
 from herbi.train.data import Dataset, load_dataset
 from herbi.train.run import run_dataset
@@ -57,8 +58,7 @@ def load_keras(path: Path):
         try:
             return keras.models.load_model(path, compile=False)
         except Exception as e:  # Keras raises ValueError, OSError, KeyError, zipfile errors...
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise ExportError(f"{path}: cannot load the Keras model ({first})") from None
+            raise ExportError(f"{path}: cannot load the Keras model ({first_line(e)})") from None
 
 
 def check_image_classifier(model, path: Path, num_classes: int) -> None:

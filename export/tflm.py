@@ -1,20 +1,9 @@
-"""TFLite Micro: measure an int8 ``.tflite`` in the real TFLM interpreter and write it as C++.
+"""TFLite Micro: measure an int8 ``.tflite`` in the real TFLM interpreter (PyPI ``tflite-micro``).
 
-A microcontroller user must know three things before flashing: how big the tensor arena must
-be, whether TFLM has a kernel for every op, and how many bytes the model takes. All three are
-measured here by the TFLM interpreter itself (PyPI ``tflite-micro``), not estimated:
-
-- the arena from TFLM's RecordingMicroAllocator after one invoke: *head* is the non-persistent
-  part its memory planner lays the activations (and kernel scratch buffers) out in, *tail* the
-  persistent part (tensor and node structs, per-op data);
-- the ops from the flatbuffer, each mapped to the ``MicroMutableOpResolver::AddXxx()`` method
-  that registers it, so the generated ``herbi_ops.h`` pulls in exactly the kernels needed;
-- a model TFLM cannot run (an op it lacks) is refused with the op's name.
-
-The arena is measured on this 64-bit host with TFLM's reference kernels. On a 32-bit core the
-persistent structs are smaller (pointers are 4 bytes), so the tail there is at most this;
-optimized kernels (CMSIS-NN, ESP-NN) may ask for scratch buffers the reference kernels do not.
-That is what the stated margin of ``kHerbiTensorArenaSize`` is for.
+What a microcontroller user must know before flashing, measured rather than estimated: the
+tensor arena (TFLM's recording allocator after one invoke), the ops (each mapped to the
+``MicroMutableOpResolver`` method that registers it) and the model's bytes; a model TFLM
+cannot run is refused with the op's name. docs/export.md says what the figures cover.
 """
 
 from __future__ import annotations
@@ -26,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from herbi.common.errors import ExportError
-from herbi.runtime.micro import TFLMError, tflm_interpreter
-from herbi.runtime.native import native_output
-from herbi.runtime.native import native_reason as first_line
+from herbi.runtime.errors import TFLMError
+from herbi.runtime.micro import tflm_interpreter
+from herbi.runtime.native import native_output, native_reason
 
 # 25% on top of the measured arena: room for optimized kernels' scratch buffers (CMSIS-NN's
 # convolutions ask for about 2 * kernel_h * kernel_w * in_channels bytes each) and the arena
@@ -36,59 +25,20 @@ from herbi.runtime.native import native_reason as first_line
 ARENA_MARGIN = 0.25
 
 # TFLite builtin op -> the MicroMutableOpResolver method that registers its kernel (TFLM's
-# tensorflow/lite/micro/micro_mutable_op_resolver.h). The ops a Keras image classifier
-# converts to; an op TFLM has but this table lacks is refused until it is added here.
-RESOLVER_METHODS = {
-    "ABS": "AddAbs",
-    "ADD": "AddAdd",
-    "ARG_MAX": "AddArgMax",
-    "AVERAGE_POOL_2D": "AddAveragePool2D",
+# tensorflow/lite/micro/micro_mutable_op_resolver.h): "Add" + the op in CamelCase, but for two.
+# The ops a Keras image classifier converts to; an op TFLM has but this list lacks is refused
+# until it is added here.
+TFLM_OPS = """
+    ABS ADD ARG_MAX AVERAGE_POOL_2D BATCH_MATMUL CONCATENATION CONV_2D DEPTHWISE_CONV_2D
+    DEPTH_TO_SPACE DEQUANTIZE DIV ELU EXP EXPAND_DIMS FULLY_CONNECTED HARD_SWISH
+    L2_NORMALIZATION LEAKY_RELU LOGISTIC LOG_SOFTMAX MAXIMUM MAX_POOL_2D MEAN MINIMUM MUL PACK
+    PAD PADV2 PRELU QUANTIZE REDUCE_MAX RELU RELU6 RESHAPE RESIZE_BILINEAR
+    RESIZE_NEAREST_NEIGHBOR SHAPE SLICE SOFTMAX SPACE_TO_DEPTH SPLIT SPLIT_V SQUEEZE
+    STRIDED_SLICE SUB SUM TANH TRANSPOSE TRANSPOSE_CONV UNPACK
+"""
+RESOLVER_METHODS = {op: "Add" + op.title().replace("_", "") for op in TFLM_OPS.split()} | {
     "BATCH_MATMUL": "AddBatchMatMul",
-    "CONCATENATION": "AddConcatenation",
-    "CONV_2D": "AddConv2D",
-    "DEPTH_TO_SPACE": "AddDepthToSpace",
-    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
-    "DEQUANTIZE": "AddDequantize",
-    "DIV": "AddDiv",
-    "ELU": "AddElu",
-    "EXP": "AddExp",
-    "EXPAND_DIMS": "AddExpandDims",
-    "FULLY_CONNECTED": "AddFullyConnected",
-    "HARD_SWISH": "AddHardSwish",
-    "L2_NORMALIZATION": "AddL2Normalization",
-    "LEAKY_RELU": "AddLeakyRelu",
-    "LOG_SOFTMAX": "AddLogSoftmax",
-    "LOGISTIC": "AddLogistic",
-    "MAX_POOL_2D": "AddMaxPool2D",
-    "MAXIMUM": "AddMaximum",
-    "MEAN": "AddMean",
-    "MINIMUM": "AddMinimum",
-    "MUL": "AddMul",
-    "PACK": "AddPack",
-    "PAD": "AddPad",
     "PADV2": "AddPadV2",
-    "PRELU": "AddPrelu",
-    "QUANTIZE": "AddQuantize",
-    "REDUCE_MAX": "AddReduceMax",
-    "RELU": "AddRelu",
-    "RELU6": "AddRelu6",
-    "RESHAPE": "AddReshape",
-    "RESIZE_BILINEAR": "AddResizeBilinear",
-    "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor",
-    "SHAPE": "AddShape",
-    "SLICE": "AddSlice",
-    "SOFTMAX": "AddSoftmax",
-    "SPACE_TO_DEPTH": "AddSpaceToDepth",
-    "SPLIT": "AddSplit",
-    "SPLIT_V": "AddSplitV",
-    "SQUEEZE": "AddSqueeze",
-    "STRIDED_SLICE": "AddStridedSlice",
-    "SUB": "AddSub",
-    "SUM": "AddSum",
-    "TANH": "AddTanh",
-    "TRANSPOSE": "AddTranspose",
-    "TRANSPOSE_CONV": "AddTransposeConv",
-    "UNPACK": "AddUnpack",
 }
 
 _ARENA = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
@@ -98,7 +48,7 @@ _MISSING_OP = re.compile(r"Didn't find op for builtin opcode '(\w+)'")
 @dataclass(frozen=True)
 class TflmFootprint:
     """What an int8 model costs on a microcontroller, measured by TFLite Micro on this 64-bit
-    host with the reference kernels; the declared arena adds a margin (:func:`declared_arena`).
+    host with the reference kernels; the declared arena adds ARENA_MARGIN.
 
     ``flash_bytes`` is the model array ``herbi_model.cc`` puts in flash (the ``.tflite``
     bytes). Not counted: the TFLM interpreter and the kernels of ``ops`` (code whose size
@@ -114,6 +64,8 @@ class TflmFootprint:
     ops: tuple[str, ...]  # the distinct builtin ops, sorted (one resolver entry each)
     macs: int  # per image
     tflm_version: str  # the tflite-micro package that measured it
+    declared_arena_bytes: int  # kHerbiTensorArenaSize: measured + margin, a multiple of 16
+    arena_margin: float = ARENA_MARGIN
 
 
 def _flatbuffer(tflite: bytes):
@@ -126,7 +78,7 @@ def _flatbuffer(tflite: bytes):
         if model.SubgraphsLength() < 1:
             raise ValueError("no subgraph")
     except Exception:  # flatbuffers raises struct.error, IndexError... on garbage
-        raise ExportError("tflm-int8: not a TFLite flatbuffer") from None
+        raise ExportError("not a TFLite flatbuffer") from None
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     found = []
     for i in range(model.OperatorCodesLength()):
@@ -187,7 +139,7 @@ def measure(tflite: bytes) -> TflmFootprint:
     custom = [op for op in ops if op.startswith("CUSTOM:")]
     if custom:
         raise ExportError(
-            f"tflm-int8: the model uses custom op {custom[0][7:]!r}; TFLite Micro runs "
+            f"the model uses custom op {custom[0][7:]!r}; TFLite Micro runs "
             "builtin ops only unless a kernel for it is linked in"
         )
     try:
@@ -195,18 +147,18 @@ def measure(tflite: bytes) -> TflmFootprint:
 
         interpreter = tflm_interpreter(tflite)
     except ImportError:
-        raise ExportError("tflm-int8: needs tflite-micro (pip install tflite-micro)") from None
+        raise ExportError("needs tflite-micro (pip install tflite-micro)") from None
     except TFLMError as e:
         missing = _MISSING_OP.search(str(e))
         if missing:
             raise ExportError(
-                f"tflm-int8: the model uses op {missing[1]}, which TFLite Micro has no kernel for"
+                f"the model uses op {missing[1]}, which TFLite Micro has no kernel for"
             ) from None
-        raise ExportError(f"tflm-int8: TFLite Micro cannot load the model ({e})") from None
+        raise ExportError(f"TFLite Micro cannot load the model ({e})") from None
     unmapped = [op for op in ops if op not in RESOLVER_METHODS]
     if unmapped:
         raise ExportError(
-            f"tflm-int8: op {unmapped[0]} has no MicroMutableOpResolver method in herbi's "
+            f"op {unmapped[0]} has no MicroMutableOpResolver method in herbi's "
             "table (herbi.export.tflm.RESOLVER_METHODS)"
         )
     details = interpreter.get_input_details(0)
@@ -219,12 +171,11 @@ def measure(tflite: bytes) -> TflmFootprint:
         except (RuntimeError, ValueError) as e:
             failure = e
     if failure is not None:
-        raise ExportError(
-            f"tflm-int8: TFLite Micro cannot run the model ({first_line(lines, failure)})"
-        )
+        said = native_reason(lines, failure)
+        raise ExportError(f"TFLite Micro cannot run the model ({said})")
     arena = {kind: int(n) for kind, n in _ARENA.findall("\n".join(lines))}
     if set(arena) != {"total", "head", "tail"}:
-        raise ExportError("tflm-int8: TFLite Micro printed no arena report (tflite-micro changed?)")
+        raise ExportError("TFLite Micro printed no arena report (tflite-micro changed?)")
     return TflmFootprint(
         arena_bytes=arena["total"],
         arena_head=arena["head"],
@@ -233,28 +184,9 @@ def measure(tflite: bytes) -> TflmFootprint:
         ops=ops,
         macs=count_macs(tflite),
         tflm_version=tflite_micro.__version__,
+        # kHerbiTensorArenaSize: the measured arena plus the margin, rounded up to 16 bytes.
+        declared_arena_bytes=-(-math.ceil(arena["total"] * (1 + ARENA_MARGIN)) // 16) * 16,
     )
-
-
-def declared_arena(arena_bytes: int) -> int:
-    """``kHerbiTensorArenaSize``: the measured arena plus ARENA_MARGIN, rounded up to 16 bytes."""
-    return -(-math.ceil(arena_bytes * (1 + ARENA_MARGIN)) // 16) * 16
-
-
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(|b|k|kb|kib|m|mb|mib)\s*", re.IGNORECASE)
-_KIB, _MIB = 1 << 10, 1 << 20
-_UNITS = {"": 1, "b": 1, "k": _KIB, "kb": _KIB, "kib": _KIB, "m": _MIB, "mb": _MIB, "mib": _MIB}
-
-
-def parse_size(text: str, option: str) -> int:
-    """Bytes of ``65536``, ``256KB`` or ``1MB`` (KB = 1024 bytes, as datasheets count memory)."""
-    found = _SIZE.fullmatch(str(text))
-    if not found:
-        raise ExportError(f"{option} {text!r}: not a size (write e.g. 65536, 256KB or 1MB)")
-    size = math.floor(float(found[1]) * _UNITS[found[2].lower()])
-    if size <= 0:
-        raise ExportError(f"{option} {text!r}: must be more than 0 bytes")
-    return size
 
 
 def fits(footprint: TflmFootprint, max_arena: int | None, max_flash: int | None) -> list[str]:
@@ -264,7 +196,7 @@ def fits(footprint: TflmFootprint, max_arena: int | None, max_flash: int | None)
     reserves.
     """
     reasons = []
-    arena = declared_arena(footprint.arena_bytes)
+    arena = footprint.declared_arena_bytes
     if max_arena is not None and arena > max_arena:
         reasons.append(
             f"tensor arena {arena:,} bytes ({footprint.arena_bytes:,} measured + "

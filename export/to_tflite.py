@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from herbi.common.errors import ExportError
+from herbi.runtime.errors import first_line
 
 CALIBRATION_BATCH = 1  # the converter calibrates one sample per step
 
@@ -52,7 +53,7 @@ def int8_converter(model, calibration: np.ndarray):
     return conv
 
 
-def convert(conv, what: str) -> bytes:
+def convert(conv) -> bytes:
     try:
         with warnings.catch_warnings():
             # "Statistics for quantized inputs were expected": int8 input ranges come from the
@@ -60,12 +61,11 @@ def convert(conv, what: str) -> bytes:
             warnings.filterwarnings("ignore", "Statistics for quantized inputs", UserWarning)
             return bytes(conv.convert())
     except Exception as e:  # the converter raises ConverterError, ValueError, RuntimeError...
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ExportError(f"{what}: TFLite conversion failed ({first})") from None
+        raise ExportError(f"TFLite conversion failed ({first_line(e)})") from None
 
 
 def build_float32(inputs) -> bytes:
-    return convert(converter(inputs.model), "tflite-float32")
+    return convert(converter(inputs.model))
 
 
 def build_float16(inputs) -> bytes:
@@ -73,12 +73,12 @@ def build_float16(inputs) -> bytes:
 
     conv = converter(inputs.model, optimize=True)
     conv.target_spec.supported_types = [tf.float16]
-    return convert(conv, "tflite-float16")
+    return convert(conv)
 
 
 def build_dynamic(inputs) -> bytes:
-    return convert(converter(inputs.model, optimize=True), "tflite-dynamic")
+    return convert(converter(inputs.model, optimize=True))
 
 
 def build_int8(inputs) -> bytes:
-    return convert(int8_converter(inputs.model, inputs.float_calibration()), "tflite-int8")
+    return convert(int8_converter(inputs.model, inputs.float_calibration()))

@@ -23,7 +23,6 @@ import numpy as np
 
 from herbi.common.errors import ExportError
 from herbi.common.files import umask, write_json
-from herbi.export.artifacts import write_onnx
 from herbi.runtime import Classifier
 
 SCHEMA = "herbi.web/1"
@@ -66,7 +65,7 @@ def model_info(onnx_path: Path, dist: Path, info: dict) -> dict:
     """``model.json``: the artifact's contract and the facts the page's info panel shows.
 
     ``info`` adds what only the caller knows; the page shows ``format``, ``description``,
-    ``dataset`` (what the model was trained on), ``recipe``, ``test_accuracy`` (0-1) and
+    ``dataset`` (what the model was trained on), ``test_accuracy`` (0-1) and
     ``exported`` when present. The model is loaded with herbi.runtime first, so a file the
     device could not run (no contract, wrong shape) fails here rather than in the browser.
     """
@@ -114,7 +113,7 @@ def write_web(onnx_path: Path, out_dir: Path, info: dict) -> list[Path]:
             shutil.copyfile(dist / name, tmp / RUNTIME_DIR / name)
         shutil.copyfile(onnx_path, tmp / MODEL_FILE)
         write_json(tmp / INFO_FILE, meta)
-        _swap_in(tmp, out_dir)
+        swap_in(tmp, out_dir)
     except OSError as e:
         raise ExportError(f"{out_dir}: cannot write the web page ({e.strerror or e})") from None
     finally:
@@ -122,25 +121,7 @@ def write_web(onnx_path: Path, out_dir: Path, info: dict) -> list[Path]:
     return sorted(p for p in out_dir.rglob("*") if p.is_file())
 
 
-def write_page(data: bytes, path: Path, contract, int8: bool) -> None:
-    """The registry's writer: the ONNX model with its contract, then the page around it."""
-    with tempfile.TemporaryDirectory(prefix="herbi-web-") as tmp:
-        model = Path(tmp) / MODEL_FILE
-        write_onnx(data, model, contract, int8)
-        write_web(model, path, {"format": contract.format})
-
-
-def update_info(web_dir: Path, facts: dict) -> Path:
-    """Add facts known only after the export's checks (say ``test_accuracy``) to model.json."""
-    path = Path(web_dir) / INFO_FILE
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ExportError(f"{path}: cannot read the page's model info ({e})") from None
-    return write_json(path, {**meta, **facts})
-
-
-def _swap_in(new: Path, target: Path) -> None:
+def swap_in(new: Path, target: Path) -> None:
     """Rename ``new`` onto ``target``; an existing ``target`` is moved aside, then deleted."""
     if not target.exists():
         new.rename(target)

@@ -112,7 +112,7 @@ def tiny_artifacts(tiny_run) -> Path:
     name whatever the tiny model's numbers; QAT gets one epoch on a train subset.
     """
     from herbi.common.run_folder import RunFolder
-    from herbi.export.api import export_model
+    from herbi.export.api import ExportOptions, export_model
     from herbi.export.formats import FORMATS
     from herbi.export.source import load_source
 
@@ -120,11 +120,9 @@ def tiny_artifacts(tiny_run) -> Path:
     export_model(
         load_source(tiny_run),
         out,
-        list(FORMATS),
-        calibration_size=200,
-        gate=False,
-        qat_epochs=1,
-        qat_samples=800,
+        ExportOptions(
+            list(FORMATS), calibration_size=200, gate=False, qat_epochs=1, qat_samples=800
+        ),
         log=lambda *_: None,
     )
     return out

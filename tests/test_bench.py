@@ -185,7 +185,7 @@ def test_overhead_cold_start_and_memory(benched):
         assert row["tensorflow_imported"] is False  # timed without TensorFlow in the process
         for t in row["timing"].values():
             if row["backend"] == "tflm":  # no separate engine API to compare herbi with
-                assert "overhead" not in t
+                assert t["overhead"] is None
                 continue
             o = t["overhead"]
             assert o["bare_output_matches"]
@@ -208,7 +208,7 @@ def test_corrupt_artifact_fails_its_row_and_the_exit_status(
 ):
     export = tmp_path / "export"
     export.mkdir()
-    for name in ("tflite-int8.tflite", "tflite-int8.json", "onnx-int8.onnx"):
+    for name in ("tflite-int8.tflite", "tflite-int8.json", "onnx-int8.onnx", "export_report.json"):
         shutil.copy(tiny_artifacts / name, export / name)
     data = (export / "tflite-int8.tflite").read_bytes()
     (export / "tflite-int8.tflite").write_bytes(data[: len(data) // 2])
@@ -260,7 +260,8 @@ def test_bad_run_is_one_line_error(tmp_path):
 def test_bad_options_are_one_line_errors(tiny_run, tiny_artifacts, tmp_path, args, message):
     export = tmp_path / "export"
     export.mkdir()
-    shutil.copy(tiny_artifacts / "onnx-int8.onnx", export)
+    for name in ("onnx-int8.onnx", "export_report.json"):
+        shutil.copy(tiny_artifacts / name, export)
     run = make_run(tiny_run, export, tmp_path / "run")
     result = bench("--run", str(run), *args)
     assert result.exit_code == 1
@@ -270,7 +271,7 @@ def test_bad_options_are_one_line_errors(tiny_run, tiny_artifacts, tmp_path, arg
 
 def test_a_test_split_smaller_than_the_browser_sample(tiny_run, tiny_artifacts, animals5, tmp_path):
     """A test split under ``browser_images`` (50 without --quick) is written whole, not overrun."""
-    from herbi.benchmarks.measure import Bench, Settings
+    from herbi.benchmarks.measure import Settings, write_test_images
     from herbi.benchmarks.run_folder import ExportedRun
     from herbi.train.run import run_dataset
 
@@ -286,11 +287,11 @@ def test_a_test_split_smaller_than_the_browser_sample(tiny_run, tiny_artifacts, 
     settings = Settings.make((1,), None, quick=False)
     assert len(ds.x_test) == 10 < settings.browser_images
 
-    copies = run.snapshot(["onnx-int8"], tmp_path / "models")
-    bench = Bench(run, copies, settings, ds, tmp_path, log=lambda line: None)
+    test = write_test_images(ds.x_test, tmp_path, settings.browser_images)
 
-    assert len(bench.images) == 10
-    for pixels, path in zip(ds.x_test, bench.images, strict=True):
+    assert len(test.images) == 10
+    assert np.array_equal(np.load(test.pixels), ds.x_test)
+    for pixels, path in zip(ds.x_test, test.images, strict=True):
         assert np.array_equal(np.asarray(Image.open(path)), pixels)
 
 

@@ -1,9 +1,13 @@
 """The accuracy gate's statistics (``herbi.export.gate``): exact figures, the issue's example,
-and one real damaged int8 model refused while the normally calibrated one passes."""
+and one real damaged int8 model refused by herbi-export while the normally calibrated one
+passes the same real gate."""
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -48,7 +52,7 @@ def outcomes(n: int, keras_only: int, artifact_only: int, both: int) -> tuple:
 )
 def test_exact_mcnemar_p_value(b, c, p):
     test = paired_test(*outcomes(250, b, c, 150))
-    assert (test.keras_only, test.artifact_only) == (b, c)
+    assert (test.keras_right_artifact_wrong, test.artifact_right_keras_wrong) == (b, c)
     assert test.p_value == pytest.approx(p, rel=1e-9)
     assert test.drop_points == pytest.approx(100 * (b - c) / 250)
 
@@ -58,8 +62,9 @@ def test_interval_contains_the_estimate_and_narrows_with_n():
     for scale in (1, 4, 16):  # the same discordance rates on 250, 1,000 and 4,000 images
         n, b, c = 250 * scale, 5 * scale, 2 * scale
         test = paired_test(*outcomes(n, b, c, n // 2))
-        assert test.low_points < test.drop_points < test.high_points
-        widths.append(test.high_points - test.low_points)
+        low, high = test.interval_points
+        assert low < test.drop_points < high
+        widths.append(high - low)
     assert widths[0] > 1.9 * widths[1] > 3.6 * widths[2]  # about 1 / sqrt(n)
 
 
@@ -93,13 +98,13 @@ def test_the_issues_example_passes(b, c):
     test = paired_test(keras, artifact)
     assert (test.keras_correct, test.artifact_correct) == (167, 164)
     assert test.drop_points == pytest.approx(1.2)
-    assert test.p_value >= 0.25 and test.high_points < 4.2  # hard limit 5: >= 0.9 points spare
-    assert judge(test, agreement=0.996) == []
+    assert test.p_value >= 0.25 and test.interval_points[1] < 4.2  # hard limit 5: >= 0.9 spare
+    assert judge(test, 0.996, GateOptions()) == []
 
 
 def test_clear_damage_is_refused_and_every_reason_is_one_line_naming_its_option():
     test = paired_test(*outcomes(250, 30, 2, 140))
-    reasons = judge(test, agreement=1 - 32 / 250)
+    reasons = judge(test, 1 - 32 / 250, GateOptions())
     assert len(reasons) == 3
     options = ("--min-agreement", "--max-drop", "--hard-limit")
     for reason, option in zip(reasons, options, strict=True):
@@ -116,19 +121,16 @@ def test_a_significant_drop_under_max_drop_passes():
     drop is within --max-drop, and the interval is far under the hard limit."""
     test = paired_test(*outcomes(10_000, 100, 50, 7_000))
     assert test.p_value < 1e-4 and test.drop_points == pytest.approx(0.5)
-    assert judge(test, agreement=0.985) == []
-    assert judge(test, agreement=0.985, max_drop=0.4)[0].startswith("accuracy drop 0.50")
+    assert judge(test, 0.985, GateOptions()) == []
+    assert judge(test, 0.985, GateOptions(max_drop=0.4))[0].startswith("accuracy drop 0.50")
 
 
-def test_calibration_indices_pick_the_calibration_images():
-    from herbi.export.calibration import calibration_images
-
+def test_calibration_indices_are_stratified_and_seeded():
     y = np.repeat(np.arange(5), [450, 450, 450, 449, 451])
-    x = np.arange(len(y))
     for seed in (0, 1):
         picked = calibration_indices(y, 300, seed)
-        assert np.array_equal(x[picked], calibration_images(x, y, 300, seed))
-        assert np.bincount(y[picked]).tolist() == [60] * 5
+        assert np.array_equal(picked, calibration_indices(y, 300, seed))
+        assert len(np.unique(picked)) == 300 and np.bincount(y[picked]).tolist() == [60] * 5
 
 
 def test_parity_images_are_val_then_train_outside_calibration():
@@ -163,67 +165,48 @@ def test_parity_images_are_val_then_train_outside_calibration():
     assert parity_images(ds, calib, 0).description == "250 validation images"
 
 
-def evidence(source, artifact: bytes, images, ref, out_dir) -> tuple[str, float, object, float]:
-    """What the export gate computes for one int8 TFLite artifact, read back through the
-    runtime: agreement with Keras's ``ref`` on the parity images and the paired test on the
-    validation split; plus the evidence line and the largest share of the validation images
-    the artifact puts in any one class (1.0: everything collapsed into one)."""
-    from dataclasses import replace
-
-    from herbi.export import parity
-    from herbi.export.formats import FORMATS
-    from herbi.export.parity import tie_aware_agreement
-    from herbi.runtime.contract import Contract
-
-    fmt = FORMATS["tflite-int8"]
-    contract = Contract(labels=source.labels, input_size=source.input_size)
-    out_dir.mkdir()
-    path = out_dir / fmt.filename
-    fmt.container.write(artifact, path, replace(contract, format=fmt.name), fmt.int8)
-    got = parity.artifact_probs(fmt.model(path), images.pixels, fmt.backend)
-    agreement = tie_aware_agreement(ref, got)
-    v, y_val = images.val_images, source.dataset.y_val
-    test = paired_test(ref[:v].argmax(1) == y_val, got[:v].argmax(1) == y_val)
-    share = np.bincount(got[:v].argmax(1), minlength=len(source.labels)) / v
-    line = (
-        f"agreement {agreement:.4f} on {images.description}; {summary_line(test)}; "
-        f"validation predictions per class {np.round(share, 2).tolist()}"
-    )
-    return line, agreement, test, float(share.max())
-
-
 def test_real_int8_gate_refuses_broken_calibration_and_passes_normal_calibration(
-    tiny_run, tmp_path
+    tiny_run, tiny_artifacts, tmp_path, monkeypatch
 ):
-    """The real converter and runtime on the tiny model: int8 calibrated on black images (every
-    activation range fitted to one constant input, so real images saturate) is refused by a
-    wide margin, and the export's own 300-image calibration passes."""
-    import dataclasses
+    """The real converter, runtime and gate on the tiny model: int8 calibrated on black images
+    (every activation range fitted to one constant input, so real images saturate) is refused
+    by herbi-export by a wide margin; the normally calibrated int8 artifact passes the gate."""
+    from click.testing import CliRunner
 
-    from herbi.export.formats import BuildInputs
-    from herbi.export.rewrite import affine_batchnorms
+    from herbi.export.api import ExportOptions, prepare
+    from herbi.export.cli import EXIT_REJECTED, main
+    from herbi.export.evidence import artifact_probs, evaluate
+    from herbi.export.formats import FORMATS
     from herbi.export.source import load_source
     from herbi.export.to_tflite import build_int8
-    from herbi.runtime.contract import PIXEL_SCALE
-    from herbi.train.evaluate import keras_probs
 
+    def black_calibration(inputs):
+        return build_int8(replace(inputs, calibration=np.zeros_like(inputs.calibration)))
+
+    damaged = replace(FORMATS["tflite-int8"], name="tflite-int8-damaged", build=black_calibration)
+    monkeypatch.setitem(FORMATS, damaged.name, damaged)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["--model", str(tiny_run), "--format", damaged.name,
+                                       "--out", str(out)])  # fmt: skip
+    assert result.exit_code == EXIT_REJECTED, result.output
+    assert "rejected" in result.output and not (out / damaged.filename).exists()
+    assert (out / f"{damaged.name}.json.rejected").is_file()
+    entry = json.loads((out / "export_report.json").read_text())["artifacts"][damaged.name]
+    bad, bad_agreement = entry["gate"]["paired_val"], entry["gate"]["agreement"]["agreement"]
+    assert entry["status"] == "rejected" and len(entry["reasons"]) == 3
+    for reason, option in zip(entry["reasons"], ("--min-agreement", "--max-drop", "--hard-limit"),
+                              strict=True):  # fmt: skip
+        assert option in reason
+    for name in (damaged.filename, f"{damaged.name}.json"):  # loadable under a plain name
+        shutil.copy(out / f"{name}.rejected", tmp_path / name)
     source = load_source(tiny_run)
-    ds = source.dataset
-    calib = calibration_indices(ds.y_train, 300)
-    images = parity_images(ds, calib)
-    model, _ = affine_batchnorms(source.model)
-    train, val = (ds.x_train, ds.y_train), (ds.x_val, ds.y_val)
-    inputs = BuildInputs(model, ds.x_train[calib], train, val, PIXEL_SCALE)
-    black = dataclasses.replace(inputs, calibration=np.zeros_like(inputs.calibration))
-    ref = keras_probs(source.model, images.pixels, PIXEL_SCALE)
-
-    good_line, good_agreement, good, _ = evidence(
-        source, build_int8(inputs), images, ref, tmp_path / "a"
-    )
-    bad_line, bad_agreement, bad, collapse = evidence(
-        source, build_int8(black), images, ref, tmp_path / "b"
-    )
-    print(f"\nnormal calibration: {good_line}\nblack calibration: {bad_line}")
+    val = artifact_probs(tmp_path / damaged.filename, source.dataset.x_val).argmax(1)
+    collapse = np.bincount(val, minlength=len(source.labels)).max() / len(val)
+    # tiny_artifacts' int8 model, judged on the images its 200 calibration images leave.
+    job, _ = prepare(source, tmp_path / "good", ExportOptions(["tflite-int8"], 200), print)
+    good = evaluate(tiny_artifacts / "tflite-int8.tflite", None, job.reference)
+    print(f"\nnormal calibration: agreement {good.agreement.agreement:.4f}; "
+          f"{summary_line(good.paired_val)}\nblack calibration: {entry['gate']['summary']}")  # fmt: skip
 
     # Measured on two CPU paths: AVX-512, and float32 training with an AVX2 oneDNN cap. Normal
     # calibration: agreement 0.997 / 0.993 on 2,200 images (>= 50 images above the threshold),
@@ -232,25 +215,25 @@ def test_real_int8_gate_refuses_broken_calibration_and_passes_normal_calibration
     # class, agreement 0.08 / 0.13, discordant 80 vs 36 / 84 vs 27, interval 9.3-25.7 /
     # 14.9-30.5, p 5e-05 / 6e-08: all three rules refuse it, the interval's low end 8+ points
     # above --max-drop, its high end 20+ over --hard-limit, p three decades under --alpha.
-    assert judge(good, good_agreement) == []
-    assert good_agreement >= DEFAULT_MIN_AGREEMENT + 0.01
+    assert judge(good.paired_val, good.agreement.agreement, GateOptions()) == []
+    assert good.agreement.agreement >= DEFAULT_MIN_AGREEMENT + 0.01
     assert collapse > 0.9 and bad_agreement < 0.5
-    assert bad.low_points > DEFAULT_MAX_DROP + 5 and bad.p_value < DEFAULT_ALPHA / 100
-    assert bad.high_points > DEFAULT_HARD_LIMIT + 5
-    assert len(judge(bad, bad_agreement)) == 3
+    low, high = bad["interval_points"]
+    assert low > DEFAULT_MAX_DROP + 5 and bad["p_value"] < DEFAULT_ALPHA / 100
+    assert high > DEFAULT_HARD_LIMIT + 5
 
 
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (GateOptions(min_agreement=1.5), "--min-agreement 1.5"),
-        (GateOptions(alpha=0.0), "--alpha 0.0"),
-        (GateOptions(hard_limit=-1.0), "--hard-limit -1.0"),
-        (GateOptions(train_images=-3), "--parity-train-images -3"),
+        ({"min_agreement": 1.5}, "--min-agreement 1.5"),
+        ({"alpha": 0.0}, "--alpha 0.0"),
+        ({"hard_limit": -1.0}, "--hard-limit -1.0"),
+        ({"train_images": -3}, "--parity-train-images -3"),
     ],
 )
 def test_gate_options_out_of_range_are_one_line_errors(options, message):
     from herbi.common.errors import ExportError
 
     with pytest.raises(ExportError, match=message):
-        options.check()
+        GateOptions(**options)

@@ -19,13 +19,8 @@ import pytest
 
 from herbi.benchmarks import boards
 from herbi.common.errors import ExportError
-from herbi.export.tflm import (
-    RESOLVER_METHODS,
-    declared_arena,
-    fits,
-    measure,
-    parse_size,
-)
+from herbi.export.cli import parse_size
+from herbi.export.tflm import ARENA_MARGIN, RESOLVER_METHODS, fits, measure
 from herbi.export.tflm_source import write_sources
 from herbi.export.to_tflite import convert
 from herbi.runtime.backends import LiteRTBackend
@@ -104,7 +99,9 @@ def test_generated_source_compiles_to_the_model_bytes(
     assert (
         "alignas(16) const unsigned char kHerbiModel[]" in (sources / "herbi_model.cc").read_text()
     )
-    assert int(arena) == declared_arena(footprint.arena_bytes) > footprint.arena_bytes
+    declared = footprint.declared_arena_bytes
+    assert int(arena) == declared and declared % 16 == 0
+    assert 0 <= declared - footprint.arena_bytes * (1 + ARENA_MARGIN) < 16
     assert int(n_labels) == len(LABELS) and labels == LABELS
 
 
@@ -199,7 +196,7 @@ def test_op_tflm_lacks_is_refused_by_name(capfd):
     conv.representative_dataset = lambda: ([rng.random((1, 8, 8, 3), np.float32)] for _ in range(8))
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = conv.inference_output_type = tf.int8
-    data = convert(conv, "gelu test model")
+    data = convert(conv)
     litert = Interpreter(model_content=data)
     assert "GELU" in {op["op_name"] for op in litert._get_ops_details()}
     litert.allocate_tensors()
@@ -219,11 +216,10 @@ def test_sizes_limits_and_boards(footprint):
             parse_size(junk, "--max-flash")
     assert fits(footprint, None, None) == []
     assert fits(footprint, 1 << 20, 1 << 20) == []
-    arena = declared_arena(footprint.arena_bytes)
+    arena = footprint.declared_arena_bytes
     reasons = fits(footprint, arena - 1, footprint.flash_bytes - 1)
     assert len(reasons) == 2 and "--max-arena" in reasons[0] and "--max-flash" in reasons[1]
     assert fits(footprint, arena, footprint.flash_bytes) == []
-    assert all(b.source.startswith("https://") and b.sram_bytes > 0 for b in boards.BOARDS)
     table = boards.fits(arena, footprint.flash_bytes)
     assert [row[0] for row in table] == list(boards.BOARDS) and all(ok for _, ok, _ in table)
     too_big = {b.name: ok for b, ok, _ in boards.fits(300 * 1024, 100 * 1024)}
@@ -255,8 +251,11 @@ def test_tflm_backend_imports_no_tensorflow_and_prints_nothing(int8_model):
     assert done.stdout.strip() == "[]" and done.stderr == ""
 
 
-def test_herbi_export_format_tflm_writes_sources_and_enforces_limits(tiny_run, tmp_path):
-    """Through the command line: the folder, the footprint in the report, and --max-arena."""
+def test_herbi_export_format_tflm_writes_sources_and_enforces_limits(
+    tiny_run, tiny_artifacts, tmp_path
+):
+    """The exported folder and the footprint in the report; through the command line,
+    --max-arena and --max-flash."""
     from click.testing import CliRunner
 
     from herbi.export.cli import EXIT_REJECTED, main
@@ -266,12 +265,12 @@ def test_herbi_export_format_tflm_writes_sources_and_enforces_limits(tiny_run, t
         return CliRunner().invoke(main, ["--model", str(tiny_run), "--format", "tflm",
                                          "--out", str(out), *args]), out  # fmt: skip
 
-    result, out = export()
-    assert result.exit_code == 0, result.output
-    folder = out / "tflm-int8"
+    folder = tiny_artifacts / "tflm-int8"
     names = {p.name for p in folder.iterdir()}
     assert {"herbi_model.h", "herbi_model.cc", "herbi_ops.h", "README.md", "model.tflite"} <= names
-    entry = json.loads((out / "export_report.json").read_text())["artifacts"]["tflm-int8"]
+    report = json.loads((tiny_artifacts / "export_report.json").read_text())
+    entry = report["artifacts"]["tflm-int8"]
+    assert entry["footprint"] == json.loads((folder / "footprint.json").read_text())
     footprint = entry["footprint"]
     assert footprint["arena_bytes"] == footprint["arena_head"] + footprint["arena_tail"] > 0
     assert footprint["flash_bytes"] == (folder / "model.tflite").stat().st_size

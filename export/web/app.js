@@ -68,7 +68,6 @@ function showInfo(info) {
     ["Input", `${info.contract.input_size.join("×")} RGB`],
     [`Classes (${info.classes.length})`, info.classes],
     ["Trained on", info.dataset],
-    ["Recipe", info.recipe],
     ["Test accuracy", info.test_accuracy != null ? percent(info.test_accuracy) : null],
     ["Exported", info.exported],
   ];
