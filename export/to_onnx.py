@@ -7,7 +7,7 @@ The int8 model keeps a float32 input and output; its weights are int8 per channe
 activations uint8, calibrated on train images. Unsigned activations are what ONNX Runtime's
 CPU kernels fuse end to end (max-pools and residual adds included, in NHWC, so no layout
 shuffles between layers), what its x86 kernels (u8 x s8) are fastest at, and what OpenVINO
-compiles on every CPU kind. ``reduce_range`` (7-bit weights) suits CPUs without VNNI, where
+compiles on AMX Xeons too (it refuses signed activations there). ``reduce_range`` (7-bit weights) suits CPUs without VNNI, where
 full-range weights can saturate the 16-bit accumulation of ``vpmaddubsw``; with VNNI the full
 range is exact. ``herbi-export --reduce-range auto`` decides from the exporting machine's CPU,
 and the report records the choice.
