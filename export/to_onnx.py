@@ -1,10 +1,16 @@
 """Keras -> ONNX: float32 with tf2onnx, and static int8 (QDQ) with ONNX Runtime's quantizer.
 
-The int8 model keeps a float32 input and output; its weights are quantized per channel and
-its activations calibrated on train images. ``reduce_range`` (7-bit weights) suits CPUs
-without VNNI, where full-range int8 weights can saturate the 16-bit accumulation of
-``vpmaddubsw``; with VNNI the full range is exact. ``herbi-export --reduce-range auto``
-decides from the exporting machine's CPU, and the report records the choice.
+Both models take a fixed batch of one image: Android NNAPI and CoreML only take fixed shapes,
+and herbi.runtime runs a bigger batch one image at a time (``run_fixed_batch``).
+
+The int8 model keeps a float32 input and output; its weights are int8 per channel, its
+activations uint8, calibrated on train images. Unsigned activations are what ONNX Runtime's
+CPU kernels fuse end to end (max-pools and residual adds included, in NHWC, so no layout
+shuffles between layers), what its x86 kernels (u8 x s8) are fastest at, and what OpenVINO
+compiles on AMX Xeons too (it refuses signed activations there). ``reduce_range`` (7-bit weights) suits CPUs without VNNI, where
+full-range weights can saturate the 16-bit accumulation of ``vpmaddubsw``; with VNNI the full
+range is exact. ``herbi-export --reduce-range auto`` decides from the exporting machine's CPU,
+and the report records the choice.
 """
 
 from __future__ import annotations
@@ -21,12 +27,12 @@ INPUT_NAME = "image"
 
 
 def float32_proto(model):
-    """tf2onnx conversion with a dynamic batch and the input named ``image``."""
+    """tf2onnx conversion for a batch of one image, the input named ``image``."""
     import tensorflow as tf
     import tf2onnx
 
     h, w, c = (int(d) for d in model.input_shape[1:])
-    spec = [tf.TensorSpec((None, h, w, c), tf.float32, name=INPUT_NAME)]
+    spec = [tf.TensorSpec((1, h, w, c), tf.float32, name=INPUT_NAME)]
     try:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
     except Exception as e:  # tf2onnx raises many kinds
@@ -39,13 +45,14 @@ def build_float32(inputs) -> bytes:
 
 
 class CalibrationReader:
-    """ONNX Runtime's calibration reader protocol (``get_next``) over float model inputs.
+    """ONNX Runtime's calibration reader protocol (``get_next``) over float model inputs, one
+    image per batch as the models take them.
 
     Duck-typed rather than subclassing ``CalibrationDataReader`` so this module imports
     nothing from onnxruntime until a conversion actually runs.
     """
 
-    def __init__(self, images: np.ndarray, batch: int = 16):
+    def __init__(self, images: np.ndarray, batch: int = 1):
         self._batches = iter(
             [{INPUT_NAME: images[i : i + batch]} for i in range(0, len(images), batch)]
         )
@@ -87,7 +94,7 @@ def build_int8(inputs) -> bytes:
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
                 reduce_range=inputs.reduce_range,
-                activation_type=QuantType.QInt8,
+                activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
             )
         except Exception as e:  # onnxruntime raises its own exception classes

@@ -1,0 +1,109 @@
+"""What engines make of an ONNX model: the graph ONNX Runtime really runs, and phones' verdict.
+
+A QDQ file marks every tensor int8, yet the engine decides what runs in int8: only the graph
+after ONNX Runtime's own optimization shows float kernels left between quantized ones. The
+census counts that graph's ops, with the session options herbi.runtime uses; the mobile fit
+is ONNX Runtime's own usability checker (``check_onnx_model_mobile_usability``) as values.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+# Ops are told apart by type: ONNX Runtime's quantized kernels, and the ops that only move,
+# reshape or (de)quantize data; every other op computes in float.
+INT8_KERNELS = frozenset({"QGemm", "NhwcMaxPool", "MatMulInteger", "ConvInteger"})
+DATA_MOVEMENT = frozenset(
+    {"QuantizeLinear", "DequantizeLinear", "Transpose", "Reshape", "Squeeze", "Unsqueeze"}
+    | {"Flatten", "Identity", "ReorderInput", "ReorderOutput"}
+)
+
+
+def runs_in_int8(op_type: str) -> bool:
+    return op_type.startswith("QLinear") or op_type in INT8_KERNELS
+
+
+@dataclass(frozen=True)
+class OpCensus:
+    """Op types and counts of the optimized graph (domain dropped: an NCHWc ``Conv`` is a
+    float ``Conv``); ``coverage`` is the share of compute ops that run in int8."""
+
+    ops: dict[str, int]
+
+    def count(self, op_type: str) -> int:
+        return self.ops.get(op_type, 0)
+
+    @property
+    def int8(self) -> int:
+        return sum(n for op, n in self.ops.items() if runs_in_int8(op))
+
+    @property
+    def float(self) -> int:
+        return sum(
+            n for op, n in self.ops.items() if not runs_in_int8(op) and op not in DATA_MOVEMENT
+        )
+
+    @property
+    def coverage(self) -> float:
+        return self.int8 / max(self.int8 + self.float, 1)
+
+
+def census(path: Path) -> OpCensus:
+    """The op census of ``path`` as ONNX Runtime optimizes it on this machine's CPU."""
+    import onnx
+    import onnxruntime as ort
+
+    from herbi.runtime.backends import onnx_session_options
+
+    with tempfile.TemporaryDirectory(prefix="herbi-census-") as tmp:
+        opts = onnx_session_options(threads=1)
+        opts.optimized_model_filepath = str(Path(tmp, "optimized.onnx"))
+        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        graph = onnx.load(opts.optimized_model_filepath).graph
+    return OpCensus(dict(sorted(Counter(node.op_type for node in graph.node).items())))
+
+
+@dataclass(frozen=True)
+class EpFit:
+    """One accelerator's verdict on the model as it is (fixed shapes not assumed):
+    nodes it would take, in how many partitions, and the checker's YES / MAYBE / NO."""
+
+    nodes: int
+    supported: int
+    partitions: int
+    verdict: str
+
+    @property
+    def takes_all(self) -> bool:
+        return self.supported == self.nodes and self.partitions == 1
+
+
+@dataclass(frozen=True)
+class MobileFit:
+    nnapi: EpFit
+    coreml: EpFit  # CoreML's ML Program format (the current one)
+
+
+def mobile_fit(path: Path) -> MobileFit:
+    """ONNX Runtime Mobile's usability checker on ``path``, as its command line runs it
+    (after ONNX Runtime's basic optimizations), returned as values rather than log lines."""
+    from onnxruntime.tools.mobile_helpers import usability_checker as checker
+    from onnxruntime.tools.onnx_model_utils import ModelProtoWithShapeInfo, optimize_model
+
+    def fit(info) -> EpFit:
+        verdict = info.suitability().name
+        return EpFit(info.num_nodes, info.num_supported_nodes, info.num_partitions, verdict)
+
+    with tempfile.TemporaryDirectory(prefix="herbi-mobile-") as tmp:
+        basic = Path(tmp, "basic.onnx")
+        optimize_model(Path(path), basic)
+        model = ModelProtoWithShapeInfo(basic).model_with_shape_info
+    return MobileFit(
+        nnapi=fit(checker.check_nnapi_partitions(model, require_fixed_input_sizes=True)),
+        coreml=fit(
+            checker.check_coreml_partitions(model, True, "coreml_supported_mlprogram_ops.md")
+        ),
+    )
