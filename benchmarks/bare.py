@@ -34,9 +34,11 @@ def litert_call(path: str, threads: int) -> Call:
 def onnx_call(path: str, threads: int) -> Call:
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    from herbi.runtime.backends import onnx_session_options
+
+    session = ort.InferenceSession(
+        path, onnx_session_options(threads), providers=["CPUExecutionProvider"]
+    )
     feed, fetch = session.get_inputs()[0].name, [session.get_outputs()[0].name]
     return lambda x: session.run(fetch, {feed: x})[0]
 

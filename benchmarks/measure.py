@@ -29,6 +29,7 @@ from herbi.common.provenance import package_versions
 from herbi.export.evidence import Evidence, Reference, evaluate, judged
 from herbi.export.formats import FORMATS, check_known
 from herbi.export.gate import PairedTest, ParityImages
+from herbi.export.onnx_graph import EngineGraph
 from herbi.export.tflm import TflmFootprint
 from herbi.train.evaluate import score
 from herbi.train.run import run_dataset
@@ -141,6 +142,7 @@ class Row:
     cold_start: ColdStart | None = None
     browser: BrowserTiming | None = None  # a web page's figures in headless Chromium
     footprint: TflmFootprint | None = None  # a microcontroller artifact's arena, flash, ops, MACs
+    engine_graph: EngineGraph | None = None  # an int8 ONNX artifact: what engines run in int8
     tensorflow_imported: bool | None = None
 
 
@@ -285,6 +287,8 @@ class Bench:
         try:
             if fmt.container.footprint:
                 row.footprint = fmt.container.footprint(copy.model)
+            if fmt.int8 and fmt.container.graph:
+                row.engine_graph = fmt.container.graph(copy.model)
             found = evaluate(copy.model, fmt.backend, self.reference)
             q = row.quality = Quality.of(found, self.reference, self.base)
             self.log(f"{name}: accuracy {100 * q.accuracy:.1f}%, agreement {q.agreement:.3f}, "

@@ -124,6 +124,15 @@ def details(report: dict) -> list[str]:
             "time. The model runs in onnxruntime-web's WebAssembly backend on this CPU.",
         ),
         *section(
+            "What the engines run of the int8 ONNX models",
+            tables.engine_graph_table(report),
+            "Coverage: the share of compute ops in ONNX Runtime's optimized graph (this CPU, the "
+            "runtime's session options) that run as int8 kernels; float ops between quantized "
+            "ones mean the model converts formats instead of computing in int8. NNAPI and CoreML: "
+            "ONNX Runtime's mobile usability checker on the model as it is (nodes taken, "
+            "partitions, verdict).",
+        ),
+        *section(
             "On a microcontroller",
             tables.microcontroller_tables(report),
             "Flash counts the model array only (TFLite Micro's interpreter and kernels add tens "

@@ -241,3 +241,26 @@ def microcontroller_tables(report: dict) -> list[str]:
                               ("fits", lambda v: "yes" if v[1] else "**no**"),
                               ("why", lambda v: v[2])], verdicts)]  # fmt: skip
     return lines
+
+
+def engine_graph_table(report: dict) -> list[str]:
+    """Int8 ONNX artifacts: how much of the graph the engines really run in int8."""
+    rows = [r for r in measured(report) if r.engine_graph]
+    if not rows:
+        return []
+
+    def fit(pick: Callable) -> Callable:
+        return lambda r: "{0.supported}/{0.nodes} in {0.partitions}, {0.verdict}".format(
+            pick(r.engine_graph.mobile)
+        )
+
+    columns: list[Column] = [
+        ("format", lambda r: r.name),
+        ("int8 coverage", lambda r: f"{pct(r.engine_graph.census.coverage)}"),
+        ("int8 / float compute ops", lambda r: f"{r.engine_graph.census.int8} / "
+         f"{r.engine_graph.census.float}"),
+        ("Transpose", lambda r: str(r.engine_graph.census.count("Transpose"))),
+        ("NNAPI nodes, partitions", fit(lambda m: m.nnapi)),
+        ("CoreML nodes, partitions", fit(lambda m: m.coreml)),
+    ]  # fmt: skip
+    return table(columns, rows)

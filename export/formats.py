@@ -22,6 +22,7 @@ from herbi.export import (
     artifacts,
     checks,
     debug,
+    onnx_graph,
     qat,
     tflm,
     tflm_source,
@@ -81,6 +82,7 @@ class Container:
     backend: str | None = None  # herbi.runtime's engine for it (None: by the model's suffix)
     runs_in: str = "python"  # where the bench times it: "python" (workers) or "browser"
     footprint: Callable[[Path], tflm.TflmFootprint] | None = None  # (model file) -> device costs
+    graph: Callable[[Path], onnx_graph.EngineGraph] | None = None  # what engines run of it
 
 
 def write_tflm(data: bytes, path: Path, contract, int8: bool) -> None:
@@ -124,13 +126,13 @@ TFLITE = Container(
     checks.tflite_problems,
     files=lambda path: [path, sidecar_path(path)],  # the model and its contract sidecar
 )
-ONNX = Container(".onnx", artifacts.write_onnx, checks.onnx_problems)
+ONNX = Container(".onnx", artifacts.write_onnx, checks.onnx_problems, graph=onnx_graph.engine_graph)
 # TFLite Micro C++ sources around the int8 model, checked with TFLM's own kernels.
 TFLM = Container("", write_tflm, checks.tflite_problems, model=lambda path: path / TFLM_MODEL,
                  backend="tflm", footprint=measure_tflm)  # fmt: skip
 # A static web page folder (index.html, onnxruntime-web, model.onnx): see export.web_export.
 WEB = Container("", write_page, checks.onnx_problems, annotate=update_info, runs_in="browser",
-                model=lambda path: path / web_export.MODEL_FILE)  # fmt: skip
+                model=lambda path: path / web_export.MODEL_FILE, graph=onnx_graph.engine_graph)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -181,8 +183,9 @@ FORMATS: dict[str, Format] = {
                "tflite", "qat", True, TFLITE, qat.build_qat_int8),
         Format("onnx-float32", "ONNX (tf2onnx), float32", "onnx", "none", False, ONNX,
                to_onnx.build_float32),
-        Format("onnx-int8", "ONNX, static int8 QDQ, per-channel weights, float I/O", "onnx",
-               "int8", True, ONNX, to_onnx.build_int8, debug.onnx_table),
+        Format("onnx-int8", "ONNX, static QDQ: uint8 activations, int8 per-channel weights, "
+               "float I/O, batch 1", "onnx", "int8", True, ONNX, to_onnx.build_int8,
+               debug.onnx_table),
         Format("tflm-int8", "TFLite Micro C++ source of the int8 model, with measured arena",
                "tflm", "int8", True, TFLM, to_tflite.build_int8),
         Format("web-int8", "Web page, onnxruntime-web (WebAssembly), ONNX int8 QDQ", "web",

@@ -107,3 +107,16 @@ def mobile_fit(path: Path) -> MobileFit:
             checker.check_coreml_partitions(model, True, "coreml_supported_mlprogram_ops.md")
         ),
     )
+
+
+@dataclass(frozen=True)
+class EngineGraph:
+    """What the engines make of one ONNX artifact: ONNX Runtime's optimized graph and the
+    phones' accelerators (the bench's "int8 coverage" table)."""
+
+    census: OpCensus
+    mobile: MobileFit
+
+
+def engine_graph(path: Path) -> EngineGraph:
+    return EngineGraph(census(path), mobile_fit(path))

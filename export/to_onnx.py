@@ -36,7 +36,7 @@ def float32_proto(model):
     try:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
     except Exception as e:  # tf2onnx raises many kinds
-        raise ExportError(f"onnx-float32: tf2onnx conversion failed ({e})") from None
+        raise ExportError(f"tf2onnx conversion failed ({e})") from None
     return proto
 
 
@@ -77,7 +77,7 @@ def preprocessed_float32(model, folder: Path) -> Path:
     try:
         quant_pre_process(str(fp32), str(pre))
     except Exception as e:  # onnxruntime raises its own exception classes
-        raise ExportError(f"onnx-int8: quantization pre-processing failed ({e})") from None
+        raise ExportError(f"quantization pre-processing failed ({e})") from None
     return pre
 
 
@@ -98,5 +98,5 @@ def build_int8(inputs) -> bytes:
                 weight_type=QuantType.QInt8,
             )
         except Exception as e:  # onnxruntime raises its own exception classes
-            raise ExportError(f"onnx-int8: quantization failed ({e})") from None
+            raise ExportError(f"quantization failed ({e})") from None
         return q.read_bytes()

@@ -176,6 +176,22 @@ def test_web_pages_are_timed_in_the_browser(benched):
         assert 0 < b["download_gzip_bytes"] < b["download_bytes"]
 
 
+def test_int8_onnx_rows_show_what_the_engines_run(benched):
+    run, report, _ = benched
+    graphs = [n for n, f in FORMATS.items() if f.int8 and f.container.graph]
+    assert graphs
+    for name, row in report["rows"].items():
+        if name not in graphs:
+            assert row.get("engine_graph") is None
+            continue
+        ops, nnapi = row["engine_graph"]["census"]["ops"], row["engine_graph"]["mobile"]["nnapi"]
+        assert ops.get("QLinearConv", 0) >= 3 and "Conv" not in ops  # the tiny CNN's 3 convs
+        assert ops.get("Transpose", 0) <= 2
+        assert nnapi["supported"] == nnapi["nodes"] > 0 and nnapi["partitions"] == 1
+    text = (run / "bench" / "report.md").read_text()
+    assert "What the engines run of the int8 ONNX models" in text and "100.0%" in text
+
+
 def test_overhead_cold_start_and_memory(benched):
     _, report, _ = benched
     for name, fmt in FORMATS.items():

@@ -128,10 +128,11 @@ def test_artifact_carries_its_contract(fmt, tiny_artifacts, reference):
     assert contract.labels == reference[0].class_names
     assert contract.scale == pytest.approx(1 / 255)
     if spec.int8:
-        # int8 I/O (TFLite) or the QDQ boundary (ONNX): input [0, 1] -> int8 codes -128..127.
+        # int8 I/O (TFLite): input [0, 1] -> int8 codes -128..127; the QDQ boundary (ONNX):
+        # uint8 activations, codes 0..255.
         q = contract.quantization["input"]
         assert q["scale"] == pytest.approx(1 / 255, rel=0.02)
-        assert q["zero_point"] == -128
+        assert q["zero_point"] == (-128 if path.suffix == ".tflite" else 0)
     if path.suffix == ".tflite" and spec.int8:
         from ai_edge_litert.interpreter import Interpreter
 
