@@ -32,7 +32,7 @@ def fast_exports(tmp_path_factory, animals5) -> dict[str, Path]:
 
     from herbi.common.files import write_json
     from herbi.common.run_folder import RunFolder
-    from herbi.export.api import export_model
+    from herbi.export.api import ExportOptions, export_model
     from herbi.export.source import load_source
     from herbi.train.data import load_dataset
     from herbi.train.recipes.fast import fast_net
@@ -47,10 +47,13 @@ def fast_exports(tmp_path_factory, animals5) -> dict[str, Path]:
     model.save(run.model)
     data = data_config(ds, str(animals5), 0.1, 0, 11)
     write_json(run.manifest, {"recipe": "fast-test", "data": data})
-    source, quiet = load_source(run.dir), {"gate": False, "log": lambda *_: None}
-    export_model(source, run.export, ["onnx-float32", "onnx-int8"], reduce_range="off", **quiet)
-    seven_bit = run.dir / "seven_bit"
-    export_model(source, seven_bit, ["onnx-int8"], reduce_range="on", **quiet)
+    source, seven_bit = load_source(run.dir), run.dir / "seven_bit"
+    for out, formats, reduce_range in (
+        (run.export, ["onnx-float32", "onnx-int8"], "off"),
+        (seven_bit, ["onnx-int8"], "on"),
+    ):
+        options = ExportOptions(formats, gate=False, reduce_range=reduce_range)
+        export_model(source, out, options, log=lambda *_: None)
     return {
         "float32": run.export / "onnx-float32.onnx",
         "int8": run.export / "onnx-int8.onnx",
