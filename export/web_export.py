@@ -1,14 +1,8 @@
 """The browser target: a static folder that classifies images on the device, offline once loaded.
 
-``write_web`` copies the page template (``export/web/``: HTML, three small ES modules, CSS; no
-framework, no build step), the ONNX model (its contract stays inside, so ``herbi.runtime``
-can still load the copy), a ``model.json`` the page reads (contract + what the info panel
-shows), and the onnxruntime-web files it needs from the repository's pinned npm install
-(``package-lock.json``). Any static host can serve the result as it is; ``herbi-serve``
-serves it locally.
-
-The folder is built beside the target and swapped in, so a re-export never leaves a mix of
-old and new files, and an interrupted one leaves the previous page intact.
+The page template (``export/web/``) needs no framework or build step, so any static host can
+serve the folder as it is. It is built beside the target and swapped in: a re-export never
+leaves a mix of old and new files, and an interrupted one leaves the previous page intact.
 """
 
 from __future__ import annotations
