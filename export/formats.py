@@ -1,9 +1,6 @@
-"""The format registry: every artifact herbi can export, in one table.
+"""The format registry: every artifact herbi can export, in one table (:data:`FORMATS`).
 
-Export, the tests and the benchmarks iterate over :data:`FORMATS`: a :class:`Format` names its
-command-line words, its builder, its :class:`Container` (how it is written with its contract,
-its files, its graph check; the folder targets' adapters live here) and its quantization
-debugger. Importing this module loads no TensorFlow: builders import their converters lazily.
+Importing this module loads no TensorFlow: builders import their converters lazily.
 """
 
 from __future__ import annotations
@@ -35,12 +32,8 @@ from herbi.runtime.contract import float_input, read_sidecar, sidecar_path
 
 @dataclass(frozen=True)
 class BuildInputs:
-    """What a builder may use: the trained model, calibration images and the train/val split.
-
-    ``calibration`` is uint8 NHWC from the train split only; ``train``/``val`` (uint8 images,
-    int labels) are used by quantization-aware training alone. ``scale`` is the contract's
-    pixel scale: every builder feeds ``float_input(pixels, scale)``, as training did.
-    """
+    """What a builder may use: the trained model, uint8 calibration images (train split only),
+    the train/val split (QAT alone) and the contract's pixel scale every builder feeds with."""
 
     model: object  # a tf_keras.Model; typed loosely so this module never imports TensorFlow
     calibration: np.ndarray
