@@ -171,7 +171,6 @@ def measure(tflite: bytes) -> TflmFootprint:
         ops=ops,
         macs=count_macs(tflite),
         tflm_version=tflite_micro.__version__,
-        # kHerbiTensorArenaSize: the measured arena plus the margin, rounded up to 16 bytes.
         declared_arena_bytes=-(-math.ceil(arena["total"] * (1 + ARENA_MARGIN)) // 16) * 16,
     )
 
