@@ -56,13 +56,8 @@ def runtime_version(dist: Path) -> str:
 
 
 def model_info(onnx_path: Path, dist: Path, info: dict) -> dict:
-    """``model.json``: the artifact's contract and the facts the page's info panel shows.
-
-    ``info`` adds what only the caller knows; the page shows ``format``, ``description``,
-    ``dataset`` (what the model was trained on), ``test_accuracy`` (0-1) and
-    ``exported`` when present. The model is loaded with herbi.runtime first, so a file the
-    device could not run (no contract, wrong shape) fails here rather than in the browser.
-    """
+    """``model.json``: the contract and the info panel's facts (``info``: what only the caller
+    knows). Loaded with herbi.runtime first, so a file the device cannot run fails here."""
     classifier = Classifier.load(onnx_path, threads=1)
     backend = classifier.backend
     if backend.name != "onnxruntime" or backend.input_dtype != np.float32:
