@@ -91,10 +91,6 @@ def write_tflm(data: bytes, path: Path, contract, int8: bool) -> None:
     write_json(path / FOOTPRINT, asdict(footprint))
 
 
-def measure_tflm(model: Path) -> tflm.TflmFootprint:
-    return tflm.measure(model.read_bytes())
-
-
 def write_page(data: bytes, path: Path, contract, int8: bool) -> None:
     """The ONNX model with its contract, then the page around it."""
     with tempfile.TemporaryDirectory(prefix="herbi-web-") as tmp:
@@ -122,7 +118,8 @@ TFLITE = Container(
 ONNX = Container(".onnx", artifacts.write_onnx, checks.onnx_problems, graph=onnx_graph.engine_graph)
 # TFLite Micro C++ sources around the int8 model, checked with TFLM's own kernels.
 TFLM = Container("", write_tflm, checks.tflite_problems, model=lambda path: path / TFLM_MODEL,
-                 backend="tflm", footprint=measure_tflm)  # fmt: skip
+                 backend="tflm",
+                 footprint=lambda model: tflm.measure(model.read_bytes()))  # fmt: skip
 # A static web page folder (index.html, onnxruntime-web, model.onnx): see export.web_export.
 WEB = Container("", write_page, checks.onnx_problems, annotate=update_info, runs_in="browser",
                 model=lambda path: path / web_export.MODEL_FILE, graph=onnx_graph.engine_graph)  # fmt: skip
