@@ -1,9 +1,4 @@
-"""``export_model``: build every requested format, check it, compare it with Keras, report.
-
-For each format (:func:`export_format`): build -> write with its contract into the staging
-folder -> graph check -> evidence on validation (gated) and test (only reported) -> publish
-under its final name, or as ``*.rejected``; the report goes to ``export_report.json``.
-"""
+"""``export_model``: build every requested format, check it, compare it with Keras, report."""
 
 from __future__ import annotations
 
@@ -139,9 +134,7 @@ def export_model(
     source: Source, out_dir: Path | str, options: ExportOptions, log: Log = print
 ) -> ExportReport:
     """Export ``options.formats`` (registry names) of ``source`` into ``out_dir``; return the
-    report. Batch norms that cannot fold into a convolution are first rewritten as exact 1x1
-    depthwise convolutions (:mod:`herbi.export.rewrite`) for every format. A format whose
-    conversion fails is reported as ``failed`` and the others are still built."""
+    report. A format whose conversion fails is reported as ``failed``; the others still build."""
     check_known(options.formats)
     out_dir = Path(out_dir)
     check_writable(out_dir)
@@ -207,9 +200,7 @@ def export_format(fmt: Format, job: Job) -> ArtifactResult:
         artifacts.remove(fmt.files(path), job.out_dir)
         job.log(f"[{fmt.name}] FAILED: {e}")
         return ArtifactResult("failed", [f"{fmt.name}: {e}"])
-    built = round(time.perf_counter() - started, 2)
-    result = checked(fmt, path, job.options.limits)
-    result.build_seconds = built
+    result = checked(fmt, path, job.options.limits, round(time.perf_counter() - started, 2))
     if job.reference is not None:
         result.reasons += evaluated(fmt, fmt.model(path), job, result)
     if job.options.debug_quant and fmt.debug:
@@ -226,7 +217,7 @@ def export_format(fmt: Format, job: Job) -> ArtifactResult:
     return result
 
 
-def checked(fmt: Format, path: Path, limits: Limits) -> ArtifactResult:
+def checked(fmt: Format, path: Path, limits: Limits, build_seconds: float) -> ArtifactResult:
     """The built artifact's size, digest, graph problems and (a device format) footprint."""
     model = fmt.model(path)
     footprint = fmt.container.footprint(model) if fmt.container.footprint else None
@@ -234,8 +225,8 @@ def checked(fmt: Format, path: Path, limits: Limits) -> ArtifactResult:
     if footprint:
         problems += fits(footprint, limits.max_arena, limits.max_flash)
     return ArtifactResult("ok", list(problems), size_kb=round(model.stat().st_size / 1024, 1),
-                          sha256=sha256_file(model), graph_problems=problems,
-                          footprint=footprint)  # fmt: skip
+                          sha256=sha256_file(model), build_seconds=build_seconds,
+                          graph_problems=problems, footprint=footprint)  # fmt: skip
 
 
 def evaluated(fmt: Format, model: Path, job: Job, result: ArtifactResult) -> list[str]:

@@ -1,14 +1,8 @@
 """Write an artifact with its contract attached; publish it only once it has a verdict.
 
-TFLite: ``<name>.tflite`` plus the sidecar ``<name>.json`` holding the contract and the
-file's sha256. ONNX: the contract goes inside the model (``metadata_props["herbi"]``). In both
-cases the int8 input/output scale and zero point are read back from the finished model and
-recorded in the contract, so what it says is what the file holds.
-
-An artifact is written into a staging folder first (:func:`staging`) and moved to its final
-name only after its checks and gate (:func:`publish`): accepted under ``<name><suffix>``,
-rejected as ``<name><suffix>.rejected``. An export killed half-way leaves nothing under a
-final name that no check has judged; the next export clears the staging folder.
+The int8 I/O scale and zero point are read back from the finished model into the contract, so
+what it says is what the file holds. Staging first means an export killed half-way leaves
+nothing under a final name that no check has judged.
 """
 
 from __future__ import annotations

@@ -24,8 +24,10 @@ QDQ_COMPUTE_OPS = {"Conv", "MatMul", "Gemm"}
 UNFOLDED_BN = "unfolded batch norm"
 
 
-def tflite_int8_problems(path: Path) -> list[str]:
-    """Problems found in an int8 ``.tflite`` graph (empty list when it is fully integer)."""
+def tflite_problems(path: Path, int8: bool) -> list[str]:
+    """Problems of a ``.tflite`` graph: an int8 one must be fully integer (empty: it is)."""
+    if not int8:
+        return []
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(path))
@@ -68,8 +70,3 @@ def onnx_problems(path: Path, int8: bool) -> list[str]:
                 if producer.get(name) != "DequantizeLinear":
                     problems.append(f"node {node.name} ({node.op_type}): input {name} is float")
     return problems
-
-
-def tflite_problems(path: Path, int8: bool) -> list[str]:
-    """Problems of a ``.tflite`` graph: only an int8 one has integer-only promises to check."""
-    return tflite_int8_problems(path) if int8 else []

@@ -1,12 +1,8 @@
 """``--debug-quant``: a per-layer quantization error table (CSV) for each int8 artifact.
 
-TFLite: ``tf.lite.experimental.QuantizationDebugger`` runs float and int8 side by side and
-dumps per-layer error statistics; herbi adds ``rmse_over_scale`` (about 0.29 is pure rounding
-noise, much more means the layer's range is badly calibrated). ONNX: ORT's QDQ debugging
-utilities compare every activation of the float and QDQ models and every weight before and
-after quantization, as signal-to-quantization-noise ratios in dB (lower is worse).
-The debug images are validation images, never test. Post-training int8 only: the debuggers
-rebuild the quantized graph from the trained model, which for QAT is not the model converted.
+TFLite's ``rmse_over_scale``: about 0.29 is pure rounding noise, much more a badly calibrated
+range. ONNX: signal-to-quantization-noise ratios in dB (lower is worse). Post-training int8
+only: the debuggers rebuild the quantized graph from the trained model, not QAT's.
 """
 
 from __future__ import annotations

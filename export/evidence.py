@@ -20,15 +20,9 @@ BATCH = 256
 
 @dataclass(frozen=True)
 class Parity:
-    """An artifact against Keras on one set of labelled images.
-
-    ``agreement`` is plain argmax agreement (a tie resolves to the lower index, as in the
-    runtime). An int8 softmax output has 1/256 resolution, so two classes closer than that
-    come out exactly tied and the artifact cannot rank them: ``agreement_tie_aware`` also
-    counts an image whose Keras class is among the artifact's tied top classes, and ``ties``
-    says how many images were tied. Accuracies use plain argmax; ``drop_points`` is Keras
-    minus artifact, in percentage points.
-    """
+    """An artifact against Keras on one set of labelled images (agreements as the functions of
+    those names measure them; ``ties``: images with tied top classes; drops: Keras minus
+    artifact, in accuracy points)."""
 
     images: int
     agreement: float

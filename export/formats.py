@@ -1,9 +1,6 @@
-"""The format registry: every artifact herbi can export, in one table.
+"""The format registry: every artifact herbi can export, in one table (:data:`FORMATS`).
 
-Export, the tests and the benchmarks iterate over :data:`FORMATS`: a :class:`Format` names its
-command-line words, its builder, its :class:`Container` (how it is written with its contract,
-its files, its graph check; the folder targets' adapters live here) and its quantization
-debugger. Importing this module loads no TensorFlow: builders import their converters lazily.
+Importing this module loads no TensorFlow: builders import their converters lazily.
 """
 
 from __future__ import annotations
@@ -35,12 +32,8 @@ from herbi.runtime.contract import float_input, read_sidecar, sidecar_path
 
 @dataclass(frozen=True)
 class BuildInputs:
-    """What a builder may use: the trained model, calibration images and the train/val split.
-
-    ``calibration`` is uint8 NHWC from the train split only; ``train``/``val`` (uint8 images,
-    int labels) are used by quantization-aware training alone. ``scale`` is the contract's
-    pixel scale: every builder feeds ``float_input(pixels, scale)``, as training did.
-    """
+    """What a builder may use: the trained model, uint8 calibration images (train split only),
+    the train/val split (QAT alone) and the contract's pixel scale every builder feeds with."""
 
     model: object  # a tf_keras.Model; typed loosely so this module never imports TensorFlow
     calibration: np.ndarray
@@ -98,10 +91,6 @@ def write_tflm(data: bytes, path: Path, contract, int8: bool) -> None:
     write_json(path / FOOTPRINT, asdict(footprint))
 
 
-def measure_tflm(model: Path) -> tflm.TflmFootprint:
-    return tflm.measure(model.read_bytes())
-
-
 def write_page(data: bytes, path: Path, contract, int8: bool) -> None:
     """The ONNX model with its contract, then the page around it."""
     with tempfile.TemporaryDirectory(prefix="herbi-web-") as tmp:
@@ -129,7 +118,8 @@ TFLITE = Container(
 ONNX = Container(".onnx", artifacts.write_onnx, checks.onnx_problems, graph=onnx_graph.engine_graph)
 # TFLite Micro C++ sources around the int8 model, checked with TFLM's own kernels.
 TFLM = Container("", write_tflm, checks.tflite_problems, model=lambda path: path / TFLM_MODEL,
-                 backend="tflm", footprint=measure_tflm)  # fmt: skip
+                 backend="tflm",
+                 footprint=lambda model: tflm.measure(model.read_bytes()))  # fmt: skip
 # A static web page folder (index.html, onnxruntime-web, model.onnx): see export.web_export.
 WEB = Container("", write_page, checks.onnx_problems, annotate=update_info, runs_in="browser",
                 model=lambda path: path / web_export.MODEL_FILE, graph=onnx_graph.engine_graph)  # fmt: skip

@@ -76,13 +76,8 @@ class ParityImages:
 def parity_images(
     dataset, calibration: np.ndarray, train_sample: int = DEFAULT_TRAIN_SAMPLE, seed: int = 0
 ) -> ParityImages:
-    """Every validation image plus up to ``train_sample`` train images not in ``calibration``.
-
-    ``dataset`` is a :class:`herbi.train.data.Dataset`; ``calibration`` holds the indices
-    :func:`calibration_indices` gave. The sample is seeded so a report can be reproduced, and
-    sorted so it reads the train split in order. The test split is never touched.
-    ``train_sample`` is checked by :class:`GateOptions`.
-    """
+    """Every validation image plus up to ``train_sample`` train images not in ``calibration``
+    (a :class:`herbi.train.data.Dataset`'s; seeded, so a report can be reproduced)."""
     outside = np.setdiff1d(np.arange(len(dataset.y_train)), calibration)
     take = min(train_sample, len(outside))
     picked = np.sort(np.random.default_rng(seed).choice(outside, take, replace=False))
@@ -121,13 +116,8 @@ class PairedTest:
 
 
 def tango_score(b: int, c: int, n: int, delta: float) -> float:
-    """Tango's score statistic for a paired difference ``delta`` of proportions.
-
-    ``b`` and ``c`` are the discordant counts (first right only, second right only) out of
-    ``n`` pairs; the variance uses the maximum-likelihood cell probability constrained to
-    ``delta`` (Tango 1998, Statistics in Medicine 17:891). At ``delta = 0`` it is McNemar's
-    ``(b - c) / sqrt(b + c)``.
-    """
+    """Tango's score statistic (Statistics in Medicine 17:891) for a paired difference ``delta``
+    of proportions, ``b`` and ``c`` the discordant counts out of ``n`` pairs."""
     num = b - c - n * delta
     if num == 0:
         return 0.0
@@ -152,17 +142,8 @@ def tango_interval(b: int, c: int, n: int, confidence: float = CONFIDENCE) -> tu
 
 
 def paired_test(keras_correct: np.ndarray, artifact_correct: np.ndarray) -> PairedTest:
-    """Exact McNemar test and Tango interval for the accuracy drop on the same images.
-
-    The p-value is the exact (conditional) McNemar test: under "no difference" each of the
-    ``b + c`` discordant images is equally likely to favour either model, so ``b`` is
-    Binomial(b + c, 1/2); exact because with 250 images there are often fewer than ten
-    discordant pairs, where the chi-square approximation is unreliable.
-
-    The interval is Tango's score interval for a difference of paired proportions: close to
-    nominal coverage for small counts, never of zero width, consistent with McNemar's test and
-    deterministic (docs/export.md says why each matters).
-    """
+    """Exact McNemar test and Tango interval for the accuracy drop on the same images: exact,
+    as 250 images often give under ten discordant pairs (docs/export.md has the interval's why)."""
     k = np.asarray(keras_correct, bool)
     a = np.asarray(artifact_correct, bool)
     if k.shape != a.shape or k.ndim != 1:

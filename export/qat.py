@@ -38,12 +38,8 @@ def frozen_bn_copy(model):
 
 
 def quantize(model):
-    """tfmot's default 8-bit scheme: fake-quantized weights and activations, BN folded.
-
-    Export has already rewritten every batch norm that cannot fold (one after an activation,
-    as in the reference CNN) as a 1x1 depthwise convolution (:mod:`herbi.export.rewrite`),
-    which tfmot supports; it accepts BatchNormalization only right after a convolution.
-    """
+    """tfmot's default 8-bit scheme: fake-quantized weights and activations, BN folded (those
+    that cannot fold were already rewritten by :mod:`herbi.export.rewrite`, as tfmot needs)."""
     import tensorflow_model_optimization as tfmot
 
     return tfmot.quantization.keras.quantize_model(model)

@@ -1,9 +1,6 @@
 """TFLite Micro: measure an int8 ``.tflite`` in the real TFLM interpreter (PyPI ``tflite-micro``).
 
-What a microcontroller user must know before flashing, measured rather than estimated: the
-tensor arena (TFLM's recording allocator after one invoke), the ops (each mapped to the
-``MicroMutableOpResolver`` method that registers it) and the model's bytes; a model TFLM
-cannot run is refused with the op's name. docs/export.md says what the figures cover.
+Arena, ops and bytes are measured rather than estimated (docs/export.md says what they cover).
 """
 
 from __future__ import annotations
@@ -48,14 +45,8 @@ _MISSING_OP = re.compile(r"Didn't find op for builtin opcode '(\w+)'")
 @dataclass(frozen=True)
 class TflmFootprint:
     """What an int8 model costs on a microcontroller, measured by TFLite Micro on this 64-bit
-    host with the reference kernels; the declared arena adds ARENA_MARGIN.
-
-    ``flash_bytes`` is the model array ``herbi_model.cc`` puts in flash (the ``.tflite``
-    bytes). Not counted: the TFLM interpreter and the kernels of ``ops`` (code whose size
-    depends on the target, compiler and kernel library, typically tens of KB), and the labels
-    and 256-byte input table beside the array (under 1 KB). ``macs`` (:func:`count_macs`: no
-    pooling, element-wise ops or softmax) estimates time on a core of known MACs per cycle.
-    """
+    host with the reference kernels. ``flash_bytes`` is the model array alone: TFLM's own code
+    and kernels are not counted."""
 
     arena_bytes: int  # arena_head + arena_tail: what the recording allocator used
     arena_head: int  # non-persistent: the memory plan of activations and kernel scratch
@@ -129,12 +120,8 @@ def count_macs(tflite: bytes) -> int:
 
 
 def measure(tflite: bytes) -> TflmFootprint:
-    """Load, invoke once and read the arena report of ``tflite`` in TFLite Micro.
-
-    Raises ExportError naming the op when TFLM has no kernel for one of the model's ops, or
-    when herbi cannot register it on a MicroMutableOpResolver (custom ops, ops outside
-    :data:`RESOLVER_METHODS`).
-    """
+    """Load, invoke once and read the arena report of ``tflite`` in TFLite Micro; an op TFLM
+    or :data:`RESOLVER_METHODS` lacks is an ExportError naming it."""
     ops = model_ops(tflite)
     custom = [op for op in ops if op.startswith("CUSTOM:")]
     if custom:
@@ -184,17 +171,13 @@ def measure(tflite: bytes) -> TflmFootprint:
         ops=ops,
         macs=count_macs(tflite),
         tflm_version=tflite_micro.__version__,
-        # kHerbiTensorArenaSize: the measured arena plus the margin, rounded up to 16 bytes.
         declared_arena_bytes=-(-math.ceil(arena["total"] * (1 + ARENA_MARGIN)) // 16) * 16,
     )
 
 
 def fits(footprint: TflmFootprint, max_arena: int | None, max_flash: int | None) -> list[str]:
-    """One line per limit the artifact exceeds (empty when it fits or no limit is set).
-
-    The arena compared is the declared one (measured + margin): that is what the device
-    reserves.
-    """
+    """One line per limit the artifact exceeds; the arena compared is the declared one (what
+    the device reserves)."""
     reasons = []
     arena = footprint.declared_arena_bytes
     if max_arena is not None and arena > max_arena:

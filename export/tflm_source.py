@@ -1,20 +1,8 @@
 """The C++ a TFLite Micro project compiles: the model array, its contract and its op list.
 
-``write_sources`` writes into one folder:
-
-- ``herbi_model.h`` / ``herbi_model.cc``: the ``.tflite`` as a 16-byte aligned
-  ``const unsigned char`` array (TFLM reads the flatbuffer in place, from flash) with its
-  length, the labels, the input shape, scale and zero point, the exact uint8 pixel -> int8
-  input table the Python runtime uses (so the device is fed bit-identical inputs), and
-  ``kHerbiTensorArenaSize``: the measured arena plus a stated margin.
-- ``herbi_ops.h``: a function that registers exactly the model's ops on a
-  ``tflite::MicroMutableOpResolver<N>`` with N the number of distinct ops, so only their
-  kernels are linked in. Users otherwise write this by hand and find a missing op at runtime.
-- ``README.md``: the figures and a short C++ example using these names.
-
-The registry's writer (:mod:`herbi.export.containers`) adds the ``.tflite`` with its contract
-sidecar and ``footprint.json``. The array is written by plain Python (no ``xxd``), and every
-file is renamed into place.
+``herbi_ops.h`` registers exactly the model's ops (users otherwise find a missing op at
+runtime); ``herbi_model.h`` tabulates the runtime's own pixel -> int8 map, so the device is fed
+bit-identical inputs.
 """
 
 from __future__ import annotations

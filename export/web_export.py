@@ -1,14 +1,8 @@
 """The browser target: a static folder that classifies images on the device, offline once loaded.
 
-``write_web`` copies the page template (``export/web/``: HTML, three small ES modules, CSS; no
-framework, no build step), the ONNX model (its contract stays inside, so ``herbi.runtime``
-can still load the copy), a ``model.json`` the page reads (contract + what the info panel
-shows), and the onnxruntime-web files it needs from the repository's pinned npm install
-(``package-lock.json``). Any static host can serve the result as it is; ``herbi-serve``
-serves it locally.
-
-The folder is built beside the target and swapped in, so a re-export never leaves a mix of
-old and new files, and an interrupted one leaves the previous page intact.
+The page template (``export/web/``) needs no framework or build step, so any static host can
+serve the folder as it is. It is built beside the target and swapped in: a re-export never
+leaves a mix of old and new files, and an interrupted one leaves the previous page intact.
 """
 
 from __future__ import annotations
@@ -62,13 +56,8 @@ def runtime_version(dist: Path) -> str:
 
 
 def model_info(onnx_path: Path, dist: Path, info: dict) -> dict:
-    """``model.json``: the artifact's contract and the facts the page's info panel shows.
-
-    ``info`` adds what only the caller knows; the page shows ``format``, ``description``,
-    ``dataset`` (what the model was trained on), ``test_accuracy`` (0-1) and
-    ``exported`` when present. The model is loaded with herbi.runtime first, so a file the
-    device could not run (no contract, wrong shape) fails here rather than in the browser.
-    """
+    """``model.json``: the contract and the info panel's facts (``info``: what only the caller
+    knows). Loaded with herbi.runtime first, so a file the device cannot run fails here."""
     classifier = Classifier.load(onnx_path, threads=1)
     backend = classifier.backend
     if backend.name != "onnxruntime" or backend.input_dtype != np.float32:

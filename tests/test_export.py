@@ -24,7 +24,7 @@ import herbi.export  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow l
 from herbi.common.errors import ExportError
 from herbi.export import evidence
 from herbi.export.api import ExportOptions, export_model
-from herbi.export.checks import onnx_problems, tflite_int8_problems
+from herbi.export.checks import onnx_problems, tflite_problems
 from herbi.export.cli import main
 from herbi.export.formats import FORMATS, TFLITE, BuildInputs, select
 from herbi.export.to_tflite import build_int8
@@ -168,7 +168,7 @@ def test_report_and_files(tiny_artifacts, report):
 
 
 def test_graph_check_flags_float_compute(tiny_artifacts):
-    problems = tflite_int8_problems(tiny_artifacts / "tflite-float32.tflite")
+    problems = tflite_problems(tiny_artifacts / "tflite-float32.tflite", int8=True)
     assert problems and all("float" in p for p in problems)
     assert onnx_problems(tiny_artifacts / "onnx-float32.onnx", int8=True)
 
@@ -191,7 +191,7 @@ def test_graph_check_flags_unfolded_batch_norm(tmp_path):
     calib = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
     path = tmp_path / "bn.tflite"
     path.write_bytes(build_int8(build_inputs(model, calib)))
-    problems = tflite_int8_problems(path)
+    problems = tflite_problems(path, int8=True)
     assert any("MUL" in p for p in problems) and any("ADD" in p for p in problems)
 
 
