@@ -1,8 +1,7 @@
 """Write what a finished run shows people: metrics.json, the plots and report.md.
 
-``report.md`` states which dataset the run used and sets each stage's test accuracy (with its
-95% interval) beside the study's published figures and how they were measured, so a reader
-sees how comparable the two numbers are.
+``report.md`` sets each stage's test accuracy beside the study's published figures and how they
+were measured, so a reader sees how comparable the two numbers are.
 """
 
 from __future__ import annotations
