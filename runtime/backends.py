@@ -181,19 +181,13 @@ BY_SUFFIX = {".tflite": LiteRTBackend, ".onnx": OnnxBackend}
 Backend = LiteRTBackend | OnnxBackend | TFLMBackend
 
 
-def backend_class(path: Path, name: str | None) -> type[Backend]:
-    """The engine named, else the one for ``path``'s suffix."""
+def open_backend(path: Path, threads: int | None, name: str | None = None) -> Backend:
+    """Load the model and its contract in the engine named, else the one for its suffix."""
     if name is not None and name not in BACKENDS:
         raise ModelError(f"backend {name!r}: unknown (choose {', '.join(BACKENDS)})")
     backend = BACKENDS[name] if name else BY_SUFFIX.get(path.suffix.lower())
     if backend is None:
         raise ModelError(f"{path}: unknown model type (expected a {' or '.join(BY_SUFFIX)} file)")
-    return backend
-
-
-def open_backend(path: Path, threads: int | None, name: str | None = None) -> Backend:
-    """Load the model and its contract in the engine for its suffix (or the one named)."""
-    backend = backend_class(path, name)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
