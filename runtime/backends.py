@@ -1,13 +1,8 @@
 """The inference engines: LiteRT for ``.tflite``, ONNX Runtime for ``.onnx``, TFLite Micro by name.
 
-Each backend is created once per model and keeps its interpreter/session and tensor indices,
-so a prediction is one buffer copy in, one invoke, one copy out. Each takes an NHWC batch
-exactly as the model's input tensor wants it (float32, or int8/uint8 already quantized) and
-returns the raw output tensor; scaling and quantization are :mod:`herbi.runtime.classifier`'s.
-
-A backend reads the model file once and verifies the contract against those very bytes before
-any native parser sees them: a truncated or swapped ``.tflite`` fails its sha256 check with a
-clear message instead of reaching the interpreter.
+A backend takes and returns raw tensors (scaling and quantization are the classifier's). It
+reads the model file once and checks the contract against those very bytes before any native
+parser sees them, so a truncated or swapped ``.tflite`` fails with a clear message.
 """
 
 from __future__ import annotations
@@ -105,12 +100,9 @@ class LiteRTBackend:
 def onnx_session_options(threads: int | None):
     """ONNX Runtime's options for herbi's models, set on purpose rather than left to defaults.
 
-    ``threads`` intra-op threads (None: ONNX Runtime's one per physical core) and one inter-op
-    thread in sequential order, since a small CNN is a chain with nothing to run side by side;
-    spinning workers, because sleeping ones cost a wake-up per layer, which outweighs a
-    second thread's gain on a model of a fraction of a millisecond; every graph optimization,
-    which turns the QDQ int8 graph into fused NHWC int8 kernels. Public so that the bench's
-    bare call and herbi.export's op census can open the very session the runtime runs.
+    A small CNN is a chain (one sequential inter-op thread), sleeping workers would cost a
+    wake-up per layer (spinning), and full optimization fuses the QDQ int8 graph. Public so
+    that the bench's bare call and the export's op census open the very session run here.
     """
     import onnxruntime as ort
 
@@ -189,19 +181,13 @@ BY_SUFFIX = {".tflite": LiteRTBackend, ".onnx": OnnxBackend}
 Backend = LiteRTBackend | OnnxBackend | TFLMBackend
 
 
-def backend_class(path: Path, name: str | None) -> type[Backend]:
-    """The engine named, else the one for ``path``'s suffix."""
+def open_backend(path: Path, threads: int | None, name: str | None = None) -> Backend:
+    """Load the model and its contract in the engine named, else the one for its suffix."""
     if name is not None and name not in BACKENDS:
         raise ModelError(f"backend {name!r}: unknown (choose {', '.join(BACKENDS)})")
     backend = BACKENDS[name] if name else BY_SUFFIX.get(path.suffix.lower())
     if backend is None:
         raise ModelError(f"{path}: unknown model type (expected a {' or '.join(BY_SUFFIX)} file)")
-    return backend
-
-
-def open_backend(path: Path, threads: int | None, name: str | None = None) -> Backend:
-    """Load the model and its contract in the engine for its suffix (or the one named)."""
-    backend = backend_class(path, name)
     try:
         data = path.read_bytes()
     except FileNotFoundError:

@@ -3,14 +3,9 @@
     clf = Classifier.load("runs/latest/export/tflite-int8.tflite")
     clf.classify("camel.jpg", top_k=3)   # -> Prediction(label='camel', index=0, ...)
 
-The model's contract (labels, input size, pixel scale) comes from the artifact itself; int8
-inputs and outputs are quantized with the model's own scale and zero point, so callers only
-ever see uint8 pixels in and probabilities out. ``predict_proba`` is the batch entry point
-that export's parity check and the benchmarks use, so they measure exactly this code path.
-
-Everything that can be worked out once (backend, tensor indices, the pixel -> input map) is
-worked out in ``load``; a call is: convert pixels, one invoke, dequantize, rank. A Classifier
-holds one interpreter, so use one per thread.
+The contract comes from the artifact itself, and callers only ever see uint8 pixels in and
+probabilities out. ``predict_proba`` is the batch entry point export's parity check and the
+benchmarks use, so they measure exactly this code path. Use one Classifier per thread.
 """
 
 from __future__ import annotations
@@ -63,10 +58,8 @@ class Classifier:
     ) -> Classifier:
         """Load a ``.tflite`` (LiteRT) or ``.onnx`` (ONNX Runtime) artifact and its contract.
 
-        ``threads``: CPU threads for the backend; None keeps its default (LiteRT: 1,
-        ONNX Runtime: one per physical core). ``backend``: ``"tflm"`` runs a ``.tflite``
-        artifact with TensorFlow Lite Micro's kernels (``pip install tflite-micro``), the
-        code a microcontroller runs; None picks LiteRT or ONNX Runtime by the file's suffix.
+        ``threads``: CPU threads (None: the backend's default). ``backend``: ``"tflm"`` runs a
+        ``.tflite`` with TensorFlow Lite Micro's kernels; None picks one by the file's suffix.
         """
         if threads is not None and (type(threads) is not int or threads < 1):
             raise ValueError(f"threads={threads!r}: must be a whole number of at least 1")

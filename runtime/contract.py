@@ -5,10 +5,8 @@ are scaled. ONNX files carry it inside (``metadata_props["herbi"]``); a ``.tflit
 JSON sidecar beside it (``model.tflite`` -> ``model.json``) that also records the model's
 sha256, so a sidecar paired with the wrong model is refused instead of silently mislabelling.
 
-This module is shared by export (which writes contracts) and the runtime (which reads them).
-:func:`float_input` is the one map from uint8 pixels to a float model input: training,
-calibration, parity checks, benchmarks and the runtime all call it, so they feed a model
-bit-identical values.
+:func:`float_input` is the one map from uint8 pixels to a float model input, so training,
+calibration, parity checks, benchmarks and the runtime feed a model bit-identical values.
 """
 
 from __future__ import annotations

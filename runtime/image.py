@@ -1,12 +1,9 @@
 """Decode any image a user has into the uint8 RGB array a herbi model was trained on.
 
 Training (the image-folder loader) and the device runtime both call :func:`to_rgb_array`,
-so a photo is preprocessed identically in both places: EXIF orientation applied, any mode
-(grayscale, palette, RGBA, CMYK, 16-bit) converted to 8-bit RGB, then an antialiased resize.
-
-Images come from users, so the decoder treats every file as hostile: only a few common
-formats are parsed, a huge image is refused from its header before its pixels are decoded,
-and whatever Pillow raises on a malformed file becomes an :class:`ImageError` naming it.
+so a photo is preprocessed identically in both places. Images come from users, so every file
+is treated as hostile: few formats parsed, a huge image refused from its header, and whatever
+Pillow raises on a malformed file becomes an :class:`ImageError` naming it.
 """
 
 from __future__ import annotations

@@ -1,13 +1,7 @@
 """TFLite Micro as a backend: a microcontroller's interpreter and kernels, run here in Python.
 
-LiteRT runs a ``.tflite`` with its own (XNNPACK) kernels; a microcontroller runs it with TFLite
-Micro's. :class:`TFLMBackend` runs the same file in the real TFLM interpreter (PyPI
-``tflite-micro``: TFLM's interpreter, memory planner and reference kernels compiled for this
-CPU), so a test or parity check sees the answers a device with the reference kernels gives.
-It imports no TensorFlow (the package needs only numpy, flatbuffers and PyYAML).
-
-TFLM's graph has a fixed batch of one, so a batch is run one image at a time. Its logger
-writes straight to the process's stdout/stderr from native code; those lines are captured and
+PyPI ``tflite-micro`` (no TensorFlow) runs a ``.tflite`` with TFLM's reference kernels, so a
+test or parity check sees the answers a device gives; its native log lines are captured and
 only the first of a failure's lines is kept, inside the :class:`ModelError`.
 """
 

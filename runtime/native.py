@@ -1,10 +1,7 @@
 """What native code (LiteRT, TFLite Micro, TensorFlow) writes straight to fds 1 and 2.
 
-C++ loggers bypass Python's ``sys.stderr``, so a banner or a log line cannot be silenced from
-Python; it can only be caught at the file descriptor. herbi's commands keep stderr for one-line
-errors, so around a native call the descriptors point at a temporary file, and what was written
-is handed back (:func:`native_output`) or passed on without the known chatter
-(:func:`filtered_stderr`).
+C++ loggers bypass Python's ``sys.stderr``: they can only be caught at the file descriptor,
+and herbi's commands keep stderr for one-line errors.
 """
 
 from __future__ import annotations

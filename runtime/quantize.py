@@ -1,11 +1,7 @@
 """The numeric edges of a model: uint8 pixels -> its input tensor, its output -> probabilities.
 
-Training feeds ``pixels * scale`` computed in float64 and rounded to float32 (Keras on
-``x / 255.0``); an int8 model takes that value quantized with its own scale and zero point,
-rounding half away from zero as TFLite's Quantize op does. That exact map is a 256-entry table
-built once per model. Gathering from a table is slower than plain arithmetic, so the first of
-a few vectorized formulas that reproduces the table bit for bit on all 256 pixel values is used
-instead; the check is exhaustive, so the speed-up never changes a single input value.
+The exact map is a 256-entry table built once per model; a faster vectorized formula replaces
+it only where it reproduces the table bit for bit on all 256 pixel values.
 """
 
 from __future__ import annotations

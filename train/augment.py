@@ -1,9 +1,7 @@
 """The reference study's offline augmentation: two augmented copies of every train image.
 
-Each copy goes through RandomFlip("horizontal_and_vertical"), RandomRotation(0.2),
-RandomZoom(0.3) and RandomContrast(0.3), as in the study; the originals and both copies are
-merged and shuffled (2,250 train images -> 6,750 after the 10% validation split; 7,500 in
-the study, which had no validation split). Seeded, so a run can be repeated exactly.
+The study's layers and factors, seeded so that a run can be repeated exactly; the originals
+and the copies are merged and shuffled.
 """
 
 from __future__ import annotations

@@ -52,16 +52,14 @@ class BudgetPlan:
         return {k: round(v, 2) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
-class EpochTimes(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
+class EpochTime(keras.callbacks.Callback):
+    """Seconds the last epoch took (the probe times its second, warmed-up epoch)."""
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.seconds.append(time.perf_counter() - self._start)
+        self.seconds = time.perf_counter() - self._start
 
 
 def probe(
@@ -69,7 +67,7 @@ def probe(
 ) -> float:
     """Seconds per epoch of the recipe's first stage here, in ``precision``: a throwaway model,
     epoch 2 timed, with the trainer's own per-epoch callbacks writing into a temporary folder."""
-    timer = EpochTimes()
+    timer = EpochTime()
     inputs = StageInputs(recipe.stages[0], PROBE_EPOCHS, None, train_set, ds.num_classes, seed)
     with compute_precision(precision), tempfile.TemporaryDirectory(prefix="herbi-probe-") as tmp:
         with strategy.scope():
@@ -78,7 +76,7 @@ def probe(
                  BestCheckpoint(Path(tmp, "best.keras"))]  # fmt: skip
         plan.model.fit(plan.train, validation_data=validation_set(ds), epochs=PROBE_EPOCHS,
                        verbose=0, callbacks=[*plan.callbacks, *saves, timer])  # fmt: skip
-    return timer.seconds[-1]
+    return timer.seconds
 
 
 def plan_epochs(

@@ -1,14 +1,9 @@
 """CIFAR-100, one coarse class at a time, from the official archive and nothing else.
 
-``load_cifar100(source, coarse=11)`` returns the five fine classes of a superclass (coarse 11,
-"large omnivores and herbivores": camel, cattle, chimpanzee, elephant, kangaroo -> labels 0-4)
-as uint8 NHWC arrays: 2,500 train and 500 test images.
-
-``source`` is ``None`` (download the official ``cifar-100-python.tar.gz`` into the cache folder
-``$HERBI_DATA_DIR``, default ``~/.cache/herbi``), a path to that tarball, or a folder holding
-it or its extracted ``cifar-100-python/`` members. Nothing is trusted before it is checked:
-the archive's and each member's MD5 are verified before anything is unpickled, unsafe tar
-members (absolute paths, ``..``, links leading out) are refused by the ``tarfile`` data
+``source`` is ``None`` (download into ``$HERBI_DATA_DIR``, default ``~/.cache/herbi``), the
+tarball, or a folder holding it or its extracted members. Nothing is trusted before it is
+checked: the archive's and each member's MD5 are verified before anything is unpickled, unsafe
+tar members (absolute paths, ``..``, links leading out) are refused by the ``tarfile`` data
 filter, and the unpickler admits only plain containers, bytes, str, numbers and numpy arrays.
 """
 

@@ -1,10 +1,7 @@
-"""Parameters and multiply-accumulates per image of a Keras model, for the edge budget.
+"""Multiply-accumulates per image of a Keras model, for the edge budget.
 
-MACs count the layers that dominate inference: Conv2D (k*k*Cin/groups*Cout per output
-pixel), DepthwiseConv2D (k*k*multiplier per output pixel and channel), SeparableConv2D (both
-parts) and Dense (in*out). BatchNormalization folds into the convolution before it at
-export, and activations, pooling and additions cost next to nothing, so they count 0. The
-reference CNN: 357,413 parameters and 38,701,568 MACs (38.7M) per 32x32 image.
+Only convolutions and Dense layers count: BatchNormalization folds into the convolution before
+it at export, and activations, pooling and additions cost next to nothing.
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
 """One entry point for every dataset herbi trains on: ``load_dataset(source)``.
 
-It returns a :class:`Dataset` with uint8 NHWC train / validation / test arrays and integer
-labels. The validation split is carved out of train (stratified, seeded) before any
-augmentation, so no copy of a validation image is ever trained on, and the test split is
-never used to select anything: it is only reported.
-
-``source`` is ``None`` (CIFAR-100 coarse class 11, downloaded), a CIFAR-100 tarball or its
-folder, or an image folder ``root/{train,test}/<class>/*``.
+The validation split is carved out of train before any augmentation, so no copy of a
+validation image is ever trained on; the test split is only reported.
 """
 
 from __future__ import annotations

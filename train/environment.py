@@ -1,10 +1,7 @@
 """Where a run executes: device, precision, distribution strategy and determinism.
 
-``--strategy mirrored`` uses TensorFlow's MirroredStrategy over all local GPUs (or all
-logical CPU devices when there is no GPU, which is how the tests exercise it);
-``--strategy multiworker`` uses MultiWorkerMirroredStrategy configured by ``TF_CONFIG``.
-``--precision auto`` trains a recipe that allows it in mixed bfloat16 where the hardware has
-bfloat16 units; the choice and its reason are recorded in the run's manifest.
+``--strategy mirrored`` falls back to the logical CPU devices without a GPU, which is how the
+tests exercise it.
 """
 
 from __future__ import annotations

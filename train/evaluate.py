@@ -1,8 +1,6 @@
 """Score a model on one split: accuracy with its 95% CI, per-class scores, confusion matrix.
 
-Used after every stage on the validation split (which picks checkpoints) and on the test
-split (which is only reported). The interval is Wilson's, from scipy: the reports state how
-well each figure is known (with 500 test images, a 79% accuracy to about +-3.6 points).
+The interval (Wilson's, from scipy) lets every report state how well each figure is known.
 """
 
 from __future__ import annotations

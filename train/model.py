@@ -1,9 +1,4 @@
-"""The reference study's CNN, layer for layer: 357,413 parameters (896 non-trainable).
-
-Three blocks of [Conv-BN, Conv-BN, MaxPool, Dropout] with 32, 64 and 128 filters (3x3, same
-padding, ReLU; dropout .25, .3, .35), then GlobalAveragePooling, Dense 512 ReLU, Dropout .5
-and a softmax over the classes. Input: float32 images in [0, 1], NHWC.
-"""
+"""The reference study's CNN, layer for layer (input: float32 images in [0, 1], NHWC)."""
 
 from __future__ import annotations
 

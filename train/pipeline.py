@@ -28,7 +28,7 @@ from herbi.train.budget import RESERVE_SECONDS, parse_budget, plan_epochs, probe
 from herbi.train.data import Dataset, load_dataset
 from herbi.train.recipe import Recipe
 from herbi.train.recipes import RECIPES
-from herbi.train.report import model_summary, write_metrics, write_plots, write_report
+from herbi.train.report import write_metrics, write_plots, write_report
 from herbi.train.run import data_config, dataset_from_config
 from herbi.train.trainer import TrainConfig, train_stages
 
@@ -61,14 +61,6 @@ class TrainOptions:
     precision: str  # "auto", "float32" or "bfloat16"
     val_fraction: float
     coarse: int
-
-
-@dataclass(frozen=True)
-class NewRun:
-    """A run this command starts (None where it resumes one)."""
-
-    started: float  # time.monotonic() when the command started: what --budget counts from
-    point_latest: bool  # runs/latest -> this run (the default --out)
 
 
 def parse_epochs(
@@ -122,8 +114,9 @@ def run(options: TrainOptions, started: float) -> Path:
         ),
         "status": "running",
     }
-    new = NewRun(started, point_latest)
-    return train(RunFolder(run_dir), recipe, ds, manifest, options.strategy_name, new)
+    return train(
+        RunFolder(run_dir), recipe, ds, manifest, options.strategy_name, started, point_latest
+    )
 
 
 def settle_config(options: TrainOptions, recipe: Recipe) -> dict:
@@ -181,8 +174,8 @@ def resume(run: RunFolder, strategy_name: str) -> Path:
 
 
 def train(run: RunFolder, recipe: Recipe, ds: Dataset, manifest: dict, strategy_name: str,
-          new: NewRun | None = None) -> Path:  # fmt: skip
-    """Train into ``run``: a new run when ``new`` says when the command started, else a
+          started: float | None = None, point_latest: bool = False) -> Path:  # fmt: skip
+    """Train into ``run``: a new run when ``started`` says when the command started, else a
     resumed one; then write the final model, metrics, plots, report and manifest."""
     config = manifest["config"]
     precision = config.get("precision", "float32")  # runs from before --precision: float32
@@ -199,12 +192,12 @@ def train(run: RunFolder, recipe: Recipe, ds: Dataset, manifest: dict, strategy_
     start_time = time.perf_counter()
     train_set = recipe.train_set(ds, config["preset_options"], config["seed"])
     deadline = None
-    if new:
+    if started is not None:
         if config.get("budget_seconds"):
-            deadline = fit_budget(recipe, ds, train_set, manifest, strategy, new.started)
-        create(run.dir, new.point_latest)
+            deadline = fit_budget(recipe, ds, train_set, manifest, strategy, started)
+        create(run.dir, point_latest)
     write_json(run.manifest, manifest)
-    train_config = TrainConfig(config["epochs"], config["seed"], precision, deadline, new is None)
+    train_config = TrainConfig(config["epochs"], config["seed"], precision, deadline)
     stages = train_stages(recipe, ds, train_set, train_config, run, strategy)
     final = recipe.stages[-1]
     with atomic_path(run.model) as tmp:
@@ -214,12 +207,12 @@ def train(run: RunFolder, recipe: Recipe, ds: Dataset, manifest: dict, strategy_
     manifest.update(
         status="finished",
         wall_seconds=round(manifest.get("wall_seconds", 0) + time.perf_counter() - start_time, 1),
-        command_seconds=round(time.monotonic() - new.started, 1) if new else None,
+        command_seconds=None if started is None else round(time.monotonic() - started, 1),
         stage_wall_seconds={s: r["wall_seconds"] for s, r in stages.items()},
         parameters=model.count_params(),
     )
     write_plots(run, ds, metrics, train_set)
-    write_report(run, ds, recipe, manifest, metrics, model_summary(model))
+    write_report(run, ds, recipe, manifest, metrics, model)
     write_json(run.manifest, manifest)
     return done(run, ds, stages[final]["test"]["accuracy"], model)
 

@@ -1,9 +1,7 @@
 """What a training recipe is: one typed value the trainer runs, whatever the recipe.
 
-A recipe names its stages, keeps its hyperparameters in one commented dict, offers the same
-three presets as every other recipe (``full``: its whole schedule, for a GPU; ``cpu``: a short
-schedule for a 2-core CPU; ``smoke``: seconds, for tests), builds its train set once per run
-and, per stage, the compiled model and its data (:class:`StagePlan`). The trainer passes the
+Every recipe offers the same presets (``full``: its whole schedule, for a GPU; ``cpu``: a
+short schedule for a 2-core CPU; ``smoke``: seconds, for tests). The trainer passes each
 stage's length in (:class:`StageInputs`), so a learning-rate schedule is sized before ``fit``.
 """
 

@@ -1,8 +1,7 @@
 """Write what a finished run shows people: metrics.json, the plots and report.md.
 
-``report.md`` states which dataset the run used and sets each stage's test accuracy (with its
-95% interval) beside the study's published figures and how they were measured, so a reader
-sees how comparable the two numbers are.
+``report.md`` sets each stage's test accuracy beside the study's published figures and how they
+were measured, so a reader sees how comparable the two numbers are.
 """
 
 from __future__ import annotations
@@ -36,9 +35,11 @@ def write_plots(run: RunFolder, ds: Dataset, metrics: dict, augmented: tuple) ->
 
 
 def write_report(
-    run: RunFolder, ds: Dataset, recipe: Recipe, manifest: dict, metrics: dict, summary: str
+    run: RunFolder, ds: Dataset, recipe: Recipe, manifest: dict, metrics: dict, model
 ) -> None:
     config, counts = manifest["config"], metrics["counts"]
+    summary: list[str] = []
+    model.summary(print_fn=summary.append, line_length=90)
     comparable = ds.source.startswith("CIFAR-100")
     lines = [
         f"# herbi run: {run.dir.name}",
@@ -64,7 +65,7 @@ def write_report(
         *["", "## Images per class", "", "| split | " + " | ".join(ds.class_names) + " |"],
         "|---|" + "---|" * len(ds.class_names),
         *(f"| {s} | " + " | ".join(map(str, n.values())) + " |" for s, n in counts.items()),
-        *["", "## Model", "", "```", summary.rstrip(), "```", ""],
+        *["", "## Model", "", "```", "\n".join(summary).rstrip(), "```", ""],
         "Plots: `curves.png`, `confusion.png`, `samples.png`, `augmented.png`.",
         "",
     ]
@@ -105,9 +106,3 @@ def class_table(class_names: list[str], metrics: dict) -> list[str]:
             f"| {name} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1-score']:.3f} | {int(c['support'])} |"
         )
     return lines
-
-
-def model_summary(model) -> str:
-    out: list[str] = []
-    model.summary(print_fn=out.append, line_length=90)
-    return "\n".join(out)

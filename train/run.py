@@ -1,8 +1,4 @@
-"""Recreate a run's dataset from its manifest, so export and benchmarks see the same splits.
-
-A run folder's ``manifest.json`` holds a ``data`` section: the ``--data`` source, the coarse
-class, the validation fraction and split seed, the class names and the dataset fingerprint.
-"""
+"""Recreate a run's dataset from its manifest, so export and benchmarks see the same splits."""
 
 from __future__ import annotations
 

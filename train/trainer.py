@@ -1,12 +1,9 @@
 """Run a recipe's stages into a run folder, keeping each stage's best checkpoint.
 
-Each stage trains with Keras callbacks: the best epoch by validation accuracy is saved
-atomically as the stage's checkpoint; ``BackupAndRestore`` keeps the last finished epoch so
-``--resume`` continues mid-stage (the optimizer's step counter comes back with it, so a
-learning-rate schedule continues where it stopped); every epoch is appended to
-``history.csv``. Finished stages are recorded in ``state.json`` and skipped on resume. After
-each stage its best model is scored on validation and test (the test split is only reported,
-never used to choose). Checkpoints are float32 whatever the training precision.
+What a run folder already holds is continued (``--resume``): finished stages (``state.json``)
+are skipped, a stage's last finished epoch comes back from its ``BackupAndRestore`` folder. The
+test split is only reported, never used to choose. Checkpoints are float32 whatever the
+training precision.
 """
 
 from __future__ import annotations
@@ -53,7 +50,6 @@ class TrainConfig:
     seed: int
     precision: str  # "float32" or "bfloat16" (resolved, never "auto")
     deadline: float | None = None  # time.monotonic() by which training must stop (--budget)
-    resume: bool = False  # continue the stages and epochs the run folder recorded
 
 
 class Deadline(keras.callbacks.Callback):
@@ -141,9 +137,9 @@ def train_stages(
     strategy: tf.distribute.Strategy,
 ) -> dict[str, dict]:
     """Train every stage of ``recipe`` on ``train_set`` (the recipe's train set); return
-    per-stage results (validation and test scores, wall time), as state.json holds them."""
-    resume = train_config.resume
-    state = read_json(run.state) if resume and run.state.exists() else {"stages": {}}
+    per-stage results (validation and test scores, wall time), as state.json holds them.
+    A new run's folder is empty, so only a resumed run finds stages and epochs to continue."""
+    state = read_json(run.state) if run.state.exists() else {"stages": {}}
     val = validation_set(ds)
     previous = None
     for stage in recipe.stages:
@@ -152,9 +148,7 @@ def train_stages(
             click.echo(f"[{stage}] already finished; resuming after it")
             previous = best_path
             continue
-        logged = logged_val_accuracy(run, stage) if resume else []
-        if not resume:
-            shutil.rmtree(run.backup(stage), ignore_errors=True)
+        logged = logged_val_accuracy(run, stage)
         epochs = train_config.epochs[stage]
         click.echo(
             f"[{stage}] {epochs} epochs on {len(train_set[0]):,} images"
