@@ -1,12 +1,7 @@
 """The exported web page in a real browser: headless Chromium (the system's), driven by Playwright.
 
-:func:`classify_files` puts files into the page's ordinary ``<input type="file">`` and reads
-back the result cards, as a person's browser would show them; the browser test compares them
-with ``herbi.runtime``. :func:`measure_page` times a cold page load to its first result and
-each image's model run with the browser's real clock (``performance.now()``): Chromium's
-``--virtual-time-budget`` fakes that clock, so it is never used here. It also counts the bytes
-a phone downloads: every file of the page folder, raw and gzipped (what a static host that
-compresses sends).
+Times are the browser's real clock (``performance.now()``): Chromium's
+``--virtual-time-budget`` fakes that clock, so it is never used here.
 """
 
 from __future__ import annotations

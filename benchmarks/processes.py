@@ -1,9 +1,7 @@
 """Worker processes: started from the benchmark's main process, their one JSON line read back typed.
 
-Each worker is a fresh interpreter (``sys.executable -m herbi.benchmarks.worker``), never a
-fork of this process, so nothing this process has loaded (TensorFlow included) is in it.
-Cold start is measured from just before the process is spawned to the moment the worker's
-first prediction returns, so it includes the interpreter's own start-up as a user sees it.
+Each worker is a fresh interpreter, never a fork, so nothing this process has loaded (TensorFlow
+included) is in it; a cold start therefore includes the interpreter's start-up as a user sees it.
 """
 
 from __future__ import annotations
