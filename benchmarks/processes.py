@@ -117,21 +117,20 @@ def run_worker(spec: dict) -> dict:
 
 def cold_start(spec: dict, repeats: int) -> ColdStart:
     """Median over ``repeats`` fresh processes of spawn -> first prediction, and peak memory."""
-    samples = []
+    runs = []
     for _ in range(repeats):
         spawned = time.time()
-        result = run_worker(spec)
-        samples.append((1e3 * (result["done_at"] - spawned), 1e3 * (result["started_at"] - spawned),
-                        result))  # fmt: skip
-    runs_ms = [ms for ms, _, _ in samples]
-    cold_ms, start_ms, chosen = samples[runs_ms.index(statistics.median_low(runs_ms))]
+        runs.append((spawned, run_worker(spec)))
+    runs_ms = [1e3 * (result["done_at"] - spawned) for spawned, result in runs]
+    median = runs_ms.index(statistics.median_low(runs_ms))
+    spawned, chosen = runs[median]
     return ColdStart(
-        cold_start_ms=cold_ms,
+        cold_start_ms=runs_ms[median],
         runs_ms=runs_ms,
-        interpreter_start_ms=start_ms,
+        interpreter_start_ms=1e3 * (chosen["started_at"] - spawned),
         import_ms=chosen["import_ms"],
         load_ms=chosen["load_ms"],
         first_prediction_ms=chosen["first_prediction_ms"],
-        peak_rss_mb=max(s["peak_rss_mb"] for _, _, s in samples),
-        tensorflow_imported=any(s["tensorflow_imported"] for _, _, s in samples),
+        peak_rss_mb=max(result["peak_rss_mb"] for _, result in runs),
+        tensorflow_imported=any(result["tensorflow_imported"] for _, result in runs),
     )
