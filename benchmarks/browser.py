@@ -117,8 +117,8 @@ def classify_files(page, url: str, files: list[Path]) -> list[Card]:
     return cards
 
 
-def download_size(web_dir: Path) -> dict[str, tuple[int, int]]:
-    """``{"model": (raw, gzipped), "runtime": ..., "page": ..., "total": ...}`` in bytes."""
+def download_size(web_dir: Path) -> dict[str, list[int]]:
+    """``{"model": [raw, gzipped], "runtime": ..., "page": ..., "total": ...}`` in bytes."""
     parts = {"model": [0, 0], "runtime": [0, 0], "page": [0, 0]}
     for path in sorted(p for p in Path(web_dir).rglob("*") if p.is_file()):
         data = path.read_bytes()
@@ -126,7 +126,7 @@ def download_size(web_dir: Path) -> dict[str, tuple[int, int]]:
         parts[part][0] += len(data)
         parts[part][1] += len(gzip.compress(data, GZIP_LEVEL, mtime=0))
     parts["total"] = [sum(p[i] for p in parts.values()) for i in (0, 1)]
-    return {name: (raw, gz) for name, (raw, gz) in parts.items()}
+    return parts
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ class BrowserTiming:
     per_image_p90_ms: float
     download_bytes: int
     download_gzip_bytes: int
-    download_parts: dict[str, tuple[int, int]]
+    download_parts: dict[str, list[int]]
 
 
 def measure_page(web_dir: Path, images: list[Path]) -> BrowserTiming:
