@@ -51,7 +51,6 @@ def measure_artifact(
         "backend": clf.backend.name,
         **batch1_and_throughput(clf.predict_proba, images, batch, single, Budget(**batched)),
     }
-    # The bare call gets the tensor herbi would feed the engine, prepared once beforehand.
     prepared = input_map(clf.contract.scale, clf.backend.input_dtype, clf.backend.input_quant)(one)
     bare = bare_call(path, threads, clf.backend.name)
     result["peak_rss_mb"] = peak_rss_mb()
