@@ -137,8 +137,7 @@ class BrowserTiming:
     chosen as soon as the page has loaded (the model loads meanwhile). ``model_ready_ms``:
     navigation start to the model session created (most of it compiling the WebAssembly).
     ``first_image_ms``: the first ``session.run`` (cold). ``per_image_ms`` /
-    ``per_image_p90_ms``: median / 90th percentile of the other runs. Served from 127.0.0.1,
-    so no network time is included; ``download_*`` says what a network would carry.
+    ``per_image_p90_ms``: median / 90th percentile of the other runs.
     """
 
     browser: str
