@@ -1,9 +1,7 @@
 """The bare engine call, without herbi: what herbi.runtime's overhead is measured against.
 
-Opened straight from the model file with the engine's own API and the same thread count, as
-a user writing the loop by hand would; it takes the model's input tensor already prepared
-(float or int8), so timing it leaves out exactly what herbi adds: pixel conversion,
-checks, dequantization and ranking.
+It takes the model's input tensor already prepared, so timing it leaves out exactly what herbi
+adds: pixel conversion, checks, dequantization and ranking.
 """
 
 from __future__ import annotations

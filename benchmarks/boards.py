@@ -30,7 +30,6 @@ class Board:
     sram_bytes: int
     flash_bytes: int
     source: str
-    note: str = ""
 
 
 BOARDS: tuple[Board, ...] = (
@@ -47,7 +46,6 @@ BOARDS: tuple[Board, ...] = (
         sram_bytes=320 * KB,
         flash_bytes=1024 * KB,
         source="https://www.st.com/en/microcontrollers-microprocessors/stm32f746ng.html",
-        note="320 KB = 64 KB DTCM + 240 KB SRAM1 + 16 KB SRAM2, one contiguous address range",
     ),
     Board(
         name="RP2040 (Raspberry Pi Pico)",
@@ -55,7 +53,6 @@ BOARDS: tuple[Board, ...] = (
         sram_bytes=264 * KB,
         flash_bytes=2048 * KB,
         source="https://datasheets.raspberrypi.com/pico/pico-datasheet.pdf",
-        note="no internal flash: the Pico's 2 MB QSPI flash",
     ),
     Board(
         name="ESP32-S3 (ESP32-S3-WROOM-1-N8)",
@@ -66,7 +63,6 @@ BOARDS: tuple[Board, ...] = (
             "https://www.espressif.com/sites/default/files/documentation/"
             "esp32-s3-wroom-1_wroom-1u_datasheet_en.pdf"
         ),
-        note="no internal flash: the module's 8 MB; ESP-IDF, Wi-Fi and cache share the SRAM",
     ),
     Board(
         name="STM32H743ZI",
@@ -74,7 +70,6 @@ BOARDS: tuple[Board, ...] = (
         sram_bytes=512 * KB,
         flash_bytes=2048 * KB,
         source="https://www.st.com/en/microcontrollers-microprocessors/stm32h743zi.html",
-        note="1 MB RAM in blocks; an arena fits in the largest, the 512 KB AXI SRAM",
     ),
 )
 

@@ -1,12 +1,7 @@
 """The exported web page in a real browser: headless Chromium (the system's), driven by Playwright.
 
-:func:`classify_files` puts files into the page's ordinary ``<input type="file">`` and reads
-back the result cards, as a person's browser would show them; the browser test compares them
-with ``herbi.runtime``. :func:`measure_page` times a cold page load to its first result and
-each image's model run with the browser's real clock (``performance.now()``): Chromium's
-``--virtual-time-budget`` fakes that clock, so it is never used here. It also counts the bytes
-a phone downloads: every file of the page folder, raw and gzipped (what a static host that
-compresses sends).
+Times are the browser's real clock (``performance.now()``): Chromium's
+``--virtual-time-budget`` fakes that clock, so it is never used here.
 """
 
 from __future__ import annotations
@@ -122,8 +117,8 @@ def classify_files(page, url: str, files: list[Path]) -> list[Card]:
     return cards
 
 
-def download_size(web_dir: Path) -> dict[str, tuple[int, int]]:
-    """``{"model": (raw, gzipped), "runtime": ..., "page": ..., "total": ...}`` in bytes."""
+def download_size(web_dir: Path) -> dict[str, list[int]]:
+    """``{"model": [raw, gzipped], "runtime": ..., "page": ..., "total": ...}`` in bytes."""
     parts = {"model": [0, 0], "runtime": [0, 0], "page": [0, 0]}
     for path in sorted(p for p in Path(web_dir).rglob("*") if p.is_file()):
         data = path.read_bytes()
@@ -131,7 +126,7 @@ def download_size(web_dir: Path) -> dict[str, tuple[int, int]]:
         parts[part][0] += len(data)
         parts[part][1] += len(gzip.compress(data, GZIP_LEVEL, mtime=0))
     parts["total"] = [sum(p[i] for p in parts.values()) for i in (0, 1)]
-    return {name: (raw, gz) for name, (raw, gz) in parts.items()}
+    return parts
 
 
 @dataclass(frozen=True)
@@ -142,8 +137,7 @@ class BrowserTiming:
     chosen as soon as the page has loaded (the model loads meanwhile). ``model_ready_ms``:
     navigation start to the model session created (most of it compiling the WebAssembly).
     ``first_image_ms``: the first ``session.run`` (cold). ``per_image_ms`` /
-    ``per_image_p90_ms``: median / 90th percentile of the other runs. Served from 127.0.0.1,
-    so no network time is included; ``download_*`` says what a network would carry.
+    ``per_image_p90_ms``: median / 90th percentile of the other runs.
     """
 
     browser: str
@@ -155,7 +149,7 @@ class BrowserTiming:
     per_image_p90_ms: float
     download_bytes: int
     download_gzip_bytes: int
-    download_parts: dict[str, tuple[int, int]]
+    download_parts: dict[str, list[int]]
 
 
 def measure_page(web_dir: Path, images: list[Path]) -> BrowserTiming:

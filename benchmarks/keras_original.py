@@ -1,12 +1,7 @@
 """The original Keras model: the reference every artifact is compared with, and its own timings.
 
-``reference`` runs in the benchmark's main process: the test-split probabilities every
-agreement figure is measured against (exactly as export's parity check computes them), the
-multiply-accumulates per image and the size of the weights. ``measure`` and ``cold`` run in
-worker processes (TensorFlow fixes its thread counts when it starts) and time the two ways
-users call a Keras model: ``model.predict`` and a direct ``model(x)`` call, both fed uint8
-pixels through the contract's pixel map as in training, so their figures include the same
-pixel conversion herbi.runtime's do.
+Both call styles are fed uint8 pixels through the contract's pixel map, so their figures
+include the same pixel conversion herbi.runtime's do.
 """
 
 from __future__ import annotations

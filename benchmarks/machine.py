@@ -1,8 +1,7 @@
 """Which machine the figures come from: CPU model, cores, vector instruction sets, load.
 
 Latency and GMAC/s only mean something next to the CPU that produced them: int8 kernels run
-several times faster with VNNI, float kernels with AVX-512. The load average is recorded at the
-start and end of a run because figures measured beside other busy processes are noisy.
+several times faster with VNNI, float kernels with AVX-512.
 """
 
 from __future__ import annotations

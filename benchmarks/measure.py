@@ -1,10 +1,7 @@
 """Measure the Keras original and every exported artifact of a run into one report dict.
 
-Quality figures (accuracy with its CI, F1, agreement) are computed in this process from the
-test-split probabilities: the Keras model's, and each artifact's through
-``herbi.runtime.Classifier.predict_proba`` (export's parity code, the device's code path).
-Every timing comes from worker processes (:mod:`herbi.benchmarks.worker`), one per model and
-thread count, run one after another so no two measurements share the CPU.
+Quality comes from export's evidence layer in this process (the device's code path); every
+timing comes from worker processes run one after another, so no two measurements share the CPU.
 """
 
 from __future__ import annotations
@@ -88,9 +85,7 @@ class Quality:
     accuracy_change_points: float = 0.0
     macro_f1_change_points: float = 0.0
     per_class_f1_change_points: dict[str, float] = field(default_factory=dict)
-    # The same evidence as export's gate: the paired test of the change on these images
-    # (interval and exact McNemar p, points as Keras minus artifact), and the tie-aware
-    # agreement on export's parity images (validation + train images not calibrated on).
+    # export's gate evidence: the paired test of the change, agreement on its parity images
     paired: PairedTest | None = None
     agreement_parity_images: float | None = None
 
@@ -351,8 +346,6 @@ def benchmark(
         copies = run.snapshot(formats, Path(tmp) / "models")
         test = write_test_images(ds.x_test, Path(tmp), settings.browser_images)
         log(f"Keras original: reference probabilities on {len(ds.y_test)} test images")
-        # Agreement is measured on the images export's gate judged: every validation image and
-        # the train images outside the calibration set (sizes as export's report records them).
         ref, complexity = keras_reference(copies["keras"].path, ds, run.parity_images(ds))
         bench = Bench(run, copies, settings, test, ref, complexity, log)
         rows = bench.keras_rows()

@@ -1,9 +1,7 @@
 """Worker processes: started from the benchmark's main process, their one JSON line read back typed.
 
-Each worker is a fresh interpreter (``sys.executable -m herbi.benchmarks.worker``), never a
-fork of this process, so nothing this process has loaded (TensorFlow included) is in it.
-Cold start is measured from just before the process is spawned to the moment the worker's
-first prediction returns, so it includes the interpreter's own start-up as a user sees it.
+Each worker is a fresh interpreter, never a fork, so nothing this process has loaded (TensorFlow
+included) is in it; a cold start therefore includes the interpreter's start-up as a user sees it.
 """
 
 from __future__ import annotations
@@ -119,21 +117,20 @@ def run_worker(spec: dict) -> dict:
 
 def cold_start(spec: dict, repeats: int) -> ColdStart:
     """Median over ``repeats`` fresh processes of spawn -> first prediction, and peak memory."""
-    samples = []
+    runs = []
     for _ in range(repeats):
         spawned = time.time()
-        result = run_worker(spec)
-        samples.append((1e3 * (result["done_at"] - spawned), 1e3 * (result["started_at"] - spawned),
-                        result))  # fmt: skip
-    runs_ms = [ms for ms, _, _ in samples]
-    cold_ms, start_ms, chosen = samples[runs_ms.index(statistics.median_low(runs_ms))]
+        runs.append((spawned, run_worker(spec)))
+    runs_ms = [1e3 * (result["done_at"] - spawned) for spawned, result in runs]
+    median = runs_ms.index(statistics.median_low(runs_ms))
+    spawned, chosen = runs[median]
     return ColdStart(
-        cold_start_ms=cold_ms,
+        cold_start_ms=runs_ms[median],
         runs_ms=runs_ms,
-        interpreter_start_ms=start_ms,
+        interpreter_start_ms=1e3 * (chosen["started_at"] - spawned),
         import_ms=chosen["import_ms"],
         load_ms=chosen["load_ms"],
         first_prediction_ms=chosen["first_prediction_ms"],
-        peak_rss_mb=max(s["peak_rss_mb"] for _, _, s in samples),
-        tensorflow_imported=any(s["tensorflow_imported"] for _, _, s in samples),
+        peak_rss_mb=max(result["peak_rss_mb"] for _, result in runs),
+        tensorflow_imported=any(result["tensorflow_imported"] for _, result in runs),
     )

@@ -1,9 +1,4 @@
-"""Write ``bench/report.json``, ``bench/report.md`` and the plots from the report.
-
-``report.md`` opens with one model-zoo table, says what data and machine the figures come
-from, and sets the study's published accuracy beside them as a reference row marked as not
-measured here; the detailed tables follow.
-"""
+"""Write ``bench/report.json``, ``bench/report.md`` and the plots from the report."""
 
 from __future__ import annotations
 

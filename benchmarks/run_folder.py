@@ -1,11 +1,8 @@
 """What a benchmark reads from a run folder, copied at the start so it cannot change underneath.
 
-herbi-export (minutes) or herbi-train may rewrite a run folder while a benchmark of it is
-going. Every model measured is therefore a copy taken before the first measurement, named in
-the report by its sha256, and the report says which files of the run folder changed while it
-ran. A rejected artifact (kept by export as ``*.rejected``) is measured too, since what a
-format loses is exactly what a reader of the benchmark wants to see, and marked as such; the
-copy carries the name the runtime expects.
+herbi-export or herbi-train may rewrite a run folder while a benchmark of it is going. A
+rejected artifact (``*.rejected``) is measured too: what a format loses is what a reader wants
+to see; its copy carries the name the runtime expects.
 """
 
 from __future__ import annotations

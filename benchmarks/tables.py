@@ -34,7 +34,10 @@ def name(row) -> str:
     return row.name + (" (rejected at export)" if row.rejected_at_export else "")
 
 
-def table(columns: list[Column], items: list) -> list[str]:
+def table(columns: list[Column], items: list, optional: bool = False) -> list[str]:
+    """``optional``: no items, no table at all (its section does not apply to this run)."""
+    if optional and not items:
+        return []
     lines = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
     return lines + ["| " + " | ".join(cell(item) for _, cell in columns) + " |" for item in items]
 
@@ -150,9 +153,6 @@ def cold_table(report: dict) -> list[str]:
 
 def browser_table(report: dict) -> list[str]:
     """Web pages in headless Chromium: what a phone downloads, and the page's own clock."""
-    rows = [r for r in measured(report) if r.browser]
-    if not rows:
-        return []
     columns: list[Column] = [
         ("format", lambda r: r.name),
         ("download KB (gzipped)", lambda r: f"{r.browser.download_bytes / 1024:.0f} "
@@ -166,7 +166,7 @@ def browser_table(report: dict) -> list[str]:
         ("images", lambda r: str(r.browser.images)),
         ("browser", lambda r: r.browser.browser),
     ]  # fmt: skip
-    return table(columns, rows)
+    return table(columns, [r for r in measured(report) if r.browser], optional=True)
 
 
 def quality_table(report: dict) -> list[str]:
@@ -220,8 +220,6 @@ def microcontroller_tables(report: dict) -> list[str]:
     from herbi.benchmarks.boards import fits
 
     rows = [r for r in measured(report) if r.footprint]
-    if not rows:
-        return []
     columns: list[Column] = [
         ("format", lambda r: r.name),
         ("flash KB (model array)", lambda r: f"{r.footprint.flash_bytes / 1024:.1f}"),
@@ -232,7 +230,7 @@ def microcontroller_tables(report: dict) -> list[str]:
         ("accuracy", lambda r: pct(r.quality.accuracy)),
         ("agreement", lambda r: f"{r.quality.agreement:.3f}"),
     ]  # fmt: skip
-    lines = table(columns, rows)
+    lines = table(columns, rows, optional=True)
     for r in rows:
         verdicts = fits(r.footprint.declared_arena_bytes, r.footprint.flash_bytes)
         lines += ["", f"Fits ({r.name}: declared arena in one SRAM block, model array in flash):",
@@ -245,9 +243,6 @@ def microcontroller_tables(report: dict) -> list[str]:
 
 def engine_graph_table(report: dict) -> list[str]:
     """Int8 ONNX artifacts: how much of the graph the engines really run in int8."""
-    rows = [r for r in measured(report) if r.engine_graph]
-    if not rows:
-        return []
 
     def fit(pick: Callable) -> Callable:
         return lambda r: "{0.supported}/{0.nodes} in {0.partitions}, {0.verdict}".format(
@@ -263,4 +258,4 @@ def engine_graph_table(report: dict) -> list[str]:
         ("NNAPI nodes, partitions", fit(lambda m: m.nnapi)),
         ("CoreML nodes, partitions", fit(lambda m: m.coreml)),
     ]  # fmt: skip
-    return table(columns, rows)
+    return table(columns, [r for r in measured(report) if r.engine_graph], optional=True)

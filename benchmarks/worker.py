@@ -1,11 +1,8 @@
 """One measurement in a fresh process: ``python -m herbi.benchmarks.worker '<json spec>'``.
 
-A worker times ONE model at ONE thread count and prints one JSON line. Artifact workers never
-import TensorFlow (``tensorflow_imported`` proves it); Keras workers do, and its thread counts
-are fixed when it starts, hence one process per setting. ``cold`` workers do only what a
-device does on first use (import, load, classify one image file), then read their peak memory.
-Tasks: ``artifact`` / ``keras`` (timings) and ``cold-artifact`` / ``cold-keras``. Any failure
-is printed as ``{"error": "<one line>"}`` with exit status 1.
+A worker times ONE model at ONE thread count and prints one JSON line: artifact workers never
+import TensorFlow, and TensorFlow fixes its thread counts when it starts, hence one process per
+setting. ``cold`` workers do only what a device does on first use.
 """
 
 from __future__ import annotations
@@ -54,7 +51,6 @@ def measure_artifact(
         "backend": clf.backend.name,
         **batch1_and_throughput(clf.predict_proba, images, batch, single, Budget(**batched)),
     }
-    # The bare call gets the tensor herbi would feed the engine, prepared once beforehand.
     prepared = input_map(clf.contract.scale, clf.backend.input_dtype, clf.backend.input_quant)(one)
     bare = bare_call(path, threads, clf.backend.name)
     result["peak_rss_mb"] = peak_rss_mb()
