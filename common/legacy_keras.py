@@ -11,14 +11,21 @@ import ctypes
 import os
 import re
 import sys
+from contextlib import AbstractContextManager, nullcontext
 
 from herbi.runtime.native import filtered_stderr
 
 # The user's TF_CPP_MIN_LOG_LEVEL, read before use_legacy_keras() sets herbi's library default.
 USER_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
-# What TF's libraries log while they load, before absl is set up, ignores the log level: absl's
-# banner and its INFO lines (oneDNN is on, no CUDA drivers). W, E and F lines are passed on.
-LOAD_CHATTER = re.compile(r"WARNING: All log messages before absl::InitializeLog|I\d{4} \d\d:")
+# TensorFlow's lines on fd 2 that ignore the log level or carry no news: absl's pre-init banner,
+# INFO lines (oneDNN is on, no CUDA drivers), the CUDA probe on a machine without a GPU driver
+# (tf2onnx's graph optimizer probes again), and the converters' notes on options they ignore.
+# Every other warning and error is passed on.
+TF_CHATTER = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog|I\d{4} \d\d:|[EW]\d{4} \d\d:.*("
+    r"failed call to cuInit|Ignored output_format|Ignored drop_control_dependency"
+    r"|Skipping runtime version metadata)"
+)
 
 
 def use_legacy_keras() -> None:
@@ -45,5 +52,13 @@ def quiet_tensorflow(verbose: bool = False) -> None:
     except OSError:
         if sys.platform.startswith("linux"):
             os.environ.setdefault("TF_ENABLED_DEVICE_TYPES", "CPU,XLA_CPU")
-    with filtered_stderr(LOAD_CHATTER.match):
+    with without_chatter():
         import tensorflow  # noqa: F401
+
+
+def without_chatter() -> AbstractContextManager:
+    """Drop :data:`TF_CHATTER` from fd 2 meanwhile, unless all of it was asked for (``--verbose``
+    or ``TF_CPP_MIN_LOG_LEVEL=0``); what remains is written when the block ends."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        return nullcontext()
+    return filtered_stderr(TF_CHATTER.match)

@@ -11,6 +11,7 @@ from pathlib import Path
 from herbi.common.cpu import cpu_info
 from herbi.common.errors import ExportError, HerbiError
 from herbi.common.files import read_json, write_json, write_text
+from herbi.common.legacy_keras import without_chatter
 from herbi.common.run_folder import EXPORT_REPORT
 from herbi.export import artifacts, evidence
 from herbi.export.calibration import DEFAULT_SIZE, calibration_indices
@@ -194,7 +195,8 @@ def export_format(fmt: Format, job: Job) -> ArtifactResult:
     job.log(f"[{fmt.name}] {fmt.description}")
     started, path = time.perf_counter(), job.stage / fmt.filename
     try:
-        data = fmt.build(job.inputs)
+        with without_chatter():  # the converters' notes on fd 2
+            data = fmt.build(job.inputs)
         fmt.container.write(data, path, replace(job.contract, format=fmt.name), fmt.int8)
     except ExportError as e:  # one format failing must not cost the others
         artifacts.remove(fmt.files(path), job.out_dir)

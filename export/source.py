@@ -6,23 +6,16 @@ Every way this can go wrong ends in one :class:`ExportError` line naming the fil
 
 from __future__ import annotations
 
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from herbi.common.errors import ExportError
+from herbi.common.legacy_keras import without_chatter
 from herbi.common.run_folder import RunFolder
 from herbi.runtime.errors import first_line
-from herbi.runtime.native import filtered_stderr
 from herbi.train.data import Dataset, load_dataset
 from herbi.train.run import run_dataset
-
-# TensorFlow's native start-up lines: importing it and creating its first device print
-# absl/oneDNN/CUDA-probe lines straight to file descriptor 2 whatever TF_CPP_MIN_LOG_LEVEL says
-# ("before absl::InitializeLog"), which would bury a one-line error. Matches absl's pre-init
-# banner and its "I0000 00:00:... file.cc:NN]" style lines.
-TF_CHATTER = re.compile(r"WARNING: All log messages before absl|[IWE]\d{4} [\d:.]+ +\d+ \S+:\d+\]")
 
 
 @dataclass
@@ -52,7 +45,7 @@ def load_keras(path: Path):
         raise ExportError(f"{path}: no such model file")
     if path.suffix.lower() != ".h5" and not zipfile.is_zipfile(path):
         raise ExportError(f"{path}: not a Keras model file (a .keras file is a zip archive)")
-    with filtered_stderr(TF_CHATTER.match):  # every other stderr line is passed on
+    with without_chatter():  # every other stderr line is passed on
         import tf_keras as keras
 
         try:

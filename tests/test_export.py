@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -314,6 +315,18 @@ def test_console_script_prints_one_line_for_an_unknown_format(tiny_run):
     assert proc.returncode == 1
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "unknown format 'bogus'" in proc.stderr
+
+
+@pytest.mark.parametrize("family", ["tflite", "onnx"])
+def test_console_script_starts_quietly(tiny_run, tmp_path, family):
+    """TensorFlow's start-up, CUDA probe and converter notes are hidden; herbi speaks first."""
+    exe = Path(sys.executable).parent / "herbi-export"
+    args = ["--model", tiny_run, "--format", family, "--quantize", "none", "--out", tmp_path]
+    proc = subprocess.run([exe, *map(str, args)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith(f"[{family}-float32] "), proc.stderr
+    assert not re.search(r"^[IWEF]\d{4} ", proc.stderr, re.MULTILINE), proc.stderr
+    assert "absl::InitializeLog" not in proc.stderr, proc.stderr
 
 
 # --- a batch norm after the activation (the reference CNN's layout) --------------------------
