@@ -76,10 +76,6 @@ class EpFit:
     partitions: int
     verdict: str
 
-    @property
-    def takes_all(self) -> bool:
-        return self.supported == self.nodes and self.partitions == 1
-
 
 @dataclass(frozen=True)
 class MobileFit:

@@ -78,7 +78,8 @@ def test_census_sees_a_float_graph_as_float(fast_exports):
 @pytest.mark.parametrize("variant", ["float32", "int8"])
 def test_nnapi_takes_every_node(fast_exports, variant):
     fit = mobile_fit(fast_exports[variant])
-    assert fit.nnapi.takes_all and fit.nnapi.verdict == "YES", fit
+    nnapi = fit.nnapi
+    assert nnapi.supported == nnapi.nodes and nnapi.partitions == 1 and nnapi.verdict == "YES", fit
 
 
 def test_batches_run_through_the_fixed_batch_one_model(fast_exports, animals5):
