@@ -86,6 +86,21 @@ def train_tiny_model(ds, epochs: int = 8, seed: int = 0):
 
 
 @pytest.fixture(scope="session")
+def fast_run(tmp_path_factory, animals5) -> tuple[Path, str]:
+    """herbi-train's fast recipe, smoke preset: a real run folder of the deployed architecture
+    (10 convolutions, 3 residual adds, 3 max-pools), and what the command printed."""
+    from click.testing import CliRunner
+
+    from herbi.train.cli import main
+
+    out = tmp_path_factory.mktemp("runs") / "fast-smoke"
+    args = ["--recipe", "fast", "--preset", "smoke", "--seed", "3", "--out", str(out)]
+    result = CliRunner().invoke(main, ["--data", str(animals5), *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+@pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, animals5) -> Path:
     """A run folder like herbi-train's: model.keras + manifest.json (data section)."""
     from herbi.common.files import write_json

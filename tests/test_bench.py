@@ -9,6 +9,7 @@ missing folder, options it cannot use.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -190,6 +191,7 @@ def test_int8_onnx_rows_show_what_the_engines_run(benched):
         assert nnapi["supported"] == nnapi["nodes"] > 0 and nnapi["partitions"] == 1
     text = (run / "bench" / "report.md").read_text()
     assert "What the engines run of the int8 ONNX models" in text and "100.0%" in text
+    assert re.search(r"onnx-int8 against onnx-float32 \(batch-1 p50\): [\d.]+x at 1 thread", text)
 
 
 def test_overhead_cold_start_and_memory(benched):

@@ -12,6 +12,7 @@ import pytest
 
 from herbi.common.cpu import parse_cpuinfo
 from herbi.common.errors import DataError, HerbiError, first_line
+from herbi.common.legacy_keras import TF_CHATTER
 from herbi.runtime import ContractError, ImageError, ModelError
 from herbi.runtime.errors import HerbiError as RuntimeHerbiError
 from herbi.runtime.errors import TFLMError
@@ -146,3 +147,21 @@ def test_tensorflow_starts_quietly_and_still_reports_failures(tmp_path):
     assert re.search(rf"^W\d{{4}} .*OP_REQUIRES failed.*{re.escape(missing)}", quiet, re.M), quiet
     verbose = tensorflow_stderr("verbose", missing)  # --verbose: TensorFlow's own lines, all
     assert re.search(r"^I\d{4} ", verbose, re.MULTILINE) and "OP_REQUIRES failed" in verbose
+
+
+@pytest.mark.parametrize(
+    ("line", "chatter"),
+    [  # lines TensorFlow printed here (2026-12), trimmed after the source location
+        ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR", True),
+        ("I0000 00:00:1796520136.95 2296 port.cc:153] oneDNN custom operations are on.", True),
+        ("E0000 00:00:1796524159.46 19640 cuda_platform.cc:52] failed call to cuInit: INTERNAL", True),
+        ("W0000 00:00:1796524126.82 19640 tf_tfl_flatbuffer_helpers.cc:364] Ignored output_format.", True),
+        ("W0000 00:00:1796524126.82 19640 tf_tfl_flatbuffer_helpers.cc:367] Ignored drop_control_dependency.", True),
+        ("W0000 00:00:1796524126.90 19640 flatbuffer_export.cc:3851] Skipping runtime version metadata in the model.", True),
+        ("W0000 00:00:1796524126.90 19640 op_kernel.cc:1857] OP_REQUIRES failed at whole_file_read_ops.cc", False),
+        ("E0000 00:00:1796524126.90 19640 meta_optimizer.cc:966] model_pruner failed: INVALID_ARGUMENT", False),
+        ("[tflite-int8] TFLite, full integer int8 with int8 I/O (post-training)", False),
+    ],
+)  # fmt: skip
+def test_tf_chatter_hides_notes_and_keeps_real_warnings(line, chatter):
+    assert bool(TF_CHATTER.match(line)) is chatter

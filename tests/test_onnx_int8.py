@@ -21,42 +21,26 @@ from herbi.runtime.contract import float_input
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
-EPOCHS = 3
 
 
 @pytest.fixture(scope="module")
-def fast_exports(tmp_path_factory, animals5) -> dict[str, Path]:
-    """The fast network trained for ``EPOCHS`` epochs, exported to onnx-float32, onnx-int8
-    and onnx-int8 with 7-bit weights (``--reduce-range on``, the non-VNNI choice)."""
-    import tf_keras as keras
-
-    from herbi.common.files import write_json
-    from herbi.common.run_folder import RunFolder
+def fast_exports(fast_run, tmp_path_factory) -> dict[str, Path]:
+    """The fast recipe's smoke run exported to onnx-float32, onnx-int8 and onnx-int8 with 7-bit
+    weights (``--reduce-range on``, the non-VNNI choice)."""
     from herbi.export.api import ExportOptions, export_model
     from herbi.export.source import load_source
-    from herbi.train.data import load_dataset
-    from herbi.train.recipes.fast import fast_net
-    from herbi.train.run import data_config
 
-    run = RunFolder(tmp_path_factory.mktemp("fast_run"))
-    ds = load_dataset(animals5, val_fraction=0.1, seed=0)
-    keras.utils.set_random_seed(0)
-    model = fast_net(ds.num_classes)
-    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
-    model.fit(float_input(ds.x_train), ds.y_train, batch_size=64, epochs=EPOCHS, verbose=0)
-    model.save(run.model)
-    data = data_config(ds, str(animals5), 0.1, 0, 11)
-    write_json(run.manifest, {"recipe": "fast-test", "data": data})
-    source, seven_bit = load_source(run.dir), run.dir / "seven_bit"
-    for out, formats, reduce_range in (
-        (run.export, ["onnx-float32", "onnx-int8"], "off"),
+    source, out = load_source(fast_run[0]), tmp_path_factory.mktemp("onnx")
+    seven_bit = out / "seven_bit"
+    for folder, formats, reduce_range in (
+        (out, ["onnx-float32", "onnx-int8"], "off"),
         (seven_bit, ["onnx-int8"], "on"),
     ):
-        options = ExportOptions(formats, gate=False, reduce_range=reduce_range)
-        export_model(source, out, options, log=lambda *_: None)
+        options = ExportOptions(formats, parity_check=False, reduce_range=reduce_range)
+        export_model(source, folder, options, log=lambda *_: None)
     return {
-        "float32": run.export / "onnx-float32.onnx",
-        "int8": run.export / "onnx-int8.onnx",
+        "float32": out / "onnx-float32.onnx",
+        "int8": out / "onnx-int8.onnx",
         "int8-7bit": seven_bit / "onnx-int8.onnx",
     }
 

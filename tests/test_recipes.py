@@ -7,22 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import herbi.train  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from herbi.train.cli import main
 
 MAX_PARAMS = 400_000
 MAX_MACS = 40_000_000
-
-
-@pytest.fixture(scope="module")
-def fast_run(tmp_path_factory, animals5):
-    out = tmp_path_factory.mktemp("runs") / "fast-smoke"
-    args = ["--recipe", "fast", "--preset", "smoke", "--seed", "3", "--out", str(out)]
-    result = CliRunner().invoke(main, ["--data", str(animals5), *args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return out, result.output
 
 
 def test_fast_net_fits_the_edge_budget_with_int8_friendly_layers():
