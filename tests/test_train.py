@@ -213,8 +213,12 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(animals5, tmp_path):
     args = [
         "--data",
         str(animals5),
+        "--recipe",
+        "fast",
         "--preset",
         "smoke",
+        "--epochs",
+        "1",
         "--strategy",
         "mirrored",
         "--out",
