@@ -37,8 +37,10 @@ KERAS_ROWS = {
     "keras-predict": ("predict", "Keras original, model.predict(x)"),
 }
 Log = Callable[[str], object]
-PUBLISHED_NOTE = ("the study's figures: CIFAR-100 coarse class 11, GPU, 300 epochs per stage, "
-                  "checkpoints picked on the test set; not measured here")  # fmt: skip
+PUBLISHED_NOTE = (
+    "the study's figures: CIFAR-100 coarse class 11, GPU, 300 epochs per stage, "
+    "checkpoints picked on the test set; not measured here"
+)
 
 
 @dataclass(frozen=True)
@@ -286,8 +288,10 @@ class Bench:
                 row.engine_graph = fmt.container.graph(copy.model)
             found = evaluate(copy.model, fmt.backend, self.reference)
             q = row.quality = Quality.of(found, self.reference, self.base)
-            self.log(f"{name}: accuracy {100 * q.accuracy:.1f}%, agreement {q.agreement:.3f}, "
-                     f"max |dp| {q.max_prob_diff:.4f}")  # fmt: skip
+            self.log(
+                f"{name}: accuracy {100 * q.accuracy:.1f}%, agreement {q.agreement:.3f}, "
+                f"max |dp| {q.max_prob_diff:.4f}"
+            )
             if fmt.container.runs_in == "browser":
                 row.browser, row.backend = self.in_browser(copy.path), "onnxruntime-web"
             else:

@@ -72,11 +72,20 @@ class Timing:
         batch1, throughput = Percentiles(**figures["batch1"]), Throughput(**figures["throughput"])
         over = figures.get("overhead")
         if over is not None:
-            over = Overhead(Percentiles(**over["classify"]), Percentiles(**over["bare"]),
-                            over["overhead_ms"], over["bare_output_matches"])  # fmt: skip
-        return cls(batch1, throughput, figures.get("peak_rss_mb"), over,
-                   gmacs_batch1=macs / 1e9 / (batch1.p50_ms / 1e3),
-                   gmacs_large_batch=macs / 1e9 * throughput.images_per_s)  # fmt: skip
+            over = Overhead(
+                Percentiles(**over["classify"]),
+                Percentiles(**over["bare"]),
+                over["overhead_ms"],
+                over["bare_output_matches"],
+            )
+        return cls(
+            batch1,
+            throughput,
+            figures.get("peak_rss_mb"),
+            over,
+            gmacs_batch1=macs / 1e9 / (batch1.p50_ms / 1e3),
+            gmacs_large_batch=macs / 1e9 * throughput.images_per_s,
+        )
 
 
 @dataclass(frozen=True)

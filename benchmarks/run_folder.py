@@ -85,8 +85,9 @@ class ExportedRun:
             )
         report = read_json(run.export_report)
         try:
-            return cls(run, report, report["calibration"]["images"],
-                       report["gate"]["parity_train_images"])  # fmt: skip
+            return cls(
+                run, report, report["calibration"]["images"], report["gate"]["parity_train_images"]
+            )
         except (KeyError, TypeError):
             raise BenchError(f"{run.export_report}: not an export report; export again") from None
 

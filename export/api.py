@@ -160,8 +160,15 @@ def prepare(
     seven_bit, why = resolve_reduce_range(options.reduce_range)
     contract = Contract(labels=source.labels, input_size=source.input_size)
     train = (ds.x_train[: options.qat_samples], ds.y_train[: options.qat_samples])
-    inputs = BuildInputs(model, ds.x_train[calib_ix], train, (ds.x_val, ds.y_val), contract.scale,
-                         qat_epochs=options.qat_epochs, reduce_range=seven_bit)  # fmt: skip
+    inputs = BuildInputs(
+        model,
+        ds.x_train[calib_ix],
+        train,
+        (ds.x_val, ds.y_val),
+        contract.scale,
+        qat_epochs=options.qat_epochs,
+        reduce_range=seven_bit,
+    )
     # Parity images: validation first (the paired test's labelled images), then train images
     # outside the calibration set (agreement needs no labels); the test split only reported.
     images = parity_images(ds, calib_ix, gate.train_images)
@@ -176,16 +183,22 @@ def prepare(
         calibration={"split": "train", "images": len(calib_ix), "stratified": True},
         reduce_range={"onnx_int8_7bit_weights": seven_bit, "reason": why},
         batchnorms_as_depthwise=rewritten,
-        gate={"enabled": options.parity_check and options.gate,
-              "max_arena_bytes": options.limits.max_arena,
-              "max_flash_bytes": options.limits.max_flash, "parity_images": images.description,
-              "parity_train_images": gate.train_images, "paired_split": "val",
-              "reported_split": "test", "min_agreement": gate.min_agreement,
-              "max_drop_points": gate.max_drop, "hard_limit_points": gate.hard_limit,
-              "alpha": gate.alpha,
-              "test": "exact McNemar on the discordant pairs; Tango score interval (95%)"},
+        gate={
+            "enabled": options.parity_check and options.gate,
+            "max_arena_bytes": options.limits.max_arena,
+            "max_flash_bytes": options.limits.max_flash,
+            "parity_images": images.description,
+            "parity_train_images": gate.train_images,
+            "paired_split": "val",
+            "reported_split": "test",
+            "min_agreement": gate.min_agreement,
+            "max_drop_points": gate.max_drop,
+            "hard_limit_points": gate.hard_limit,
+            "alpha": gate.alpha,
+            "test": "exact McNemar on the discordant pairs; Tango score interval (95%)",
+        },
         keras=reference.accuracy() if reference else {},
-    )  # fmt: skip
+    )
     stage = artifacts.staging(out_dir)
     return Job(out_dir, stage, inputs, contract, reference, options, ds.source, log), report
 
@@ -226,9 +239,15 @@ def checked(fmt: Format, path: Path, limits: Limits, build_seconds: float) -> Ar
     problems = fmt.check(path)
     if footprint:
         problems += fits(footprint, limits.max_arena, limits.max_flash)
-    return ArtifactResult("ok", list(problems), size_kb=round(model.stat().st_size / 1024, 1),
-                          sha256=sha256_file(model), build_seconds=build_seconds,
-                          graph_problems=problems, footprint=footprint)  # fmt: skip
+    return ArtifactResult(
+        "ok",
+        list(problems),
+        size_kb=round(model.stat().st_size / 1024, 1),
+        sha256=sha256_file(model),
+        build_seconds=build_seconds,
+        graph_problems=problems,
+        footprint=footprint,
+    )
 
 
 def evaluated(fmt: Format, model: Path, job: Job, result: ArtifactResult) -> list[str]:

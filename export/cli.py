@@ -80,15 +80,27 @@ def export_options(cli: dict) -> ExportOptions:
     formats = select(cli["family"], cli["quantize"], cli["qat"])
     if cli["qat_epochs"] < 1:
         raise ExportError(f"--qat-epochs {cli['qat_epochs']}: must be at least 1")
-    arena, flash = (parse_size(cli[k], f"--{k.replace('_', '-')}") if cli[k] else None
-                    for k in ("max_arena", "max_flash"))  # fmt: skip
-    gate = GateOptions(min_agreement=cli["min_agreement"], max_drop=cli["max_drop"],
-                       hard_limit=cli["hard_limit"], alpha=cli["alpha"],
-                       train_images=cli["parity_train_images"])  # fmt: skip
-    return ExportOptions(formats=formats, calibration_size=cli["calibration_size"],
-                         parity_check=cli["check"], gate_options=gate, qat_epochs=cli["qat_epochs"],
-                         reduce_range=cli["reduce_range"], debug_quant=cli["debug_quant"],
-                         limits=Limits(max_arena=arena, max_flash=flash))  # fmt: skip
+    arena, flash = (
+        parse_size(cli[k], f"--{k.replace('_', '-')}") if cli[k] else None
+        for k in ("max_arena", "max_flash")
+    )
+    gate = GateOptions(
+        min_agreement=cli["min_agreement"],
+        max_drop=cli["max_drop"],
+        hard_limit=cli["hard_limit"],
+        alpha=cli["alpha"],
+        train_images=cli["parity_train_images"],
+    )
+    return ExportOptions(
+        formats=formats,
+        calibration_size=cli["calibration_size"],
+        parity_check=cli["check"],
+        gate_options=gate,
+        qat_epochs=cli["qat_epochs"],
+        reduce_range=cli["reduce_range"],
+        debug_quant=cli["debug_quant"],
+        limits=Limits(max_arena=arena, max_flash=flash),
+    )
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -177,8 +189,9 @@ def main(model_path: str, out_dir: str | None, data: str | None, verbose: bool, 
         locate(model_path, data)
         out = default_out(model_path) if out_dir is None else Path(out_dir)
         check_writable(out)  # before minutes of loading and converting
-        report = export_model(load_source(model_path, data), out, options,
-                              log=lambda msg: click.echo(msg, err=True))  # fmt: skip
+        report = export_model(
+            load_source(model_path, data), out, options, log=lambda msg: click.echo(msg, err=True)
+        )
     except HerbiError as e:
         raise click.ClickException(str(e)) from None
     click.echo(table(report))

@@ -99,9 +99,14 @@ class Agreement:
     @classmethod
     def measure(cls, images: ParityImages, ref: np.ndarray, got: np.ndarray) -> Agreement:
         v = images.val_images
-        return cls(images.description, len(ref), tie_aware_agreement(ref, got),
-                   strict_agreement(ref, got), tie_aware_agreement(ref[:v], got[:v]),
-                   tie_aware_agreement(ref[v:], got[v:]))  # fmt: skip
+        return cls(
+            images.description,
+            len(ref),
+            tie_aware_agreement(ref, got),
+            strict_agreement(ref, got),
+            tie_aware_agreement(ref[:v], got[:v]),
+            tie_aware_agreement(ref[v:], got[v:]),
+        )
 
 
 @dataclass(frozen=True)
@@ -119,8 +124,10 @@ class Reference:
     def accuracy(self) -> dict[str, float]:
         """Keras' own validation and test accuracy (export_report.json's ``keras``)."""
         v, y_val = self.images.val_images, self.images.labels[: self.images.val_images]
-        return {"val_accuracy": float((self.parity[:v].argmax(1) == y_val).mean()),
-                "test_accuracy": float((self.test.argmax(1) == self.y_test).mean())}  # fmt: skip
+        return {
+            "val_accuracy": float((self.parity[:v].argmax(1) == y_val).mean()),
+            "test_accuracy": float((self.test.argmax(1) == self.y_test).mean()),
+        }
 
 
 @dataclass(frozen=True)
@@ -157,5 +164,8 @@ def judged(ref: Reference, parity: np.ndarray, test: np.ndarray) -> Evidence:
 
 def evaluate(model: Path, backend: str | None, ref: Reference) -> Evidence:
     """Run the artifact ``model`` (through ``backend``) on the parity images and the test split."""
-    return judged(ref, artifact_probs(model, ref.images.pixels, backend),
-                  artifact_probs(model, ref.x_test, backend))  # fmt: skip
+    return judged(
+        ref,
+        artifact_probs(model, ref.images.pixels, backend),
+        artifact_probs(model, ref.x_test, backend),
+    )

@@ -86,8 +86,15 @@ def write_tflm(data: bytes, path: Path, contract, int8: bool) -> None:
     artifacts.write_tflite(data, path / TFLM_MODEL, contract, int8)
     quant = read_sidecar(path / TFLM_MODEL).quantization["input"]
     shape = (1, *contract.input_size, 3)
-    tflm_source.write_sources(data, footprint, contract.labels, (quant["scale"], quant["zero_point"]),
-                              shape, path, pixel_scale=contract.scale)  # fmt: skip
+    tflm_source.write_sources(
+        data,
+        footprint,
+        contract.labels,
+        (quant["scale"], quant["zero_point"]),
+        shape,
+        path,
+        pixel_scale=contract.scale,
+    )
     write_json(path / FOOTPRINT, asdict(footprint))
 
 
@@ -117,12 +124,24 @@ TFLITE = Container(
 )
 ONNX = Container(".onnx", artifacts.write_onnx, checks.onnx_problems, graph=onnx_graph.engine_graph)
 # TFLite Micro C++ sources around the int8 model, checked with TFLM's own kernels.
-TFLM = Container("", write_tflm, checks.tflite_problems, model=lambda path: path / TFLM_MODEL,
-                 backend="tflm",
-                 footprint=lambda model: tflm.measure(model.read_bytes()))  # fmt: skip
+TFLM = Container(
+    "",
+    write_tflm,
+    checks.tflite_problems,
+    model=lambda path: path / TFLM_MODEL,
+    backend="tflm",
+    footprint=lambda model: tflm.measure(model.read_bytes()),
+)
 # A static web page folder (index.html, onnxruntime-web, model.onnx): see export.web_export.
-WEB = Container("", write_page, checks.onnx_problems, annotate=update_info, runs_in="browser",
-                model=lambda path: path / web_export.MODEL_FILE, graph=onnx_graph.engine_graph)  # fmt: skip
+WEB = Container(
+    "",
+    write_page,
+    checks.onnx_problems,
+    annotate=update_info,
+    runs_in="browser",
+    model=lambda path: path / web_export.MODEL_FILE,
+    graph=onnx_graph.engine_graph,
+)
 
 
 @dataclass(frozen=True)
@@ -189,8 +208,9 @@ DEFAULT_QUANTIZE = {"tflite": "int8", "onnx": "none", "tflm": "int8", "web": "in
 FAMILIES = (*DEFAULT_QUANTIZE, "all")
 
 
-def check_known(names: list[str], known=FORMATS, error: type[HerbiError] = ExportError,
-                where: str = "") -> None:  # fmt: skip
+def check_known(
+    names: list[str], known=FORMATS, error: type[HerbiError] = ExportError, where: str = ""
+) -> None:
     """``error`` naming the first of ``names`` not ``known`` (default: not a registry name)."""
     unknown = [n for n in names if n not in known]
     if unknown:

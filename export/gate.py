@@ -111,8 +111,12 @@ class PairedTest:
     def rounded(self) -> PairedTest:
         """As the reports publish it: rounded to what 250-ish images can say."""
         low, high = self.interval_points
-        return replace(self, drop_points=round(self.drop_points, 3), p_value=float(f"{self.p_value:.3g}"),
-                       interval_points=(round(low, 3), round(high, 3)))  # fmt: skip
+        return replace(
+            self,
+            drop_points=round(self.drop_points, 3),
+            p_value=float(f"{self.p_value:.3g}"),
+            interval_points=(round(low, 3), round(high, 3)),
+        )
 
 
 def tango_score(b: int, c: int, n: int, delta: float) -> float:

@@ -34,10 +34,13 @@ def test_epochs_fill_what_the_budget_leaves():
         plan_epochs(50, elapsed=20, per_epoch=5, preset={"train": 80})
 
 
-@pytest.mark.parametrize(("budget", "message"), [
-    ("0", "give a positive time"),
-    pytest.param("5s", "too short", marks=pytest.mark.slow),  # refused after timing an epoch
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        ("0", "give a positive time"),
+        pytest.param("5s", "too short", marks=pytest.mark.slow),  # refused after timing an epoch
+    ],
+)
 def test_a_refused_budget_is_one_line_and_leaves_no_run_folder(tmp_path, animals5, budget, message):
     out = tmp_path / "run"
     args = ["--data", str(animals5), "--recipe", "fast", "--preset", "smoke", "--budget", budget,

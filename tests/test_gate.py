@@ -186,16 +186,18 @@ def test_real_int8_gate_refuses_broken_calibration_and_passes_normal_calibration
     damaged = replace(FORMATS["tflite-int8"], name="tflite-int8-damaged", build=black_calibration)
     monkeypatch.setitem(FORMATS, damaged.name, damaged)
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["--model", str(tiny_run), "--format", damaged.name,
-                                       "--out", str(out)])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["--model", str(tiny_run), "--format", damaged.name, "--out", str(out)]
+    )
     assert result.exit_code == EXIT_REJECTED, result.output
     assert "rejected" in result.output and not (out / damaged.filename).exists()
     assert (out / f"{damaged.name}.json.rejected").is_file()
     entry = json.loads((out / "export_report.json").read_text())["artifacts"][damaged.name]
     bad, bad_agreement = entry["gate"]["paired_val"], entry["gate"]["agreement"]["agreement"]
     assert entry["status"] == "rejected" and len(entry["reasons"]) == 3
-    for reason, option in zip(entry["reasons"], ("--min-agreement", "--max-drop", "--hard-limit"),
-                              strict=True):  # fmt: skip
+    for reason, option in zip(
+        entry["reasons"], ("--min-agreement", "--max-drop", "--hard-limit"), strict=True
+    ):
         assert option in reason
     for name in (damaged.filename, f"{damaged.name}.json"):  # loadable under a plain name
         shutil.copy(out / f"{name}.rejected", tmp_path / name)
@@ -205,8 +207,10 @@ def test_real_int8_gate_refuses_broken_calibration_and_passes_normal_calibration
     # tiny_artifacts' int8 model, judged on the images its 200 calibration images leave.
     job, _ = prepare(source, tmp_path / "good", ExportOptions(["tflite-int8"], 200), print)
     good = evaluate(tiny_artifacts / "tflite-int8.tflite", None, job.reference)
-    print(f"\nnormal calibration: agreement {good.agreement.agreement:.4f}; "
-          f"{summary_line(good.paired_val)}\nblack calibration: {entry['gate']['summary']}")  # fmt: skip
+    print(
+        f"\nnormal calibration: agreement {good.agreement.agreement:.4f}; "
+        f"{summary_line(good.paired_val)}\nblack calibration: {entry['gate']['summary']}"
+    )
 
     # Measured on two CPU paths: AVX-512, and float32 training with an AVX2 oneDNN cap. Normal
     # calibration: agreement 0.997 / 0.993 on 2,200 images (>= 50 images above the threshold),

@@ -49,12 +49,21 @@ class Scores:
         """metrics.json's form, as ever: ``per_class`` is sklearn's classification report."""
 
         def row(c: ClassScore) -> dict:
-            return {"precision": c.precision, "recall": c.recall, "f1-score": c.f1,
-                    "support": float(c.support)}  # fmt: skip
+            return {
+                "precision": c.precision,
+                "recall": c.recall,
+                "f1-score": c.f1,
+                "support": float(c.support),
+            }
 
         report = {name: row(c) for name, c in self.per_class.items()}
-        report.update({"accuracy": self.accuracy, "macro avg": row(self.macro),
-                       "weighted avg": row(self.weighted)})  # fmt: skip
+        report.update(
+            {
+                "accuracy": self.accuracy,
+                "macro avg": row(self.macro),
+                "weighted avg": row(self.weighted),
+            }
+        )
         fields = {k: v for k, v in vars(self).items() if k not in ("macro", "weighted")}
         return {**fields, "per_class": report}
 
@@ -71,12 +80,16 @@ def score(y_true: np.ndarray, probs: np.ndarray, class_names: list[str]) -> Scor
         )
 
     p, r, f1, support = prf(None)
-    per_class = {name: ClassScore(float(p[i]), float(r[i]), float(f1[i]), int(support[i]))
-                 for i, name in enumerate(class_names)}  # fmt: skip
+    per_class = {
+        name: ClassScore(float(p[i]), float(r[i]), float(f1[i]), int(support[i]))
+        for i, name in enumerate(class_names)
+    }
     macro, weighted = (ClassScore(*prf(a)[:3], int(support.sum())) for a in ("macro", "weighted"))
     confusion = confusion_matrix(y_true, pred, labels=labels).tolist()
     accuracy = correct / max(n, 1)
-    return Scores(n, accuracy, accuracy_ci(correct, n), macro.f1, per_class, confusion, macro, weighted)  # fmt: skip
+    return Scores(
+        n, accuracy, accuracy_ci(correct, n), macro.f1, per_class, confusion, macro, weighted
+    )
 
 
 def keras_probs(model, pixels: np.ndarray, scale: float = PIXEL_SCALE) -> np.ndarray:

@@ -173,16 +173,27 @@ def resume(run: RunFolder, strategy_name: str) -> Path:
     return train(run, RECIPES[config["recipe"]], ds, manifest, strategy_name)
 
 
-def train(run: RunFolder, recipe: Recipe, ds: Dataset, manifest: dict, strategy_name: str,
-          started: float | None = None, point_latest: bool = False) -> Path:  # fmt: skip
+def train(
+    run: RunFolder,
+    recipe: Recipe,
+    ds: Dataset,
+    manifest: dict,
+    strategy_name: str,
+    started: float | None = None,
+    point_latest: bool = False,
+) -> Path:
     """Train into ``run``: a new run when ``started`` says when the command started, else a
     resumed one; then write the final model, metrics, plots, report and manifest."""
     config = manifest["config"]
     precision = config.get("precision", "float32")  # runs from before --precision: float32
     strategy = env.make_strategy(strategy_name)
     env.seed_everything(config["seed"])
-    manifest.update(device=env.device_description(), packages=package_versions(),
-                    git_commit=git_commit(), replicas=strategy.num_replicas_in_sync)  # fmt: skip
+    manifest.update(
+        device=env.device_description(),
+        packages=package_versions(),
+        git_commit=git_commit(),
+        replicas=strategy.num_replicas_in_sync,
+    )
     click.echo(f"data: {ds.source}; images per class: {ds.counts()}")
     click.echo(
         f"device: {manifest['device']}; precision {precision}; "

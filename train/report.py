@@ -19,8 +19,13 @@ def _pct(x: float) -> str:
 
 
 def write_metrics(run: RunFolder, ds: Dataset, stages: dict[str, dict], final: str) -> dict:
-    metrics = {"dataset": ds.source, "class_names": ds.class_names, "counts": ds.counts(),
-               "final_stage": final, "stages": stages}  # fmt: skip
+    metrics = {
+        "dataset": ds.source,
+        "class_names": ds.class_names,
+        "counts": ds.counts(),
+        "final_stage": final,
+        "stages": stages,
+    }
     write_json(run.metrics, metrics)
     return metrics
 
