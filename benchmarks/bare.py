@@ -10,7 +10,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-Call = Callable[[np.ndarray], np.ndarray]
+from herbi.runtime.unknown import output_roles
+
+Call = Callable[[np.ndarray], list[np.ndarray]]
 
 
 def litert_call(path: str, threads: int) -> Call:
@@ -19,12 +21,13 @@ def litert_call(path: str, threads: int) -> Call:
     interpreter = Interpreter(model_path=path, num_threads=threads)
     interpreter.allocate_tensors()
     source = interpreter.get_input_details()[0]["index"]
-    target = interpreter.get_output_details()[0]["index"]
+    outputs = interpreter.get_output_details()
+    targets = [outputs[i]["index"] for i in output_roles(path, [o["shape"] for o in outputs])]
 
-    def call(x: np.ndarray) -> np.ndarray:
+    def call(x: np.ndarray) -> list[np.ndarray]:
         interpreter.set_tensor(source, x)
         interpreter.invoke()
-        return interpreter.get_tensor(target)
+        return [interpreter.get_tensor(t) for t in targets]
 
     return call
 
@@ -37,8 +40,10 @@ def onnx_call(path: str, threads: int) -> Call:
     session = ort.InferenceSession(
         path, onnx_session_options(threads), providers=["CPUExecutionProvider"]
     )
-    feed, fetch = session.get_inputs()[0].name, [session.get_outputs()[0].name]
-    return lambda x: session.run(fetch, {feed: x})[0]
+    outputs = session.get_outputs()
+    fetch = [outputs[i].name for i in output_roles(path, [o.shape for o in outputs])]
+    feed = session.get_inputs()[0].name
+    return lambda x: session.run(fetch, {feed: x})
 
 
 def bare_call(path: str, threads: int, backend: str) -> Call | None:

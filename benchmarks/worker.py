@@ -63,7 +63,10 @@ def measure_artifact(
     result["overhead"] = {
         **pair,
         "overhead_ms": pair["classify"]["p50_ms"] - pair["bare"]["p50_ms"],
-        "bare_output_matches": bool(np.array_equal(bare(prepared), clf.backend.run(prepared))),
+        "bare_output_matches": all(
+            np.array_equal(a, b)
+            for a, b in zip(bare(prepared), clf.backend.run(prepared), strict=True)
+        ),
     }
     return result
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+import numpy as np
 
 from herbi.common.cpu import cpu_info
 from herbi.common.errors import ExportError, HerbiError
@@ -21,8 +24,11 @@ from herbi.export.gate import GateOptions, PairedTest, judge, parity_images, sum
 from herbi.export.rewrite import affine_batchnorms
 from herbi.export.source import Source
 from herbi.export.tflm import TflmFootprint, fits
+from herbi.runtime.classifier import Classifier
 from herbi.runtime.contract import Contract, sha256_file
+from herbi.runtime.unknown import Unknown, conformal_threshold
 from herbi.train.evaluate import keras_probs
+from herbi.train.openset import fit_head, with_score
 
 Log = Callable[[str], object]
 
@@ -43,6 +49,8 @@ class ExportOptions:
     reduce_range: str = "auto"
     limits: Limits = Limits()  # noqa: RUF009
     debug_quant: bool = False
+    score: str | None = None  # the unknown score (None: the run's, see Source.unknown)
+    keep: float | None = None  # known-class share the threshold keeps (None: the run's)
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class ArtifactResult:
     gate: GateEvidence | None = None
     footprint: TflmFootprint | None = None  # a microcontroller artifact's arena and flash
     debug_csv: str | None = None
+    unknown: Unknown | None = None  # its calibrated "none of these" threshold
 
 
 @dataclass
@@ -79,6 +88,7 @@ class ExportReport:
     data: str
     labels: list[str]
     calibration: dict
+    unknown: dict
     reduce_range: dict
     batchnorms_as_depthwise: list[str]
     gate: dict
@@ -97,6 +107,7 @@ class Job:
     stage: Path
     inputs: BuildInputs
     contract: Contract
+    keep: float  # each artifact's unknown threshold keeps this share of known images
     reference: Reference | None  # None: no parity check
     options: ExportOptions
     data: str  # the dataset's description, for an artifact's own facts
@@ -159,9 +170,18 @@ def prepare(
         log(f"batch norms after activations as 1x1 depthwise convolutions: {', '.join(rewritten)}")
     seven_bit, why = resolve_reduce_range(options.reduce_range)
     contract = Contract(labels=source.labels, input_size=source.input_size)
+    score, keep = options.score or source.unknown[0], options.keep or source.unknown[1]
+    if conformal_threshold(np.zeros(len(ds.x_val)), keep) == -np.inf:
+        raise ExportError(
+            f"--keep {keep}: {len(ds.x_val)} validation images are too few to promise it "
+            f"(need at least {math.ceil(1 / (1 - keep)) - 1})"
+        )
+    head = fit_head(source.model, score, ds.x_train, ds.y_train, contract.scale)
     train = (ds.x_train[: options.qat_samples], ds.y_train[: options.qat_samples])
     inputs = BuildInputs(
+        with_score(model, head),
         model,
+        head,
         ds.x_train[calib_ix],
         train,
         (ds.x_val, ds.y_val),
@@ -181,6 +201,7 @@ def prepare(
         data=ds.source,
         labels=source.labels,
         calibration={"split": "train", "images": len(calib_ix), "stratified": True},
+        unknown={"score": score, "keep": keep, "threshold_from": f"{len(ds.x_val)} val images"},
         reduce_range={"onnx_int8_7bit_weights": seven_bit, "reason": why},
         batchnorms_as_depthwise=rewritten,
         gate={
@@ -200,22 +221,27 @@ def prepare(
         keras=reference.accuracy() if reference else {},
     )
     stage = artifacts.staging(out_dir)
-    return Job(out_dir, stage, inputs, contract, reference, options, ds.source, log), report
+    job = Job(out_dir, stage, inputs, contract, keep, reference, options, ds.source, log)
+    return job, report
 
 
 def export_format(fmt: Format, job: Job) -> ArtifactResult:
     """One format: build -> check -> evaluate -> judge -> publish. A failure names the format."""
     job.log(f"[{fmt.name}] {fmt.description}")
     started, path = time.perf_counter(), job.stage / fmt.filename
+    contract = replace(job.contract, format=fmt.name)
     try:
         with without_chatter():  # the converters' notes on fd 2
             data = fmt.build(job.inputs)
-        fmt.container.write(data, path, replace(job.contract, format=fmt.name), fmt.int8)
-    except ExportError as e:  # one format failing must not cost the others
+        fmt.container.write(data, path, contract, fmt.int8)
+        contract = replace(contract, unknown=calibrated(fmt, path, job))
+        fmt.container.write(data, path, contract, fmt.int8)
+    except HerbiError as e:  # one format failing must not cost the others
         artifacts.remove(fmt.files(path), job.out_dir)
         job.log(f"[{fmt.name}] FAILED: {e}")
         return ArtifactResult("failed", [f"{fmt.name}: {e}"])
     result = checked(fmt, path, job.options.limits, round(time.perf_counter() - started, 2))
+    result.unknown = contract.unknown
     if job.reference is not None:
         result.reasons += evaluated(fmt, fmt.model(path), job, result)
     if job.options.debug_quant and fmt.debug:
@@ -230,6 +256,15 @@ def export_format(fmt: Format, job: Job) -> ArtifactResult:
     if fmt.container.annotate:
         fmt.container.annotate(published, facts(fmt, job.data, result))
     return result
+
+
+def calibrated(fmt: Format, path: Path, job: Job) -> Unknown:
+    """The artifact's unknown threshold: its own runtime's scores on the validation images."""
+    pixels = job.inputs.val[0]
+    _, scores = Classifier.load(fmt.model(path), backend=fmt.backend).predict(pixels)
+    threshold = conformal_threshold(scores, job.keep)
+    job.log(f"[{fmt.name}] unknown: {job.inputs.head.score} below {threshold:.4f}")
+    return Unknown(job.inputs.head.score, threshold, job.keep, len(pixels))
 
 
 def checked(fmt: Format, path: Path, limits: Limits, build_seconds: float) -> ArtifactResult:

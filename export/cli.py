@@ -21,6 +21,7 @@ from herbi.common.legacy_keras import quiet_tensorflow
 from herbi.export.calibration import DEFAULT_SIZE
 from herbi.export.formats import FORMATS, Limits, select
 from herbi.export.gate import GateOptions
+from herbi.runtime.unknown import SCORES
 
 if TYPE_CHECKING:
     from herbi.export.api import ExportOptions
@@ -100,6 +101,8 @@ def export_options(cli: dict) -> ExportOptions:
         reduce_range=cli["reduce_range"],
         debug_quant=cli["debug_quant"],
         limits=Limits(max_arena=arena, max_flash=flash),
+        score=cli["score"],
+        keep=cli["keep"],
     )
 
 
@@ -174,6 +177,19 @@ def export_options(cli: dict) -> ExportOptions:
     "--max-flash",
     default=None,
     help="Microcontroller formats: refuse a model array above this many bytes, e.g. 1MB.",
+)
+@click.option(
+    "--score",
+    type=click.Choice(SCORES),
+    default=None,
+    help="The unknown score every artifact computes [default: the run's, else cos_proto].",
+)
+@click.option(
+    "--keep",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Share of known-class images each artifact's unknown threshold keeps, guaranteed by "
+    "split-conformal calibration on validation images [default: the run's, else 0.95].",
 )
 @click.option("--debug-quant", is_flag=True, help="Per-layer int8 error table as CSV.")
 @click.option("--verbose", is_flag=True, help="Show TensorFlow's informational start-up lines.")

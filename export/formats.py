@@ -32,10 +32,14 @@ from herbi.runtime.contract import float_input, read_sidecar, sidecar_path
 
 @dataclass(frozen=True)
 class BuildInputs:
-    """What a builder may use: the trained model, uint8 calibration images (train split only),
-    the train/val split (QAT alone) and the contract's pixel scale every builder feeds with."""
+    """What a builder may use: the model to convert (the classifier with its unknown score as
+    a second output), the classifier alone and its score head (QAT, which fine-tunes the
+    classifier, then adds the head), uint8 calibration images (train split only), the
+    train/val split (QAT alone) and the contract's pixel scale every builder feeds with."""
 
-    model: object  # a tf_keras.Model; typed loosely so this module never imports TensorFlow
+    model: object  # tf_keras.Models; typed loosely so this module never imports TensorFlow
+    classifier: object
+    head: object  # herbi.train.openset.ScoreHead
     calibration: np.ndarray
     train: tuple[np.ndarray, np.ndarray]
     val: tuple[np.ndarray, np.ndarray]

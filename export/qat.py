@@ -66,7 +66,7 @@ def calibrate_ranges(q_model, images: np.ndarray, passes: int = CALIBRATION_PASS
 
 
 def quantization_aware(inputs):
-    """The QAT-fine-tuned copy of ``inputs.model`` (the original is left untouched).
+    """The QAT-fine-tuned copy of ``inputs.classifier`` (the original is left untouched).
 
     The fine-tune distils the float model (its own probabilities, not the labels): export's QAT
     exists to reproduce the trained model in int8 (docs/export.md has the measurement).
@@ -75,14 +75,14 @@ def quantization_aware(inputs):
 
     keras.utils.set_random_seed(SEED)  # same model, same data -> the same QAT artifact
     try:
-        q_model = quantize(frozen_bn_copy(inputs.model))
+        q_model = quantize(frozen_bn_copy(inputs.classifier))
     except (ValueError, RuntimeError, TypeError) as e:
         raise ExportError(f"tfmot cannot quantize this model ({e})") from None
     calibrate_ranges(q_model, inputs.float_calibration())
     q_model.compile(keras.optimizers.Adam(inputs.qat_learning_rate), "categorical_crossentropy")
     x_tr, x_val = (float_input(x, inputs.scale) for x, _ in (inputs.train, inputs.val))
-    teacher_tr = inputs.model.predict(x_tr, batch_size=256, verbose=0)
-    teacher_val = inputs.model.predict(x_val, batch_size=256, verbose=0)
+    teacher_tr = inputs.classifier.predict(x_tr, batch_size=256, verbose=0)
+    teacher_val = inputs.classifier.predict(x_val, batch_size=256, verbose=0)
     # Validation (distance to the original) is monitored: an epoch that drifts is rolled back.
     keep_best = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=inputs.qat_epochs, restore_best_weights=True
@@ -100,5 +100,8 @@ def quantization_aware(inputs):
 
 
 def build_qat_int8(inputs) -> bytes:
-    q_model = quantization_aware(inputs)
+    """The QAT classifier with the float model's score head, which the converter calibrates."""
+    from herbi.train.openset import with_score
+
+    q_model = with_score(quantization_aware(inputs), inputs.head)
     return convert(int8_converter(q_model, inputs.float_calibration()))

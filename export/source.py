@@ -14,6 +14,7 @@ from herbi.common.errors import ExportError
 from herbi.common.legacy_keras import without_chatter
 from herbi.common.run_folder import RunFolder
 from herbi.runtime.errors import first_line
+from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE
 from herbi.train.data import Dataset, load_dataset
 from herbi.train.run import run_dataset
 
@@ -23,6 +24,7 @@ class Source:
     model: object  # tf_keras.Model
     model_path: Path
     dataset: Dataset
+    unknown: tuple[str, float] = (DEFAULT_SCORE, DEFAULT_KEEP)  # the run's --score, --keep
 
     @property
     def labels(self) -> list[str]:
@@ -99,6 +101,12 @@ def load_source(model: Path | str, data: Path | str | None = None) -> Source:
     """
     model_path = locate(model, data)
     keras_model = load_keras(model_path)
-    dataset = run_dataset(model, data) if Path(model).is_dir() else load_dataset(data)
+    if not Path(model).is_dir():
+        dataset = load_dataset(data)
+        check_image_classifier(keras_model, model_path, dataset.num_classes)
+        return Source(keras_model, model_path, dataset)
+    dataset = run_dataset(model, data)
     check_image_classifier(keras_model, model_path, dataset.num_classes)
-    return Source(keras_model, model_path, dataset)
+    unknown = RunFolder(model).read_manifest()["config"].get("unknown", {})
+    choice = (unknown.get("score", DEFAULT_SCORE), unknown.get("keep", DEFAULT_KEEP))
+    return Source(keras_model, model_path, dataset, choice)

@@ -18,14 +18,18 @@ from herbi.runtime.errors import ContractError, ModelError, first_line
 from herbi.runtime.micro import TFLMBackend
 from herbi.runtime.native import filtered_stderr
 from herbi.runtime.quantize import tensor_quant
+from herbi.runtime.unknown import output_roles
 
 
-def run_fixed_batch(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int):
+def run_fixed_batch(
+    run: Callable[[np.ndarray], list[np.ndarray]], x: np.ndarray, batch: int
+) -> list[np.ndarray]:
     """Run ``x`` through a model whose batch size cannot change, ``batch`` images at a time
     (the last slice zero-padded to it, and the padding rows dropped)."""
     n = len(x)
     padded = np.concatenate([x, np.zeros((-n % batch, *x.shape[1:]), x.dtype)])
-    return np.concatenate([run(padded[i : i + batch]) for i in range(0, n, batch)])[:n]
+    slices = [run(padded[i : i + batch]) for i in range(0, n, batch)]
+    return [np.concatenate(outputs)[:n] for outputs in zip(*slices, strict=True)]
 
 
 # LiteRT's C++ logger announces XNNPACK on fd 2 once per process; nothing to act on.
@@ -51,27 +55,30 @@ class LiteRTBackend:
             raise ModelError(f"{path}: not a valid TFLite model ({first_line(e)})") from None
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelError(f"{path}: expected one input and one output tensor")
-        inp, out = inputs[0], outputs[0]
-        self._input, self._output = inp["index"], out["index"]
+        if len(inputs) != 1:
+            raise ModelError(f"{path}: expected one input tensor")
+        inp = inputs[0]
+        outputs = [outputs[i] for i in output_roles(path, [o["shape"] for o in outputs])]
+        self._input, self._outputs = inp["index"], [o["index"] for o in outputs]
         self.input_shape = tuple(int(d) for d in inp["shape_signature"])
-        self.output_shape = tuple(int(d) for d in out["shape_signature"])
-        self.input_dtype, self.output_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
+        self.output_shape = tuple(int(d) for d in outputs[0]["shape_signature"])
+        self.input_dtype = np.dtype(inp["dtype"])
         self.input_quant = tensor_quant(path, "input", self.input_dtype, inp["quantization"])
-        self.output_quant = tensor_quant(path, "output", self.output_dtype, out["quantization"])
+        self.output_quants = [
+            tensor_quant(path, "output", np.dtype(o["dtype"]), o["quantization"]) for o in outputs
+        ]
         self._batch = int(inp["shape"][0])
         self._resizable = True
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
         if len(x) != self._batch and not self._resize(len(x)):
             return run_fixed_batch(self._invoke, x, self._batch)
         return self._invoke(x)
 
-    def _invoke(self, x: np.ndarray) -> np.ndarray:
+    def _invoke(self, x: np.ndarray) -> list[np.ndarray]:
         self._interpreter.set_tensor(self._input, x)
         self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output)
+        return [self._interpreter.get_tensor(i) for i in self._outputs]
 
     def _resize(self, n: int) -> bool:
         """Make the interpreter take batches of ``n``; False if this model's graph cannot.
@@ -84,7 +91,7 @@ class LiteRTBackend:
             return False
         with contextlib.suppress(ValueError, RuntimeError):
             self._set_batch(n)
-            out_shape = tuple(self._interpreter.get_output_details()[0]["shape"])
+            out_shape = tuple(self._interpreter.get_tensor(self._outputs[0]).shape)
             if out_shape[:1] == (n,):
                 return True
         self._resizable = False
@@ -145,28 +152,30 @@ class OnnxBackend:
         # wrong model; its sha256 field is not used for ONNX.
         self.contract = Contract.from_json(meta[METADATA_KEY], str(path))
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelError(f"{path}: expected one input and one output tensor")
-        inp, out = inputs[0], outputs[0]
-        for role, arg in (("input", inp), ("output", out)):
+        if len(inputs) != 1:
+            raise ModelError(f"{path}: expected one input tensor")
+        inp = inputs[0]
+        outputs = [outputs[i] for i in output_roles(path, [_onnx_shape(o.shape) for o in outputs])]
+        for role, arg in (("input", inp), *(("output", out) for out in outputs)):
             if arg.type not in _ONNX_FLOATS:
                 raise ModelError(
                     f"{path}: {role} type {arg.type} is not supported; herbi ONNX models take "
                     "and give float tensors (int8 lives inside, as QuantizeLinear/DequantizeLinear)"
                 )
-        self.input_dtype, self.output_dtype = _ONNX_FLOATS[inp.type], _ONNX_FLOATS[out.type]
-        self.input_quant = self.output_quant = None
-        self.input_shape, self.output_shape = _onnx_shape(inp.shape), _onnx_shape(out.shape)
-        self._input_name, self._output_names = inp.name, [out.name]
+        self.input_dtype = _ONNX_FLOATS[inp.type]
+        self.input_quant, self.output_quants = None, [None] * len(outputs)
+        self.input_shape = _onnx_shape(inp.shape)
+        self.output_shape = _onnx_shape(outputs[0].shape)
+        self._input_name, self._output_names = inp.name, [out.name for out in outputs]
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
         batch = self.input_shape[0]
         if batch > 0 and len(x) != batch:
             return run_fixed_batch(self._invoke, x, batch)
         return self._invoke(x)
 
-    def _invoke(self, x: np.ndarray) -> np.ndarray:
-        return self._session.run(self._output_names, {self._input_name: x})[0]
+    def _invoke(self, x: np.ndarray) -> list[np.ndarray]:
+        return self._session.run(self._output_names, {self._input_name: x})
 
 
 def _onnx_shape(dims: list) -> tuple[int, ...]:

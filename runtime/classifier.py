@@ -2,10 +2,12 @@
 
     clf = Classifier.load("runs/latest/export/tflite-int8.tflite")
     clf.classify("camel.jpg", top_k=3)   # -> Prediction(label='camel', index=0, ...)
+    clf.classify("tulip.jpg")            # -> Prediction(label='unknown', ..., score=0.41, ...)
 
 The contract comes from the artifact itself, and callers only ever see uint8 pixels in and
-probabilities out. ``predict_proba`` is the batch entry point export's parity check and the
-benchmarks use, so they measure exactly this code path. Use one Classifier per thread.
+probabilities (and the unknown score) out. ``predict`` is the batch entry point export's
+checks and the benchmarks use, so they measure exactly this code path. Use one Classifier per
+thread.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from herbi.runtime.errors import ImageError, ModelError
 from herbi.runtime.inputs import ImageInput, is_batch, to_batch, to_pixels
 from herbi.runtime.prediction import Prediction, rank
 from herbi.runtime.quantize import input_map, output_map
+from herbi.runtime.unknown import Unknown
+
+CONTRACT = "contract"  # classify(threshold=CONTRACT): the artifact's own calibrated threshold
 
 
 class Classifier:
@@ -50,7 +55,12 @@ class Classifier:
         self._to_input = input_map(
             self.contract.scale, self.backend.input_dtype, self.backend.input_quant
         )
-        self._to_probs = output_map(self.backend.output_quant)
+        self._to_outputs = [output_map(q) for q in self.backend.output_quants]
+        self.unknown: Unknown | None = self.contract.unknown
+        if self.unknown is not None and len(self._to_outputs) < 2:
+            raise ModelError(
+                f"{self.path}: its contract has an unknown threshold but the model no score output"
+            )
 
     @classmethod
     def load(
@@ -76,6 +86,11 @@ class Classifier:
 
     def predict_proba(self, pixels: np.ndarray) -> np.ndarray:
         """Probabilities ``(N, classes)`` float32 for a uint8 batch ``(N, h, w, 3)``."""
+        return self.predict(pixels)[0]
+
+    def predict(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities ``(N, classes)`` and unknown scores ``(N,)`` (None for an artifact
+        without a score), float32, for a uint8 batch ``(N, h, w, 3)``."""
         if (
             not isinstance(pixels, np.ndarray)
             or pixels.dtype != np.uint8
@@ -90,23 +105,42 @@ class Classifier:
             raise ImageError(f"pixels: expected uint8 of shape (N, {want}), got {got}")
         n = len(pixels)
         if n == 0:
-            return np.zeros((0, len(self.labels)), np.float32)
-        out = self.backend.run(self._to_input(pixels))
-        if out.shape != (n, len(self.labels)):
-            raise ModelError(f"{self.path}: model returned shape {out.shape} for {n} images")
-        return self._to_probs(out)
+            empty = np.zeros((0, len(self.labels)), np.float32)
+            return empty, (empty[:, 0] if len(self._to_outputs) > 1 else None)
+        outputs = self.backend.run(self._to_input(pixels))
+        if outputs[0].shape != (n, len(self.labels)):
+            raise ModelError(f"{self.path}: model returned shape {outputs[0].shape} for {n} images")
+        probs, *score = (f(out) for f, out in zip(self._to_outputs, outputs, strict=True))
+        return probs, (score[0][:, 0] if score else None)
+
+    def threshold_for(self, threshold: float | str | None) -> float | None:
+        """``threshold`` as a number: CONTRACT means the artifact's own (None if it has none);
+        None accepts every image (herbi's answer before it knew "unknown")."""
+        if threshold == CONTRACT:
+            return self.unknown.threshold if self.unknown else None
+        if threshold is not None and len(self._to_outputs) < 2:
+            raise ModelError(f"{self.path}: has no unknown score to compare a threshold with")
+        if threshold is not None and type(threshold) not in (int, float):
+            raise ValueError(f"threshold={threshold!r}: must be a number, None or {CONTRACT!r}")
+        return threshold
 
     def classify(
-        self, images: ImageInput | list[ImageInput] | np.ndarray, top_k: int = 1
+        self,
+        images: ImageInput | list[ImageInput] | np.ndarray,
+        top_k: int = 1,
+        threshold: float | str | None = CONTRACT,
     ) -> Prediction | list[Prediction]:
         """Classify one image (-> Prediction) or a list/4-D batch (-> list, one per image).
 
         An image is a path, bytes, a PIL image or a uint8 HxWx3 array; a batch runs through
-        the model as one batch.
+        the model as one batch. An image whose unknown score is below ``threshold`` (default:
+        the artifact's calibrated one) is labelled ``unknown``; ``threshold=None`` always names
+        a class.
         """
         if type(top_k) is not int or top_k < 1:
             raise ValueError(f"top_k={top_k!r}: must be a whole number of at least 1")
+        limit = self.threshold_for(threshold)
         if is_batch(images):
-            return rank(self.predict_proba(to_batch(images, self.input_size)), self.labels, top_k)
+            return rank(*self.predict(to_batch(images, self.input_size)), self.labels, top_k, limit)
         pixels = to_pixels(images, self.input_size)[np.newaxis]
-        return rank(self.predict_proba(pixels), self.labels, top_k)[0]
+        return rank(*self.predict(pixels), self.labels, top_k, limit)[0]

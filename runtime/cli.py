@@ -1,6 +1,8 @@
 """``herbi-classify MODEL IMAGE_OR_DIR...``: classify image files with an exported model.
 
-One line per image on stdout (``--json``: one JSON object per line), in argument order;
+One line per image on stdout (``--json``: one JSON object per line), in argument order; an
+image the model's unknown score places outside its classes says ``unknown``, with the score
+and the threshold (``--accept-all``: always a class);
 folders are scanned recursively for image files and quoted globs are expanded. An image that
 cannot be read is reported by name on stderr and the rest still run. Exit status: 0 when every
 image was classified, 1 when some could not be (or an argument matched nothing), 2 for a bad
@@ -18,10 +20,11 @@ import click
 import numpy as np
 
 from herbi.runtime.backends import BACKENDS
-from herbi.runtime.classifier import Classifier
+from herbi.runtime.classifier import CONTRACT, Classifier
 from herbi.runtime.errors import HerbiError, ImageError
 from herbi.runtime.image import is_image_file, to_rgb_array
 from herbi.runtime.prediction import Prediction, rank
+from herbi.runtime.unknown import UNKNOWN
 
 # Images decoded and run per model call: big enough to run as a batch, small enough that
 # output streams and memory stays flat on a folder of any size.
@@ -58,10 +61,14 @@ def _scan(path: Path, problems: list[str]) -> list[str]:
 
 
 def format_line(file: str, pred: Prediction, as_json: bool) -> str:
-    """``file<TAB>label 0.912, label2 0.051`` or one JSON object."""
+    """``file<TAB>label 0.912, label2 0.051``, ``file<TAB>unknown (score 0.41 < threshold
+    0.70); nearest: label 0.745, ...`` or one JSON object."""
     if as_json:
         return json.dumps({"file": file, **pred.to_dict()})
     ranked = ", ".join(f"{r.label} {r.probability:.3f}" for r in pred.top_k)
+    if pred.unknown:
+        why = f"score {pred.score:.3f} < threshold {pred.threshold:.3f}"
+        return f"{file}\t{UNKNOWN} ({why}); nearest: {ranked}"
     return f"{file}\t{ranked}"
 
 
@@ -82,6 +89,11 @@ def _error(message: str) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option(
+    "--accept-all",
+    is_flag=True,
+    help="Always name a class: ignore the model's unknown threshold.",
+)
+@click.option(
     "--threads",
     type=click.IntRange(min=1),
     default=None,
@@ -98,6 +110,7 @@ def main(
     images: tuple[str, ...],
     top_k: int,
     as_json: bool,
+    accept_all: bool,
     threads: int | None,
     backend: str | None,
 ):
@@ -106,6 +119,7 @@ def main(
         clf = Classifier.load(model, threads=threads, backend=backend)
     except HerbiError as e:  # the message names the file
         raise click.BadParameter(str(e), param_hint="MODEL") from None
+    threshold = None if accept_all else clf.threshold_for(CONTRACT)
     files, problems = expand(images)
     for message in problems:
         _error(message)
@@ -121,7 +135,7 @@ def main(
                 _error(str(e))
         if not names:
             continue
-        preds = rank(clf.predict_proba(np.stack(pixels)), clf.labels, top_k)
+        preds = rank(*clf.predict(np.stack(pixels)), clf.labels, top_k, threshold)
         click.echo("\n".join(format_line(n, p, as_json) for n, p in zip(names, preds, strict=True)))
     if failed:
         _error(f"{failed} of {len(files)} images could not be classified")

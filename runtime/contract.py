@@ -20,6 +20,7 @@ import numpy as np
 
 from herbi.runtime.errors import ContractError
 from herbi.runtime.quantize import exact_table
+from herbi.runtime.unknown import Unknown
 
 SCHEMA = "herbi.contract/1"
 METADATA_KEY = "herbi"
@@ -39,7 +40,8 @@ class Contract:
 
     ``scale`` maps uint8 pixels to the model's float input (``x = pixels * scale``); int8 I/O
     quantization parameters are read from the model itself by the runtime and only recorded
-    here (``quantization``) for humans and reports.
+    here (``quantization``) for humans and reports. ``unknown``: how the artifact answers "none
+    of these" (None: it always names a class).
     """
 
     labels: list[str]
@@ -48,6 +50,7 @@ class Contract:
     format: str = ""
     quantization: dict = field(default_factory=dict)
     sha256: str | None = None
+    unknown: Unknown | None = None
     schema: str = SCHEMA
 
     def to_json(self) -> str:
@@ -85,6 +88,7 @@ class Contract:
         sha256 = raw.get("sha256")
         if not isinstance(quantization, dict) or not isinstance(sha256, (str, type(None))):
             raise ContractError(f"{source}: contract quantization/sha256 fields are malformed")
+        unknown = raw.get("unknown")
         return cls(
             labels=labels,
             input_size=(size[0], size[1]),
@@ -92,6 +96,7 @@ class Contract:
             format=str(raw.get("format", "")),
             quantization=quantization,
             sha256=sha256,
+            unknown=None if unknown is None else Unknown.from_dict(unknown, source),
         )
 
 

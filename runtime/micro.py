@@ -15,6 +15,7 @@ from herbi.runtime.contract import read_sidecar
 from herbi.runtime.errors import ModelError, TFLMError
 from herbi.runtime.native import native_output, native_reason
 from herbi.runtime.quantize import tensor_quant
+from herbi.runtime.unknown import output_roles
 
 # The interpreter needs an arena up front and learns its real need only from allocating.
 # This is far above any model a microcontroller can hold; untouched pages cost no memory.
@@ -64,27 +65,39 @@ class TFLMBackend:
         except TFLMError as e:
             raise ModelError(f"{path}: TFLite Micro cannot load it ({e})") from None
         interp = self._interpreter
-        if has_second(interp.get_input_details) or has_second(interp.get_output_details):
-            raise ModelError(f"{path}: expected one input and one output tensor")
-        inp, out = interp.get_input_details(0), interp.get_output_details(0)
+        if has_second(interp.get_input_details):
+            raise ModelError(f"{path}: expected one input tensor")
+        inp = interp.get_input_details(0)
+        outputs = [interp.get_output_details(0)]
+        if has_second(interp.get_output_details):
+            outputs.append(interp.get_output_details(1))
+        self._outputs = output_roles(path, [o["shape"] for o in outputs])
+        outputs = [outputs[i] for i in self._outputs]
         self.input_shape = tuple(int(d) for d in inp["shape"])
-        self.output_shape = tuple(int(d) for d in out["shape"])
-        self.input_dtype, self.output_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
+        self.output_shape = tuple(int(d) for d in outputs[0]["shape"])
+        self.input_dtype = np.dtype(inp["dtype"])
         self.input_quant = tensor_quant(path, "input", self.input_dtype, _quant(inp))
-        self.output_quant = tensor_quant(path, "output", self.output_dtype, _quant(out))
+        self._empty = [
+            (np.dtype(o["dtype"]), tuple(int(d) for d in o["shape"][1:])) for o in outputs
+        ]
+        self.output_quants = [
+            tensor_quant(path, "output", dtype, _quant(o))
+            for (dtype, _), o in zip(self._empty, outputs, strict=True)
+        ]
         self._path = path
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """Invoke once per image of the NHWC batch ``x``; the outputs stacked in order."""
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        """Invoke once per image of the NHWC batch ``x``; each output stacked in order."""
         x = np.ascontiguousarray(x)  # a wrong dtype is refused by TFLM, not cast
-        out = np.empty((len(x), *self.output_shape[1:]), self.output_dtype)
+        outs = [np.empty((len(x), *shape), dtype) for dtype, shape in self._empty]
         with native_output() as lines:
             try:
                 for i in range(len(x)):
                     self._interpreter.set_input(x[i : i + 1], 0)
                     self._interpreter.invoke()
-                    out[i] = self._interpreter.get_output(0)[0]
-                return out
+                    for out, index in zip(outs, self._outputs, strict=True):
+                        out[i] = self._interpreter.get_output(index)[0]
+                return outs
             except (RuntimeError, ValueError) as e:
                 failure = e
         raise ModelError(f"{self._path}: TFLite Micro failed ({native_reason(lines, failure)})")

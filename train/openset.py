@@ -1,0 +1,88 @@
+"""The unknown score as layers on top of the classifier, so every artifact computes its own.
+
+A herbi artifact has two outputs: the class probabilities and one score per image, higher for
+images more like the training classes (``herbi.runtime.unknown`` reads it). The score is part
+of the graph, so LiteRT, ONNX Runtime, TFLite Micro and the browser each compute it with their
+own kernels, in int8 where the model is int8, and no runtime needs code of its own for it.
+
+Scores (``SCORES``), all cheap on a microcontroller (docs/openset.md has the measurements):
+- ``msp``: the largest class probability (Hendrycks and Gimpel, ICLR 2017);
+- ``maxlogit``: the largest logit (Hendrycks et al., ICML 2022);
+- ``cos_proto``: cosine similarity of the penultimate features to the nearest class mean of
+  the training images' features (the means travel in the model as a 1x1 layer's weights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+from tf_keras import layers
+
+from herbi.common.errors import HerbiError
+from herbi.runtime.contract import float_input
+from herbi.runtime.unknown import SCORES
+
+OUTPUT_NAME = "unknown_score"  # the second output's name where a format keeps names (ONNX)
+
+
+@dataclass(frozen=True)
+class ScoreHead:
+    """What a score needs besides the classifier: the last layer's weights (``maxlogit``) or
+    the unit-length class means of the train features (``cos_proto``), as float32 arrays."""
+
+    score: str
+    weights: tuple[np.ndarray, ...] = ()
+
+
+def features_model(model: keras.Model) -> keras.Model:
+    """The classifier up to its last layer's input: the penultimate features."""
+    return keras.Model(model.input, model.layers[-1].input)
+
+
+def fit_head(
+    model: keras.Model, score: str, pixels: np.ndarray, labels: np.ndarray, scale: float
+) -> ScoreHead:
+    """The head for ``score`` from the trained classifier and its (un-augmented) train images."""
+    if score not in SCORES:
+        raise HerbiError(f"--score {score}: unknown (choose {', '.join(SCORES)})")
+    if score == "msp":
+        return ScoreHead(score)
+    if score == "maxlogit":
+        kernel, bias = model.layers[-1].get_weights()[:2]
+        return ScoreHead(score, (kernel, bias))
+    feats = features_model(model).predict(float_input(pixels, scale), batch_size=256, verbose=0)
+    feats = feats.astype(np.float64)
+    means = np.stack([feats[labels == c].mean(0) for c in range(int(labels.max()) + 1)])
+    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    return ScoreHead(score, (means.T.astype(np.float32),))
+
+
+def with_score(model: keras.Model, head: ScoreHead) -> keras.Model:
+    """``model`` with the score as a second output, ``(N, 1)`` float32."""
+    features = model.layers[-1].input
+    if head.score == "msp":
+        per_class = model.output
+    elif head.score == "maxlogit":
+        dense = layers.Dense(head.weights[0].shape[1], name="logits", dtype="float32")
+        per_class = dense(features)
+        dense.set_weights(list(head.weights))
+    else:
+        unit = layers.UnitNormalization(name="unit_features", dtype="float32")(features)
+        dense = layers.Dense(
+            head.weights[0].shape[1], use_bias=False, name="prototypes", dtype="float32"
+        )
+        per_class = dense(unit)
+        dense.set_weights(list(head.weights))
+    score = layers.Lambda(
+        lambda x: tf.reduce_max(x, axis=-1, keepdims=True), name=OUTPUT_NAME, dtype="float32"
+    )(per_class)
+    return keras.Model(model.input, [model.output, score], name=f"{model.name}_{head.score}")
+
+
+def scores(model: keras.Model, head: ScoreHead, pixels: np.ndarray, scale: float) -> np.ndarray:
+    """The float model's scores ``(N,)`` for uint8 ``pixels``."""
+    out = with_score(model, head).predict(float_input(pixels, scale), batch_size=256, verbose=0)
+    return out[1][:, 0].astype(np.float64)
