@@ -22,8 +22,10 @@ import tf_keras as keras
 from tf_keras import layers
 
 from herbi.common.errors import HerbiError
-from herbi.runtime.contract import float_input
-from herbi.runtime.unknown import SCORES
+from herbi.common.far_ood import far_ood
+from herbi.runtime.contract import PIXEL_SCALE, float_input
+from herbi.runtime.unknown import SCORES, conformal_threshold
+from herbi.train.data import Dataset
 
 OUTPUT_NAME = "unknown_score"  # the second output's name where a format keeps names (ONNX)
 
@@ -86,3 +88,37 @@ def scores(model: keras.Model, head: ScoreHead, pixels: np.ndarray, scale: float
     """The float model's scores ``(N,)`` for uint8 ``pixels``."""
     out = with_score(model, head).predict(float_input(pixels, scale), batch_size=256, verbose=0)
     return out[1][:, 0].astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The float model's unknown answer, as the run report states it: the threshold chosen on
+    the validation images at ``keep``, the share of test images of the known classes it keeps,
+    and the share of generated far-out-of-distribution images (``herbi.common.far_ood``) it
+    rejects. Each artifact's own threshold is set again by herbi-export, through its runtime."""
+
+    score: str
+    keep: float
+    threshold: float
+    val_images: int
+    test_kept: float
+    far_ood_rejected: float
+    far_ood_images: int
+
+
+def calibrate(model: keras.Model, ds: Dataset, score: str, keep: float) -> Calibration:
+    """Fit the score's head on the train images and choose the threshold on validation."""
+    head = fit_head(model, score, ds.x_train, ds.y_train, PIXEL_SCALE)
+    threshold = conformal_threshold(scores(model, head, ds.x_val, PIXEL_SCALE), keep)
+    unknowns = far_ood(size=ds.x_train.shape[1:3])
+    kept = scores(model, head, ds.x_test, PIXEL_SCALE) >= threshold
+    rejected = scores(model, head, unknowns, PIXEL_SCALE) < threshold
+    return Calibration(
+        score,
+        keep,
+        threshold,
+        len(ds.x_val),
+        float(kept.mean()),
+        float(rejected.mean()),
+        len(unknowns),
+    )

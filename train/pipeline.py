@@ -23,9 +23,11 @@ from herbi.common.errors import HerbiError
 from herbi.common.files import atomic_path, write_json
 from herbi.common.provenance import git_commit, package_versions
 from herbi.common.run_folder import RunFolder
+from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE
 from herbi.train import environment as env
 from herbi.train.budget import RESERVE_SECONDS, parse_budget, plan_epochs, probe
 from herbi.train.data import Dataset, load_dataset
+from herbi.train.openset import calibrate
 from herbi.train.recipe import Recipe
 from herbi.train.recipes import RECIPES
 from herbi.train.report import write_metrics, write_plots, write_report
@@ -61,6 +63,8 @@ class TrainOptions:
     precision: str  # "auto", "float32" or "bfloat16"
     val_fraction: float
     coarse: int
+    score: str = DEFAULT_SCORE  # --score: the unknown score
+    keep: float = DEFAULT_KEEP  # --keep: known-class share its threshold keeps
 
 
 def parse_epochs(
@@ -141,6 +145,7 @@ def settle_config(options: TrainOptions, recipe: Recipe) -> dict:
         "strategy": options.strategy_name,
         "precision": precision,
         "precision_reason": precision_why,
+        "unknown": {"score": options.score, "keep": options.keep},
     }
 
 
@@ -214,7 +219,9 @@ def train(
     with atomic_path(run.model) as tmp:
         shutil.copyfile(run.checkpoint(final), tmp)
     model = keras.models.load_model(run.model)
-    metrics = write_metrics(run, ds, stages, final)
+    unknown = config.get("unknown", {"score": DEFAULT_SCORE, "keep": DEFAULT_KEEP})
+    calibration = calibrate(model, ds, unknown["score"], unknown["keep"])
+    metrics = write_metrics(run, ds, stages, final, calibration)
     manifest.update(
         status="finished",
         wall_seconds=round(manifest.get("wall_seconds", 0) + time.perf_counter() - start_time, 1),

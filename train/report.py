@@ -6,9 +6,12 @@ were measured, so a reader sees how comparable the two numbers are.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from herbi.common.files import write_json, write_text
 from herbi.common.run_folder import RunFolder
 from herbi.train.data import Dataset
+from herbi.train.openset import Calibration
 from herbi.train.plots import plot_confusion, plot_curves, plot_grid
 from herbi.train.recipe import Recipe
 from herbi.train.recipes.reference import PUBLISHED_NOTE
@@ -18,13 +21,16 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def write_metrics(run: RunFolder, ds: Dataset, stages: dict[str, dict], final: str) -> dict:
+def write_metrics(
+    run: RunFolder, ds: Dataset, stages: dict[str, dict], final: str, unknown: Calibration
+) -> dict:
     metrics = {
         "dataset": ds.source,
         "class_names": ds.class_names,
         "counts": ds.counts(),
         "final_stage": final,
         "stages": stages,
+        "unknown": asdict(unknown),
     }
     write_json(run.metrics, metrics)
     return metrics
@@ -67,6 +73,7 @@ def write_report(
         f"test split ({len(ds.y_test)} images) only reported.",
         *stage_table(metrics, recipe.published),
         *class_table(ds.class_names, metrics),
+        *unknown_section(metrics["unknown"]),
         *["", "## Images per class", "", "| split | " + " | ".join(ds.class_names) + " |"],
         "|---|" + "---|" * len(ds.class_names),
         *(f"| {s} | " + " | ".join(map(str, n.values())) + " |" for s, n in counts.items()),
@@ -111,3 +118,20 @@ def class_table(class_names: list[str], metrics: dict) -> list[str]:
             f"| {name} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1-score']:.3f} | {int(c['support'])} |"
         )
     return lines
+
+
+def unknown_section(u: dict) -> list[str]:
+    """What the float model answers for images of none of its classes (issue 20's protocol,
+    with a held-out class, is ``herbi-bench --openset``)."""
+    return [
+        "",
+        "## Unknown answer (float model)",
+        "",
+        f"An image whose `{u['score']}` score is below **{u['threshold']:.4f}** is answered "
+        f"`unknown`. The threshold is the split-conformal quantile of the {u['val_images']} "
+        f"validation images at keep {u['keep']}: a new image of a known class is kept with "
+        f"probability at least {u['keep']:.0%}. Measured: {_pct(u['test_kept'])} of the test "
+        f"images kept; {_pct(u['far_ood_rejected'])} of {u['far_ood_images']} generated "
+        "far-out-of-distribution images (noise, flat colours, textures, text) rejected. "
+        "Each exported artifact sets its own threshold through its own runtime.",
+    ]
