@@ -21,6 +21,7 @@ from herbi.benchmarks.browser import BrowserTiming, measure_page
 from herbi.benchmarks.latency import Budget
 from herbi.benchmarks.processes import ColdStart, Timing, WorkerError, cold_start, run_worker
 from herbi.benchmarks.run_folder import ExportedRun, Snapshot
+from herbi.benchmarks.unknown_cost import UnknownCost, unknown_cost
 from herbi.common.errors import BenchError, HerbiError
 from herbi.common.provenance import package_versions
 from herbi.export.evidence import Evidence, Reference, evaluate, judged
@@ -28,6 +29,7 @@ from herbi.export.formats import FORMATS, check_known
 from herbi.export.gate import PairedTest, ParityImages
 from herbi.export.onnx_graph import EngineGraph
 from herbi.export.tflm import TflmFootprint
+from herbi.runtime.contract import read_sidecar
 from herbi.train.evaluate import score
 from herbi.train.run import run_dataset
 
@@ -140,6 +142,7 @@ class Row:
     browser: BrowserTiming | None = None  # a web page's figures in headless Chromium
     footprint: TflmFootprint | None = None  # a microcontroller artifact's arena, flash, ops, MACs
     engine_graph: EngineGraph | None = None  # an int8 ONNX artifact: what engines run in int8
+    unknown_cost: UnknownCost | None = None  # a microcontroller artifact: what its score costs
     tensorflow_imported: bool | None = None
 
 
@@ -284,6 +287,7 @@ class Bench:
         try:
             if fmt.container.footprint:
                 row.footprint = fmt.container.footprint(copy.model)
+                row.unknown_cost = self.score_cost(copy.model, row.footprint)
             if fmt.int8 and fmt.container.graph:
                 row.engine_graph = fmt.container.graph(copy.model)
             found = evaluate(copy.model, fmt.backend, self.reference)
@@ -300,6 +304,13 @@ class Bench:
             self.log(f"{name}: FAILED: {e}")
             row.status, row.error = "failed", str(e)
         return row
+
+    def score_cost(self, model: Path, footprint: TflmFootprint) -> UnknownCost | None:
+        """The unknown score's share of a microcontroller artifact (None: it has none)."""
+        if read_sidecar(model).unknown is None:
+            return None
+        self.log(f"{model.name}: the unknown score's cost, against the classifier alone")
+        return unknown_cost(model, footprint, self.run.run.dir, self.run.calibration_images)
 
     def in_workers(self, row: Row, backend: str | None, path: Path) -> None:
         """The artifact's timings at each thread count, then its cold start."""

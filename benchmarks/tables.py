@@ -232,7 +232,7 @@ def microcontroller_tables(report: dict) -> list[str]:
         ("accuracy", lambda r: pct(r.quality.accuracy)),
         ("agreement", lambda r: f"{r.quality.agreement:.3f}"),
     ]  # fmt: skip
-    lines = table(columns, rows, optional=True)
+    lines = table(columns, rows, optional=True) + unknown_cost_table(rows)
     for r in rows:
         verdicts = fits(r.footprint.declared_arena_bytes, r.footprint.flash_bytes)
         lines += ["", f"Fits ({r.name}: declared arena in one SRAM block, model array in flash):",
@@ -243,8 +243,30 @@ def microcontroller_tables(report: dict) -> list[str]:
     return lines
 
 
+def unknown_cost_table(rows: list) -> list[str]:
+    """The unknown decision's cost on a microcontroller: the artifact against the same int8
+    classifier converted without the score (flash, arena and ops measured by TFLite Micro)."""
+    columns: list[Column] = [
+        ("format", lambda r: r.name),
+        ("extra flash", lambda r: f"{r.unknown_cost.flash_bytes:,} B"),
+        ("extra arena, declared (measured)", lambda r: f"{r.unknown_cost.declared_arena_bytes:,} B"
+         f" ({r.unknown_cost.arena_bytes:,} B)"),
+        ("extra MACs", lambda r: f"{r.unknown_cost.macs:,}"),
+        ("extra ops", lambda r: ", ".join(r.unknown_cost.ops) or "-"),
+        ("host time, TFLM reference kernels", lambda r: f"{r.unknown_cost.host_ms_with:.2f} vs "
+         f"{r.unknown_cost.host_ms_without:.2f} ms ({signed(100 * r.unknown_cost.host_time_share)}%)"),
+    ]  # fmt: skip
+    costed = [r for r in rows if r.unknown_cost]
+    if not costed:
+        return []
+    return ["", "The unknown decision's cost (the artifact against its classifier alone, "
+            "converted the same way; time: this host, not a microcontroller):", "",
+            *table(columns, costed)]  # fmt: skip
+
+
 def engine_graph_table(report: dict) -> list[str]:
-    """Int8 ONNX artifacts: how much of the graph the engines really run in int8."""
+    """Int8 ONNX artifacts: how much of the classifier the engines really run in int8, and
+    the unknown score's few ops on one feature vector, apart."""
 
     def fit(pick: Callable) -> Callable:
         return lambda r: "{0.supported}/{0.nodes} in {0.partitions}, {0.verdict}".format(
@@ -257,6 +279,8 @@ def engine_graph_table(report: dict) -> list[str]:
         ("int8 / float compute ops", lambda r: f"{r.engine_graph.census.int8} / "
          f"{r.engine_graph.census.float}"),
         ("Transpose", lambda r: str(r.engine_graph.census.count("Transpose"))),
+        ("unknown score ops", lambda r: ", ".join(
+            f"{op} {n}" for op, n in r.engine_graph.census.score_ops.items()) or "-"),
         ("NNAPI nodes, partitions", fit(lambda m: m.nnapi)),
         ("CoreML nodes, partitions", fit(lambda m: m.coreml)),
     ]  # fmt: skip

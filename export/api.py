@@ -28,7 +28,6 @@ from herbi.runtime.classifier import Classifier
 from herbi.runtime.contract import Contract, sha256_file
 from herbi.runtime.unknown import Unknown, conformal_threshold
 from herbi.train.evaluate import keras_probs
-from herbi.train.openset import fit_head, with_score
 
 Log = Callable[[str], object]
 
@@ -176,10 +175,11 @@ def prepare(
             f"--keep {keep}: {len(ds.x_val)} validation images are too few to promise it "
             f"(need at least {math.ceil(1 / (1 - keep)) - 1})"
         )
+    from herbi.train.openset import fit_head  # TensorFlow: loaded by the source
+
     head = fit_head(source.model, score, ds.x_train, ds.y_train, contract.scale)
     train = (ds.x_train[: options.qat_samples], ds.y_train[: options.qat_samples])
     inputs = BuildInputs(
-        with_score(model, head),
         model,
         head,
         ds.x_train[calib_ix],

@@ -31,7 +31,7 @@ def tflite_table(inputs, artifact: Path) -> str:
         # The debugger runs TF's own (deprecated) interpreter internally; nothing to act on.
         warnings.simplefilter("ignore", UserWarning)
         debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=int8_converter(inputs.model, inputs.float_calibration()),
+            converter=int8_converter(inputs.scored(), inputs.float_calibration()),
             debug_dataset=representative_dataset(images),
         )
         debugger.run()
@@ -57,7 +57,7 @@ def onnx_table(inputs, artifact: Path) -> str:
     images = float_input(inputs.val[0][:DEBUG_IMAGES], inputs.scale)
     with tempfile.TemporaryDirectory(prefix="herbi-qdq-debug-") as tmp:
         folder = Path(tmp)
-        float_model = preprocessed_float32(inputs.model, folder)
+        float_model = preprocessed_float32(inputs.scored(onnx=True), folder)
         acts = {}
         for key, model in (("float", float_model), ("qdq", artifact)):
             augmented = folder / f"{key}-augmented.onnx"

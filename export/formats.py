@@ -32,14 +32,12 @@ from herbi.runtime.contract import float_input, read_sidecar, sidecar_path
 
 @dataclass(frozen=True)
 class BuildInputs:
-    """What a builder may use: the model to convert (the classifier with its unknown score as
-    a second output), the classifier alone and its score head (QAT, which fine-tunes the
-    classifier, then adds the head), uint8 calibration images (train split only), the
-    train/val split (QAT alone) and the contract's pixel scale every builder feeds with."""
+    """What a builder may use: the trained classifier and its unknown score's head (which
+    :meth:`scored` joins), uint8 calibration images (train split only), the train/val split
+    (QAT alone) and the contract's pixel scale every builder feeds with."""
 
-    model: object  # tf_keras.Models; typed loosely so this module never imports TensorFlow
-    classifier: object
-    head: object  # herbi.train.openset.ScoreHead
+    classifier: object  # a tf_keras.Model; typed loosely so this module never imports TensorFlow
+    head: object  # a herbi.train.openset.ScoreHead; None: no unknown score (tests)
     calibration: np.ndarray
     train: tuple[np.ndarray, np.ndarray]
     val: tuple[np.ndarray, np.ndarray]
@@ -47,6 +45,15 @@ class BuildInputs:
     qat_epochs: int = 3
     qat_learning_rate: float = 1e-6  # only reproduce the trained model in int8 (docs/export.md)
     reduce_range: bool = False  # ONNX int8: 7-bit weights (see export.to_onnx)
+
+    def scored(self, onnx: bool = False, classifier: object = None):
+        """The model a builder converts: ``classifier`` (default: the trained one) with the
+        unknown score as a second output, in ops the target's int8 kernels run (``onnx``:
+        the ones ONNX Runtime and NNAPI take; see herbi.train.openset)."""
+        from herbi.train.openset import with_score
+
+        model = classifier or self.classifier
+        return model if self.head is None else with_score(model, self.head, onnx)
 
     def float_calibration(self) -> np.ndarray:
         """The calibration images as the model's float input."""

@@ -101,7 +101,5 @@ def quantization_aware(inputs):
 
 def build_qat_int8(inputs) -> bytes:
     """The QAT classifier with the float model's score head, which the converter calibrates."""
-    from herbi.train.openset import with_score
-
-    q_model = with_score(quantization_aware(inputs), inputs.head)
+    q_model = inputs.scored(classifier=quantization_aware(inputs))
     return convert(int8_converter(q_model, inputs.float_calibration()))

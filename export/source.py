@@ -107,6 +107,6 @@ def load_source(model: Path | str, data: Path | str | None = None) -> Source:
         return Source(keras_model, model_path, dataset)
     dataset = run_dataset(model, data)
     check_image_classifier(keras_model, model_path, dataset.num_classes)
-    unknown = RunFolder(model).read_manifest()["config"].get("unknown", {})
+    unknown = RunFolder(model).read_manifest().get("config", {}).get("unknown", {})
     choice = (unknown.get("score", DEFAULT_SCORE), unknown.get("keep", DEFAULT_KEEP))
     return Source(keras_model, model_path, dataset, choice)

@@ -41,7 +41,7 @@ def float32_proto(model):
 
 
 def build_float32(inputs) -> bytes:
-    return float32_proto(inputs.model).SerializeToString()
+    return float32_proto(inputs.scored(onnx=True)).SerializeToString()
 
 
 class CalibrationReader:
@@ -85,7 +85,7 @@ def build_int8(inputs) -> bytes:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     with tempfile.TemporaryDirectory(prefix="herbi-onnx-") as tmp:
-        pre, q = preprocessed_float32(inputs.model, Path(tmp)), Path(tmp, "int8.onnx")
+        pre, q = preprocessed_float32(inputs.scored(onnx=True), Path(tmp)), Path(tmp, "int8.onnx")
         try:
             quantize_static(
                 str(pre),

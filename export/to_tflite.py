@@ -65,20 +65,20 @@ def convert(conv) -> bytes:
 
 
 def build_float32(inputs) -> bytes:
-    return convert(converter(inputs.model))
+    return convert(converter(inputs.scored()))
 
 
 def build_float16(inputs) -> bytes:
     import tensorflow as tf
 
-    conv = converter(inputs.model, optimize=True)
+    conv = converter(inputs.scored(), optimize=True)
     conv.target_spec.supported_types = [tf.float16]
     return convert(conv)
 
 
 def build_dynamic(inputs) -> bytes:
-    return convert(converter(inputs.model, optimize=True))
+    return convert(converter(inputs.scored(), optimize=True))
 
 
 def build_int8(inputs) -> bytes:
-    return convert(int8_converter(inputs.model, inputs.float_calibration()))
+    return convert(int8_converter(inputs.scored(), inputs.float_calibration()))

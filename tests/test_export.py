@@ -62,7 +62,7 @@ TOLERANCES = {
 def build_inputs(model, calibration: np.ndarray) -> BuildInputs:
     labels = np.zeros(len(calibration), int)
     return BuildInputs(
-        model, calibration, (calibration, labels), (calibration, labels), PIXEL_SCALE
+        model, None, calibration, (calibration, labels), (calibration, labels), PIXEL_SCALE
     )
 
 
@@ -230,7 +230,12 @@ def test_tflite_debug_table(tiny_run, tiny_artifacts, tmp_path):
     ds = src.dataset
     calib = ds.x_train[calibration_indices(ds.y_train, 50)]
     inputs = BuildInputs(
-        src.model, calib, (ds.x_train, ds.y_train), (ds.x_val, ds.y_val), PIXEL_SCALE
+        src.model,
+        None,
+        calib,
+        (ds.x_train, ds.y_train),
+        (ds.x_val, ds.y_val),
+        PIXEL_SCALE,
     )
     fmt = FORMATS["tflite-int8"]
     header, *rows = fmt.debug(inputs, tiny_artifacts / fmt.filename).splitlines()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from herbi.export.onnx_graph import census, mobile_fit
+from herbi.export.onnx_graph import OpCensus, census, mobile_fit
 from herbi.runtime import Classifier
 from herbi.runtime.contract import float_input
 
@@ -52,6 +52,9 @@ def test_onnx_runtime_runs_every_conv_add_and_pool_in_int8(fast_exports, variant
     assert ops.count("Conv") == ops.count("Add") == ops.count("MaxPool") == 0, ops.ops
     assert ops.count("Transpose") <= 2, ops.ops  # no layout shuffles between layers
     assert ops.float == 0 and ops.coverage == 1.0, ops.ops
+    # The unknown score, apart: at most a unit normalization of one feature vector (mean of
+    # squares, max, square root, division) and the max over the classes in float.
+    assert OpCensus(ops.score_ops, {}).float <= 5, ops.score_ops
 
 
 def test_census_sees_a_float_graph_as_float(fast_exports):

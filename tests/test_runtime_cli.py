@@ -32,8 +32,13 @@ def test_one_line_per_image_matching_the_library(model, cifar100_samples):
     files = sorted(str(p) for p in cifar100_samples.glob("*.png"))
     assert [line.split("\t")[0] for line in lines] == files
     preds = Classifier.load(model).classify(files, top_k=2)
+    assert 0 < sum(p.unknown for p in preds) < len(preds)  # CIFAR-100 images: some rejected
     for line, pred in zip(lines, preds, strict=True):
-        ranked = line.split("\t")[1].split(", ")
+        answer = line.split("\t")[1]
+        if pred.unknown:
+            assert answer.startswith(f"unknown (score {pred.score:.3f} < threshold ")
+            answer = answer.split("; nearest: ")[1]
+        ranked = answer.split(", ")
         assert [r.split(" ")[0] for r in ranked] == [r.label for r in pred.top_k]
         assert float(ranked[0].split(" ")[1]) == pytest.approx(pred.probability, abs=5e-4)
 
@@ -50,7 +55,8 @@ def test_json_lines_over_more_than_one_chunk(tiny_artifacts, animals5):
     preds = Classifier.load(model).classify(files, top_k=3)
     assert [r["index"] for r in records] == [p.index for p in preds]
     for record in records:
-        assert record["top_k"][0]["label"] == record["label"]
+        assert record["top_k"][0]["label"] == record["label"] or record["unknown"]
+        assert record["unknown"] == (record["score"] < record["threshold"])
         probs = [k["probability"] for k in record["top_k"]]
         assert len(probs) == 3 and probs == sorted(probs, reverse=True)
 

@@ -62,26 +62,49 @@ def fit_head(
     return ScoreHead(score, (means.T.astype(np.float32),))
 
 
-def with_score(model: keras.Model, head: ScoreHead) -> keras.Model:
-    """``model`` with the score as a second output, ``(N, 1)`` float32."""
+def with_score(model: keras.Model, head: ScoreHead, onnx: bool = False) -> keras.Model:
+    """``model`` with the score as a second output, ``(N, 1)`` float32.
+
+    Its layers are named ``unknown_*`` (a graph census can tell them from the classifier's).
+    TFLite and TFLite Micro get the unit normalization as one int8 L2_NORMALIZATION op and the
+    maximum as REDUCE_MAX; ``onnx`` builds the same numbers from ops NNAPI takes and ONNX
+    Runtime fuses (mean of squares, square root, division, a max-pool over the classes).
+    """
     features = model.layers[-1].input
     if head.score == "msp":
         per_class = model.output
     elif head.score == "maxlogit":
-        dense = layers.Dense(head.weights[0].shape[1], name="logits", dtype="float32")
-        per_class = dense(features)
-        dense.set_weights(list(head.weights))
+        per_class = dense_layer(head.weights, features, "unknown_logits")
+    elif onnx:
+        unit = layers.Lambda(portable_unit, name="unknown_unit", dtype="float32")(features)
+        dim = head.weights[0].shape[0]  # the mean of squares is the squared norm / dim
+        per_class = dense_layer((head.weights[0] / np.sqrt(dim),), unit, "unknown_cosines")
     else:
-        unit = layers.UnitNormalization(name="unit_features", dtype="float32")(features)
-        dense = layers.Dense(
-            head.weights[0].shape[1], use_bias=False, name="prototypes", dtype="float32"
+        unit = layers.UnitNormalization(name="unknown_unit", dtype="float32")(features)
+        per_class = dense_layer(head.weights, unit, "unknown_cosines")
+    if onnx:
+        pooled = layers.MaxPooling1D(per_class.shape[-1], name="unknown_max", dtype="float32")(
+            layers.Reshape((-1, 1), name="unknown_column", dtype="float32")(per_class)
         )
-        per_class = dense(unit)
-        dense.set_weights(list(head.weights))
-    score = layers.Lambda(
-        lambda x: tf.reduce_max(x, axis=-1, keepdims=True), name=OUTPUT_NAME, dtype="float32"
-    )(per_class)
+        score = layers.Flatten(name=OUTPUT_NAME, dtype="float32")(pooled)
+    else:
+        score = layers.Lambda(
+            lambda x: tf.reduce_max(x, axis=-1, keepdims=True), name=OUTPUT_NAME, dtype="float32"
+        )(per_class)
     return keras.Model(model.input, [model.output, score], name=f"{model.name}_{head.score}")
+
+
+def portable_unit(x: tf.Tensor) -> tf.Tensor:
+    """``x`` scaled to length ``sqrt(dim)``: the ops of an L2 normalization NNAPI supports."""
+    return x / tf.sqrt(tf.maximum(tf.reduce_mean(x * x, axis=-1, keepdims=True), 1e-12))
+
+
+def dense_layer(weights: tuple[np.ndarray, ...], x: tf.Tensor, name: str) -> tf.Tensor:
+    """A float32 Dense layer with the given kernel (and bias), applied to ``x``."""
+    dense = layers.Dense(weights[0].shape[1], use_bias=len(weights) > 1, name=name, dtype="float32")
+    out = dense(x)
+    dense.set_weights(list(weights))
+    return out
 
 
 def scores(model: keras.Model, head: ScoreHead, pixels: np.ndarray, scale: float) -> np.ndarray:
