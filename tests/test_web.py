@@ -122,7 +122,7 @@ def far_and_known(tmp_path_factory, tiny_run) -> tuple[list[Path], list[Path]]:
 READ_ANSWERS = """() => [...document.querySelectorAll('.result')].map((card) => ({
   ...card.dataset,
   message: card.querySelector('.message').textContent,
-  why: card.querySelector('.why') ? card.querySelector('.why').textContent : null,
+  why: card.querySelector('.why').textContent,
 }))"""
 
 

@@ -16,7 +16,7 @@ const $ = (selector) => document.querySelector(selector);
 const timing = { modelReadyMs: null, firstResultMs: null };
 window.herbiTiming = timing; // read by herbi's browser benchmark (real time, not virtual)
 
-const counts = { given: 0, classified: 0, failed: 0 };
+const counts = { given: 0, classified: 0, unknown: 0, failed: 0 };
 let loadError = null;
 let queue = Promise.resolve();
 const modelReady = Model.load().then(
@@ -48,7 +48,8 @@ function showStatus() {
   let images = "Choose or drop images.";
   if (done < counts.given) images = `Classifying ${done + 1} of ${counts.given}…`;
   else if (counts.given) {
-    images = `${counts.classified} classified${counts.failed ? `, ${counts.failed} could not be read` : ""}.`;
+    const unknown = counts.unknown ? ` (${counts.unknown} none of the classes)` : "";
+    images = `${counts.classified} classified${unknown}${counts.failed ? `, ${counts.failed} could not be read` : ""}.`;
   }
   status.textContent = `${model} ${images}`;
 }
@@ -162,6 +163,7 @@ function showResult(card, model, { probs, score, ms }, prepareMs) {
   if (model.unknown !== null) card.dataset.threshold = String(model.unknown.threshold);
   if (timing.firstResultMs === null) timing.firstResultMs = performance.now();
   counts.classified += 1;
+  counts.unknown += unknown;
   showStatus();
 }
 
