@@ -105,6 +105,7 @@ def write_tflm(data: bytes, path: Path, contract, int8: bool) -> None:
         shape,
         path,
         pixel_scale=contract.scale,
+        unknown=contract.unknown,
     )
     write_json(path / FOOTPRINT, asdict(footprint))
 

@@ -2,10 +2,11 @@
 
 The page is written from the tiny run's ONNX artifacts, served on 127.0.0.1 and driven through
 its ordinary file input. Every image's 32x32 input pixels (read back from the page's canvas),
-top class and probabilities are compared with ``Classifier`` on the same file: the 20 real
-CIFAR-100 images plus larger photos built here to reach each preprocessing path (upscale,
-antialiased downscale of a JPEG, Pillow's vertical-first pass order, transparency on white,
-EXIF rotation, grayscale, a palette GIF). Without Chromium the browser tests are skipped with
+answer (a class, or unknown), probabilities and unknown score are compared with
+``Classifier`` on the same file: the 20 real CIFAR-100 images, larger photos built here to
+reach each preprocessing path (upscale, antialiased downscale of a JPEG, Pillow's
+vertical-first pass order, transparency on white, EXIF rotation, grayscale, a palette GIF),
+generated far-out-of-distribution images and the run's own train images. Without Chromium the browser tests are skipped with
 the reason; under CI (``$CI`` set) they fail instead, so CI never passes by skipping them.
 """
 
@@ -24,6 +25,7 @@ from PIL import Image
 
 from herbi.benchmarks.browser import BrowserMissing, chromium_page, classify_files, find_chromium
 from herbi.common.errors import ExportError
+from herbi.common.far_ood import far_ood
 from herbi.export import serve
 from herbi.export.formats import update_info
 from herbi.export.web_export import ORT_ENV, write_web
@@ -101,6 +103,45 @@ def not_an_image(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def far_and_known(tmp_path_factory, tiny_run) -> tuple[list[Path], list[Path]]:
+    """16 generated far-OOD images (noise, flat colours, textures, text) and 16 of the run's
+    train images, as 32x32 PNG files."""
+    from herbi.train.run import run_dataset
+
+    out = tmp_path_factory.mktemp("far_and_known")
+    groups = {"far": far_ood(16), "train": run_dataset(tiny_run).x_train[:16]}
+    paths = {name: [out / f"{name}-{i:02d}.png" for i in range(16)] for name in groups}
+    for name, images in groups.items():
+        for path, image in zip(paths[name], images, strict=True):
+            Image.fromarray(image).save(path)
+    return paths["far"], paths["train"]
+
+
+# Each card's text beside its data attributes.
+READ_ANSWERS = """() => [...document.querySelectorAll('.result')].map((card) => ({
+  ...card.dataset,
+  message: card.querySelector('.message').textContent,
+  why: card.querySelector('.why').textContent,
+}))"""
+
+
+def _check_answer(card: dict, clf: Classifier, path: Path, tolerance: float) -> bool:
+    """The card says what herbi.runtime answers for ``path``; whether it said unknown."""
+    pred = clf.classify(path)
+    assert card["label"] == pred.label, path.name  # "unknown", or the same top class
+    assert card["unknown"] == str(pred.unknown).lower()
+    assert float(card["threshold"]) == pred.threshold == clf.unknown.threshold
+    score = float(card["score"])
+    assert abs(score - pred.score) <= tolerance
+    if pred.unknown:
+        assert card["message"] == f"none of: {', '.join(clf.labels)}"
+        assert f"score {score:.3f} < threshold {pred.threshold:.3f}" in card["why"]
+    else:
+        assert card["message"] == pred.label and " ≥ threshold " in card["why"]
+    return pred.unknown
+
+
 def _info(tiny_run: Path, fmt: str) -> dict:
     """What herbi-export passes: the format and the data the model was trained on."""
     data = json.loads((tiny_run / "manifest.json").read_text(encoding="utf-8"))["data"]
@@ -114,21 +155,31 @@ def _info(tiny_run: Path, fmt: str) -> dict:
 
 @pytest.mark.parametrize("fmt", ["onnx-int8", "onnx-float32"])
 def test_page_agrees_with_runtime(
-    fmt, chromium, tiny_run, tiny_artifacts, cifar100_samples, photos, not_an_image, tmp_path
+    fmt,
+    chromium,
+    tiny_run,
+    tiny_artifacts,
+    cifar100_samples,
+    photos,
+    far_and_known,
+    not_an_image,
+    tmp_path,
 ):
     web = tmp_path / "web"
     write_web(tiny_artifacts / f"{fmt}.onnx", web, _info(tiny_run, fmt))
     samples = sorted(cifar100_samples.glob("*.png"))
-    files = [*samples, *photos, not_an_image]
+    far, known = far_and_known
+    images = [*samples, *photos, *far, *known]
     with serve.start_server(web) as server, chromium_page(chromium) as page:
-        cards = {c.file: c for c in classify_files(page, server.url, files)}
+        cards = {c.file: c for c in classify_files(page, server.url, [*images, not_an_image])}
+        answers = {a["file"]: a for a in page.evaluate(READ_ANSWERS)}
 
-    assert sorted(cards) == sorted(f.name for f in files)
+    assert sorted(cards) == sorted(f.name for f in [*images, not_an_image])
     assert cards[not_an_image.name].error and cards[not_an_image.name].label is None
     clf = Classifier.load(tiny_artifacts / f"{fmt}.onnx")
     h, w = clf.input_size
-    differing, max_dp, same_top = {}, 0.0, 0
-    for path in [*samples, *photos]:
+    differing, max_dp = {}, 0.0
+    for path in images:
         card = cards[path.name]
         assert card.error is None, f"{path.name}: {card.error}"
         pixels = to_rgb_array(path, (h, w))
@@ -137,18 +188,21 @@ def test_page_agrees_with_runtime(
         want = clf.predict_proba(pixels[np.newaxis])[0]
         got = np.array(card.probabilities, np.float32)
         max_dp = max(max_dp, float(np.abs(got - want).max()))
-        same_top += card.label == clf.classify(path).label
         assert card.probability == pytest.approx(float(got.max()), abs=0)
-    n = len(samples) + len(photos)
+    unknown = {p.name: _check_answer(answers[p.name], clf, p, TOLERANCE[fmt]) for p in images}
     print(
-        f"\n{fmt}: top class {same_top}/{n} identical, max |dp| {max_dp:.2e}, "
-        f"pixel values differing from Pillow: {sum(differing.values())} "
+        f"\n{fmt}: answers identical on {len(images)} images (unknown: {sum(unknown.values())}, "
+        f"of {len(far)} far-OOD {sum(unknown[p.name] for p in far)}, of {len(known)} train "
+        f"{sum(unknown[p.name] for p in known)}), max |dp| {max_dp:.2e}, pixel values differing "
+        f"from Pillow: {sum(differing.values())} "
         f"({sum(v for k, v in differing.items() if k in {p.name for p in photos})} "
         f"on {len(photos)} photos larger than {w}x{h})"
     )
     assert {k: v for k, v in differing.items() if v} == {}
-    assert same_top == n
     assert max_dp <= TOLERANCE[fmt]
+    # both answers on the page: the tiny model rejects most far-OOD images, keeps most of its own
+    assert sum(unknown[p.name] for p in far) > len(far) / 2
+    assert sum(unknown[p.name] for p in known) < len(known) / 2
 
 
 @pytest.mark.skipif(

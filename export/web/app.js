@@ -1,7 +1,10 @@
 // The page: images in (file picker, camera, drag and drop), one result card per image out.
 //
-// Cards are machine-readable too: a result carries data-file, data-label, data-probability
-// (and data-probabilities: every class in label order, data-ms: the model's time); an error
+// Cards are machine-readable too: a result carries data-file, data-label (the answer: a class,
+// or "unknown" as herbi.runtime says for an image that is none of them), data-probability (the
+// most probable class's), data-unknown ("true" or "false"), data-score and data-threshold (the
+// unknown score and the threshold it was held against, when the model has them), and
+// data-probabilities (every class in label order) and data-ms (the model's time); an error
 // carries data-file and data-error. Images are classified one after another, in the order
 // given, so a slow or broken file never blocks the others for long and never stops them.
 
@@ -13,7 +16,7 @@ const $ = (selector) => document.querySelector(selector);
 const timing = { modelReadyMs: null, firstResultMs: null };
 window.herbiTiming = timing; // read by herbi's browser benchmark (real time, not virtual)
 
-const counts = { given: 0, classified: 0, failed: 0 };
+const counts = { given: 0, classified: 0, unknown: 0, failed: 0 };
 let loadError = null;
 let queue = Promise.resolve();
 const modelReady = Model.load().then(
@@ -45,7 +48,8 @@ function showStatus() {
   let images = "Choose or drop images.";
   if (done < counts.given) images = `Classifying ${done + 1} of ${counts.given}…`;
   else if (counts.given) {
-    images = `${counts.classified} classified${counts.failed ? `, ${counts.failed} could not be read` : ""}.`;
+    const unknown = counts.unknown ? ` (${counts.unknown} none of the classes)` : "";
+    images = `${counts.classified} classified${unknown}${counts.failed ? `, ${counts.failed} could not be read` : ""}.`;
   }
   status.textContent = `${model} ${images}`;
 }
@@ -60,6 +64,14 @@ function formatBytes(n) {
   return `${n} bytes`;
 }
 
+/** How the model answers "none of these", for the info panel (null: it always names a class). */
+function unknownRule(unknown) {
+  if (unknown == null) return null;
+  return `an image whose ${unknown.score} score is below ${unknown.threshold.toFixed(3)}: ` +
+    `a threshold that keeps ${percent(unknown.keep)} of images of these classes ` +
+    `(split-conformal, from ${unknown.images} validation images)`;
+}
+
 function showInfo(info) {
   const rows = [
     ["Format", [...new Set([info.description, info.format].filter(Boolean))].join(" · ")],
@@ -67,6 +79,7 @@ function showInfo(info) {
     ["Runtime", `${info.runtime.name} ${info.runtime.version} (${formatBytes(info.runtime.bytes)})`],
     ["Input", `${info.contract.input_size.join("×")} RGB`],
     [`Classes (${info.classes.length})`, info.classes],
+    ["Unknown", unknownRule(info.contract.unknown)],
     ["Trained on", info.dataset],
     ["Test accuracy", info.test_accuracy != null ? percent(info.test_accuracy) : null],
     ["Exported", info.exported],
@@ -121,7 +134,7 @@ function showPixels(card, pixels, model) {
   card.querySelector(".seen figcaption").textContent = `model sees ${model.width}×${model.height}`;
 }
 
-function showResult(card, model, probs, ms, prepareMs) {
+function showResult(card, model, { probs, score, ms }, prepareMs) {
   const ranked = topK(probs, model.labels, TOP_K);
   const bars = card.querySelector(".bars");
   for (const { label, probability } of ranked) {
@@ -132,19 +145,33 @@ function showResult(card, model, probs, ms, prepareMs) {
     li.querySelector(".pct").textContent = percent(probability);
     bars.append(li);
   }
-  card.querySelector(".message").textContent = `${ranked[0].label}`;
+  const unknown = model.isUnknown(score);
+  card.querySelector(".message").textContent = unknown ? `none of: ${model.labels.join(", ")}` : ranked[0].label;
+  card.querySelector(".why").textContent = whyText(model, score, unknown);
   card.querySelector(".time").textContent =
     `model ${ms.toFixed(1)} ms · decode and resize ${prepareMs.toFixed(1)} ms`;
   card.classList.remove("pending");
+  card.classList.toggle("unknown", unknown);
   Object.assign(card.dataset, {
-    label: ranked[0].label,
+    label: unknown ? "unknown" : ranked[0].label,
     probability: String(ranked[0].probability),
     probabilities: Array.from(probs, String).join(","),
+    unknown: String(unknown),
     ms: ms.toFixed(3),
   });
+  if (score !== null) card.dataset.score = String(score);
+  if (model.unknown !== null) card.dataset.threshold = String(model.unknown.threshold);
   if (timing.firstResultMs === null) timing.firstResultMs = performance.now();
   counts.classified += 1;
+  counts.unknown += unknown;
   showStatus();
+}
+
+/** Why the answer is (or is not) "unknown": the score against the threshold, as herbi-classify says it. */
+function whyText(model, score, unknown) {
+  if (model.unknown === null || score === null) return "";
+  const [s, t] = [score.toFixed(3), model.unknown.threshold.toFixed(3)];
+  return unknown ? `unknown: score ${s} < threshold ${t} · nearest classes:` : `score ${s} ≥ threshold ${t}`;
 }
 
 async function classify(file, card) {
@@ -167,8 +194,7 @@ async function classify(file, card) {
       URL.revokeObjectURL(photo.src);
     };
     showPixels(card, pixels, model);
-    const { probs, ms } = await model.run(pixels);
-    showResult(card, model, probs, ms, prepareMs);
+    showResult(card, model, await model.run(pixels), prepareMs);
   } catch (error) {
     showError(card, error.message);
   }

@@ -23,7 +23,8 @@ export class Model {
     this.table = inputTable(info.contract.scale);
     this.session = session;
     this.inputName = session.inputNames[0];
-    this.outputName = session.outputNames[0];
+    // "None of these": {score, threshold, keep, images} from the contract, or null (always a label).
+    this.unknown = info.contract.unknown ?? null;
   }
 
   /** The model's uint8 RGB input (height*width*3) for an image file, as herbi.runtime makes it. */
@@ -37,13 +38,29 @@ export class Model {
     }
   }
 
-  /** Probabilities (one per label, a Float32Array) and the milliseconds session.run took. */
+  /**
+   * Probabilities (one per label, a Float32Array), the unknown score (higher: more like the
+   * labels; null for a model without one) and the milliseconds session.run took.
+   */
   async run(pixels) {
     const x = new ort.Tensor("float32", toInput(pixels, this.table), [1, this.height, this.width, 3]);
     const started = performance.now();
     const out = await this.session.run({ [this.inputName]: x });
     const ms = performance.now() - started;
-    return { probs: out[this.outputName].data, ms };
+    // Converters store the two outputs in either order: tell them apart by size, as
+    // herbi.runtime does (the labels' probabilities, and one value for the score).
+    const outputs = Object.values(out);
+    const probs = outputs.find((t) => t.data.length === this.labels.length);
+    const score = outputs.find((t) => t.data.length === 1);
+    if (probs === undefined || (score === undefined && this.unknown !== null)) {
+      throw new Error(`the model's outputs are not ${this.labels.length} probabilities and a score`);
+    }
+    return { probs: probs.data, score: score === undefined ? null : score.data[0], ms };
+  }
+
+  /** Whether an image is none of the labels: its score below the threshold, strictly (herbi's rule). */
+  isUnknown(score) {
+    return this.unknown !== null && score < this.unknown.threshold;
   }
 }
 
