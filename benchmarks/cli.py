@@ -22,6 +22,7 @@ from pathlib import Path
 import click
 
 from herbi.common.errors import BenchError, HerbiError
+from herbi.common.legacy_keras import quiet_tensorflow
 from herbi.common.run_folder import RunFolder
 from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE, SCORES
 
@@ -167,6 +168,7 @@ def check_mode(ctx: click.Context, openset: str | None) -> None:
 
 def openset_mode(data: str, cli: dict, log) -> None:
     """The open-set protocol; one line per error, no traceback."""
+    quiet_tensorflow()  # before TensorFlow is first imported
     from herbi.benchmarks.openset import make_protocol, run_protocol
     from herbi.benchmarks.openset_report import OPENSET_MD
 

@@ -80,21 +80,22 @@ def class_images(protocol: Protocol, held: str) -> list[Path]:
 
 
 def train(protocol: Protocol, held: str, seed: int, log: Log) -> RunFolder:
-    """Train one fold's model with herbi-train (skipped when the run has finished)."""
+    """Train one fold's model with herbi-train: skipped when the run has finished, resumed
+    (``--resume``) when an earlier call was interrupted."""
     run = RunFolder(protocol.run_dir(held, seed))
-    if run.manifest.is_file() and read_json(run.manifest).get("status") == "finished":
+    started = run.manifest.is_file()
+    if started:
         check_settings(run, protocol)
-        return run
+        if read_json(run.manifest).get("status") == "finished":
+            return run
     exe = Path(sys.executable).parent / "herbi-train"
     if not exe.is_file():
         raise BenchError(f"{exe}: not found (install herbi with its train extra)")
-    args = ["--recipe", "fast", "--seed", str(seed), "--data", str(fold_data(protocol, held))]
-    args += ["--epochs", str(protocol.epochs)] if protocol.epochs else []
-    args += ["--preset", protocol.preset] if protocol.preset else []
     logfile = protocol.out / "logs" / f"train-{held}-{seed}.txt"
     logfile.parent.mkdir(parents=True, exist_ok=True)
     log(f"training without {held}, seed {seed} (log: {logfile})")
-    with logfile.open("w") as f:
+    args = ["--resume"] if started else train_args(protocol, held, seed)
+    with logfile.open("a" if started else "w") as f:
         proc = subprocess.run([exe, *args, "--out", str(run.dir)], stdout=f, stderr=f)
     if proc.returncode != 0:
         last = logfile.read_text().strip().splitlines() or ["no output"]
@@ -102,8 +103,15 @@ def train(protocol: Protocol, held: str, seed: int, log: Log) -> RunFolder:
     return run
 
 
+def train_args(protocol: Protocol, held: str, seed: int) -> list[str]:
+    """herbi-train's options for one fold (the fast recipe: the model herbi deploys)."""
+    args = ["--recipe", "fast", "--seed", str(seed), "--data", str(fold_data(protocol, held))]
+    args += ["--epochs", str(protocol.epochs)] if protocol.epochs else []
+    return args + (["--preset", protocol.preset] if protocol.preset else [])
+
+
 def check_settings(run: RunFolder, protocol: Protocol) -> None:
-    """A finished run is reused only if it was trained as this protocol asks."""
+    """A run is reused (or resumed) only if it was trained as this protocol asks."""
     config = read_json(run.manifest)["config"]
     epochs = config["epochs"].get("train")
     if (protocol.epochs and epochs != protocol.epochs) or (

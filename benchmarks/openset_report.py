@@ -65,7 +65,14 @@ def cell(value: Interval, figure: str) -> str:
 
 
 def heading(figure: str) -> str:
-    names = {"auroc": "AUROC (held-out class)", "kept": "known kept %", "accuracy": "accuracy %"}
+    """A figure's column or row title."""
+    names = {
+        "auroc": "AUROC (held-out class)",
+        "rejected held_out": "held-out class rejected %",
+        "kept": "known kept %",
+        "rejected far_ood": "far-OOD rejected %",
+        "accuracy": "closed-set accuracy %",
+    }
     return names.get(figure, f"{figure.removeprefix('rejected ')} rejected %")
 
 
