@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -166,7 +167,7 @@ def check_mode(ctx: click.Context, openset: str | None) -> None:
             )
 
 
-def openset_mode(data: str, cli: dict, log) -> None:
+def openset_mode(data: str, cli: dict, log: Callable[[str], None]) -> None:
     """The open-set protocol; one line per error, no traceback."""
     quiet_tensorflow()  # before TensorFlow is first imported
     from herbi.benchmarks.openset import make_protocol, run_protocol
@@ -190,7 +191,7 @@ def bench_mode(
     runs: int | None,
     data: str | None,
     quick: bool,
-    log,
+    log: Callable[[str], None],
 ) -> None:
     """Benchmark a run's artifacts (the default mode)."""
     # Imported here so that --help answers without loading scikit-learn and TensorFlow.
