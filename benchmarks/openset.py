@@ -45,8 +45,9 @@ def make_protocol(data: str, seeds: str, classes: str | None, **options) -> Prot
     strange = [c for c in held if c not in known]
     if strange:
         raise BenchError(f"--classes: {strange[0]!r} is not a class of {root} ({', '.join(known)})")
+    items = parse_list(seeds, "--seeds")
     try:
-        numbers = tuple(int(s) for s in parse_list(seeds, "--seeds"))
+        numbers = tuple(int(s) for s in items)
     except ValueError:
         raise BenchError(f"--seeds {seeds!r}: give whole numbers, e.g. 0,1,2") from None
     for folder in options["unknowns"]:
@@ -72,6 +73,7 @@ def run_protocol(protocol: Protocol, log: Log) -> dict:
     report = {
         "protocol": asdict(protocol) | {"far_ood": FAR_OOD},
         "machine": describe(load_start),
+        "preset": sorted({run["preset"] for run in runs}),
         "precision": sorted({run["precision"] for run in runs}),
         "runs": runs,
         "artifacts": summarize(runs, "artifacts"),
@@ -92,12 +94,14 @@ def measured(protocol: Protocol, held: str, seed: int, unknowns: dict, log: Log)
     settings = {
         "keep": protocol.keep,
         "score": protocol.score,
-        "unknowns": {k: len(v) for k, v in unknowns.items()},
+        "unknowns": [str(folder.resolve()) for folder in protocol.unknowns],
+        "far_ood": FAR_OOD,
     }
     cache = run.dir / RUN_FIGURES
     if cache.is_file() and read_json(cache).get("settings") == settings:
         return read_json(cache)
     log(f"scoring {run.dir.name}")
+    config = read_json(run.manifest)["config"]
     ds = run_dataset(run.dir)
     near = np.stack([to_rgb_array(p) for p in class_images(protocol, held)])
     images = Images(ds.x_val, ds.x_test, ds.y_test, {"held_out": near, **unknowns})
@@ -107,7 +111,8 @@ def measured(protocol: Protocol, held: str, seed: int, unknowns: dict, log: Log)
         "seed": seed,
         "run": str(run.dir),
         "settings": settings,
-        "precision": read_json(run.manifest)["config"]["precision"],
+        "preset": config["preset"],
+        "precision": config["precision"],
         "artifacts": {k: asdict(artifact_rates(p, images)) for k, p in artifacts.items()},
         "keras": {k: asdict(v) for k, v in keras.items()},
     }

@@ -34,7 +34,7 @@ class Protocol:
     data: Path  # an image folder: train/<class>/ and test/<class>/
     held_out: tuple[str, ...]  # the classes each fold holds out, in turn
     seeds: tuple[int, ...]
-    epochs: int | None  # None: the preset's own schedule
+    epochs: int  # a fixed count: the same schedule on every machine
     preset: str | None  # herbi-train's --preset (None: its default)
     keep: float  # the share of known-class images each threshold keeps
     score: str  # the unknown score the artifacts compute
@@ -105,8 +105,8 @@ def train(protocol: Protocol, held: str, seed: int, log: Log) -> RunFolder:
 
 def train_args(protocol: Protocol, held: str, seed: int) -> list[str]:
     """herbi-train's options for one fold (the fast recipe: the model herbi deploys)."""
-    args = ["--recipe", "fast", "--seed", str(seed), "--data", str(fold_data(protocol, held))]
-    args += ["--epochs", str(protocol.epochs)] if protocol.epochs else []
+    args = ["--recipe", "fast", "--seed", str(seed), "--epochs", str(protocol.epochs)]
+    args += ["--data", str(fold_data(protocol, held))]
     return args + (["--preset", protocol.preset] if protocol.preset else [])
 
 
@@ -114,9 +114,7 @@ def check_settings(run: RunFolder, protocol: Protocol) -> None:
     """A run is reused (or resumed) only if it was trained as this protocol asks."""
     config = read_json(run.manifest)["config"]
     epochs = config["epochs"].get("train")
-    if (protocol.epochs and epochs != protocol.epochs) or (
-        protocol.preset and config["preset"] != protocol.preset
-    ):
+    if epochs != protocol.epochs or (protocol.preset and config["preset"] != protocol.preset):
         raise BenchError(
             f"{run.dir}: trained with preset {config['preset']}, {epochs} epochs; "
             "choose another --out for other settings"

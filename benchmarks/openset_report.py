@@ -89,9 +89,9 @@ def markdown(report: dict) -> str:
         "# Open-set protocol (herbi-bench --openset)",
         "",
         f"- data: `{p['data']}`; held out in turn: {', '.join(p['held_out'])}; "
-        f"seeds: {', '.join(map(str, p['seeds']))}; {len(report['runs'])} runs",
-        f"- training: fast recipe, preset {p['preset'] or 'default'}, epochs "
-        f"{p['epochs'] or 'preset'}; precision {', '.join(report['precision'])}",
+        f"seeds: {', '.join(map(str, p['seeds']))}; runs: {len(report['runs'])}",
+        f"- training: herbi-train --recipe fast, preset {', '.join(report['preset'])}, "
+        f"{p['epochs']} epochs; precision {', '.join(report['precision'])}",
         f"- machine: {report['machine']['cpu_label']}",
         f"- unknown score in the artifacts: {p['score']}; thresholds keep {p['keep']} "
         "(split-conformal on each run's validation images)",
