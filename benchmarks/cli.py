@@ -3,25 +3,34 @@
     herbi-bench --run runs/latest                      # every format in runs/latest/export
     herbi-bench --run runs/latest --formats tflite-int8,onnx-int8 --threads 1,4
     herbi-bench --run runs/latest --quick              # seconds per format (tests)
+    herbi-bench --openset data/animals --seeds 0,1,2 --epochs 40 --out runs/openset \
+        --unknowns data/other-things                   # the open-set protocol (issue 20)
 
 Writes ``<run>/bench/report.json``, ``report.md``, ``accuracy_vs_latency.png`` and
-``size.png``. Exit status: 0 every requested row measured; 1 an error (one line, no
-traceback); 2 a usage error (click's); 3 at least one artifact failed (its row says why, the
-report is still written).
+``size.png``; with ``--openset``, ``<out>/openset.json`` and ``openset.md`` (see
+``herbi.benchmarks.openset``). Exit status: 0 every requested row measured; 1 an error (one
+line, no traceback); 2 a usage error (click's); 3 at least one artifact failed (its row says
+why, the report is still written).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from herbi.common.errors import BenchError, HerbiError
+from herbi.common.legacy_keras import quiet_tensorflow
 from herbi.common.run_folder import RunFolder
+from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE, SCORES
 
 EXIT_FAILED = 3
+# Options of one mode only: the benchmark of a run, or the open-set protocol (--openset).
+BENCH_ONLY = ("run_dir", "formats", "threads", "runs", "data", "quick")
+OPENSET_ONLY = ("seeds", "epochs", "preset", "classes", "unknowns", "keep", "score", "out")
 
 
 def parse_threads(text: str, cores: int) -> tuple[int, ...]:
@@ -82,15 +91,109 @@ def parse_formats(text: str, known: list[str]) -> tuple[list[str], bool]:
     help="Measure on this dataset instead of the run's own (split the same way).",
 )
 @click.option("--quick", is_flag=True, help="A few runs per figure: seconds per format (tests).")
-def main(
-    run_dir: str, formats: str, threads: str, runs: int | None, data: str | None, quick: bool
-) -> None:
-    """Benchmark a run's Keras model and exported artifacts; write <run>/bench/."""
+@click.option(
+    "--openset",
+    metavar="DATA_DIR",
+    default=None,
+    help="Run the open-set protocol on this image folder (train/<class>, test/<class>): hold "
+    "each class out in turn, train on the others, measure float32 and int8 artifacts.",
+)
+@click.option("--seeds", default="0,1,2", show_default=True, help="--openset: training seeds.")
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=40,
+    show_default=True,
+    help="--openset: fixed epochs per training.",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["full", "cpu", "smoke"]),
+    default=None,
+    help="--openset: herbi-train's preset [default: herbi-train's].",
+)
+@click.option(
+    "--classes", default=None, help="--openset: hold out only these classes, e.g. cat,dog."
+)
+@click.option(
+    "--unknowns",
+    multiple=True,
+    metavar="DIR",
+    help="--openset: a folder of images of none of the classes, measured as unknowns (repeatable).",
+)
+@click.option(
+    "--keep",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=DEFAULT_KEEP,
+    show_default=True,
+    help="--openset: share of known images each unknown threshold keeps.",
+)
+@click.option(
+    "--score",
+    type=click.Choice(SCORES),
+    default=DEFAULT_SCORE,
+    show_default=True,
+    help="--openset: the unknown score the artifacts compute.",
+)
+@click.option(
+    "--out",
+    default="runs/openset",
+    show_default=True,
+    help="--openset: folder for the runs, openset.json and openset.md (reused: resumes).",
+)
+def main(openset: str | None, **cli) -> None:
+    """Benchmark a run's Keras model and exported artifacts; write <run>/bench/. With
+    --openset, run the open-set protocol instead; write <out>/openset.md."""
     started = time.perf_counter()
 
     def log(message: str) -> None:
         click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
 
+    check_mode(click.get_current_context(), openset)
+    if openset is not None:
+        openset_mode(openset, {k: cli[k] for k in OPENSET_ONLY}, log)
+    else:
+        bench_mode(**{k: cli[k] for k in BENCH_ONLY}, log=log)
+
+
+def check_mode(ctx: click.Context, openset: str | None) -> None:
+    """An option of the other mode is a usage error naming it, not silently ignored."""
+    other = BENCH_ONLY if openset is not None else OPENSET_ONLY
+    for name in other:
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
+            flag = next(p.opts[0] for p in ctx.command.params if p.name == name)
+            raise click.UsageError(
+                f"{flag}: {'not with --openset' if openset else 'only with --openset'}"
+            )
+
+
+def openset_mode(data: str, cli: dict, log: Callable[[str], None]) -> None:
+    """The open-set protocol; one line per error, no traceback."""
+    quiet_tensorflow()  # before TensorFlow is first imported
+    from herbi.benchmarks.openset import make_protocol, run_protocol
+    from herbi.benchmarks.openset_report import OPENSET_MD
+
+    try:
+        protocol = make_protocol(data, **cli)
+        run_protocol(protocol, log)
+    except HerbiError as e:
+        raise click.ClickException(str(e)) from None
+    except OSError as e:
+        raise click.ClickException(f"{e.filename or cli['out']}: {e.strerror or e}") from None
+    click.echo((protocol.out / OPENSET_MD).read_text())
+    click.echo(f"report: {protocol.out / OPENSET_MD}")
+
+
+def bench_mode(
+    run_dir: str,
+    formats: str,
+    threads: str,
+    runs: int | None,
+    data: str | None,
+    quick: bool,
+    log: Callable[[str], None],
+) -> None:
+    """Benchmark a run's artifacts (the default mode)."""
     # Imported here so that --help answers without loading scikit-learn and TensorFlow.
     from herbi.benchmarks.machine import usable_cores
     from herbi.benchmarks.measure import Settings, benchmark

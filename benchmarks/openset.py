@@ -1,0 +1,120 @@
+"""``herbi-bench --openset``: leave-one-class-out open-set measurements, float and int8.
+
+Each class of an image folder is held out in turn and a model trained on the others, for each
+seed (``openset_folds``); every model's float32 and int8 artifacts and its float Keras model
+are scored on the known classes' test images against the held-out class, generated
+far-out-of-distribution images and any further folders (``openset_measure``); the summary
+gives every figure with a 95% interval over runs (``openset_report``). A finished run's
+figures are kept in its folder, so the protocol resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from herbi.benchmarks.machine import describe, load_average
+from herbi.benchmarks.openset_folds import Log, Protocol, class_images, classes_of, export, train
+from herbi.benchmarks.openset_report import summarize, write_report
+from herbi.common.errors import BenchError
+from herbi.common.far_ood import far_ood
+from herbi.common.files import read_json, write_json
+
+FAR_OOD = 200  # generated images, a quarter of each kind
+RUN_FIGURES = "openset.json"  # in each run folder: its figures, reused when settings match
+
+
+def parse_list(text: str, option: str) -> list[str]:
+    """``a,b,c`` -> its items (duplicates dropped); an empty list is an error naming ``option``."""
+    items = list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    if not items:
+        raise BenchError(f"{option}: give at least one value")
+    return items
+
+
+def make_protocol(data: str, seeds: str, classes: str | None, **options) -> Protocol:
+    """The protocol ``herbi-bench --openset`` asks for, every argument checked; ``options``
+    are Protocol's remaining fields (epochs, preset, keep, score, unknowns, out)."""
+    root = Path(data)
+    if not root.is_dir():
+        raise BenchError(f"--openset {data}: no such folder")
+    known = classes_of(root)
+    held = parse_list(classes, "--classes") if classes else known
+    strange = [c for c in held if c not in known]
+    if strange:
+        raise BenchError(f"--classes: {strange[0]!r} is not a class of {root} ({', '.join(known)})")
+    items = parse_list(seeds, "--seeds")
+    try:
+        numbers = tuple(int(s) for s in items)
+    except ValueError:
+        raise BenchError(f"--seeds {seeds!r}: give whole numbers, e.g. 0,1,2") from None
+    for folder in options["unknowns"]:
+        if not Path(folder).is_dir():
+            raise BenchError(f"--unknowns {folder}: no such folder")
+    unknowns = tuple(Path(u) for u in options.pop("unknowns"))
+    out = Path(options.pop("out"))
+    return Protocol(root, tuple(held), numbers, unknowns=unknowns, out=out, **options)
+
+
+def run_protocol(protocol: Protocol, log: Log) -> dict:
+    """Every fold x seed trained, exported and measured; the summary written to ``out``."""
+    from herbi.benchmarks.openset_measure import folder_images
+
+    load_start = load_average()
+    unknowns = {"far_ood": far_ood(FAR_OOD)}
+    unknowns |= {folder.name: folder_images(folder) for folder in protocol.unknowns}
+    runs = [
+        measured(protocol, held, seed, unknowns, log)
+        for seed in protocol.seeds
+        for held in protocol.held_out
+    ]
+    report = {
+        "protocol": asdict(protocol) | {"far_ood": FAR_OOD},
+        "machine": describe(load_start),
+        "preset": sorted({run["preset"] for run in runs}),
+        "precision": sorted({run["precision"] for run in runs}),
+        "runs": runs,
+        "artifacts": summarize(runs, "artifacts"),
+        "keras": summarize(runs, "keras"),
+    }
+    write_report(report, protocol.out)
+    return report
+
+
+def measured(protocol: Protocol, held: str, seed: int, unknowns: dict, log: Log) -> dict:
+    """One run's figures: trained, exported and scored, or read back from an earlier call."""
+    from herbi.benchmarks.openset_measure import Images, artifact_rates, keras_rates
+    from herbi.runtime.image import to_rgb_array
+    from herbi.train.run import run_dataset
+
+    run = train(protocol, held, seed, log)
+    artifacts = export(run, protocol, log)
+    settings = {
+        "keep": protocol.keep,
+        "score": protocol.score,
+        "unknowns": [str(folder.resolve()) for folder in protocol.unknowns],
+        "far_ood": FAR_OOD,
+    }
+    cache = run.dir / RUN_FIGURES
+    if cache.is_file() and read_json(cache).get("settings") == settings:
+        return read_json(cache)
+    log(f"scoring {run.dir.name}")
+    config = read_json(run.manifest)["config"]
+    ds = run_dataset(run.dir)
+    near = np.stack([to_rgb_array(p) for p in class_images(protocol, held)])
+    images = Images(ds.x_val, ds.x_test, ds.y_test, {"held_out": near, **unknowns})
+    keras = keras_rates(run.model, images, (ds.x_train, ds.y_train), protocol.keep)
+    result = {
+        "held_out": held,
+        "seed": seed,
+        "run": str(run.dir),
+        "settings": settings,
+        "preset": config["preset"],
+        "precision": config["precision"],
+        "artifacts": {k: asdict(artifact_rates(p, images)) for k, p in artifacts.items()},
+        "keras": {k: asdict(v) for k, v in keras.items()},
+    }
+    write_json(cache, result)
+    return result
