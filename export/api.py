@@ -25,7 +25,7 @@ from herbi.export.rewrite import affine_batchnorms
 from herbi.export.source import Source
 from herbi.export.tflm import TflmFootprint, fits
 from herbi.runtime.classifier import Classifier
-from herbi.runtime.contract import Contract, sha256_file
+from herbi.runtime.contract import PIXEL_SCALE, Contract, sha256_file
 from herbi.runtime.unknown import Unknown, conformal_threshold
 from herbi.train.evaluate import keras_probs
 
@@ -157,6 +157,21 @@ def export_model(
     return report
 
 
+def score_head(source: Source, options: ExportOptions):
+    """The unknown score's head (fit on the train images) and the keep rate: the options', else
+    the run's; refused when the validation images are too few to promise that keep rate."""
+    from herbi.train.openset import fit_head  # TensorFlow: loaded by the source
+
+    ds = source.dataset
+    score, keep = options.score or source.unknown[0], options.keep or source.unknown[1]
+    if conformal_threshold(np.zeros(len(ds.x_val)), keep) == -np.inf:
+        raise ExportError(
+            f"--keep {keep}: {len(ds.x_val)} validation images are too few to promise it "
+            f"(need at least {math.ceil(1 / (1 - keep)) - 1})"
+        )
+    return fit_head(source.model, score, ds.x_train, ds.y_train, PIXEL_SCALE), keep
+
+
 def prepare(
     source: Source, out_dir: Path, options: ExportOptions, log: Log
 ) -> tuple[Job, ExportReport]:
@@ -169,15 +184,7 @@ def prepare(
         log(f"batch norms after activations as 1x1 depthwise convolutions: {', '.join(rewritten)}")
     seven_bit, why = resolve_reduce_range(options.reduce_range)
     contract = Contract(labels=source.labels, input_size=source.input_size)
-    score, keep = options.score or source.unknown[0], options.keep or source.unknown[1]
-    if conformal_threshold(np.zeros(len(ds.x_val)), keep) == -np.inf:
-        raise ExportError(
-            f"--keep {keep}: {len(ds.x_val)} validation images are too few to promise it "
-            f"(need at least {math.ceil(1 / (1 - keep)) - 1})"
-        )
-    from herbi.train.openset import fit_head  # TensorFlow: loaded by the source
-
-    head = fit_head(source.model, score, ds.x_train, ds.y_train, contract.scale)
+    head, keep = score_head(source, options)
     train = (ds.x_train[: options.qat_samples], ds.y_train[: options.qat_samples])
     inputs = BuildInputs(
         model,
@@ -201,7 +208,7 @@ def prepare(
         data=ds.source,
         labels=source.labels,
         calibration={"split": "train", "images": len(calib_ix), "stratified": True},
-        unknown={"score": score, "keep": keep, "threshold_from": f"{len(ds.x_val)} val images"},
+        unknown={"score": head.score, "keep": keep, "validation_images": len(ds.x_val)},
         reduce_range={"onnx_int8_7bit_weights": seven_bit, "reason": why},
         batchnorms_as_depthwise=rewritten,
         gate={
