@@ -103,3 +103,39 @@ def test_herbi_classify_says_unknown_with_score_and_threshold(
     assert UNKNOWN not in accepted
     line = json.loads(CliRunner().invoke(classify_main, [*args, "--json"]).output)
     assert line["unknown"] and line["label"] == UNKNOWN and line["score"] < line["threshold"]
+
+
+def test_the_run_report_states_the_float_threshold(fast_run):
+    from herbi.common.files import read_json
+
+    run, _ = fast_run
+    unknown = read_json(run / "metrics.json")["unknown"]
+    assert unknown["score"] == "cos_proto" and unknown["keep"] == 0.95
+    assert 0.8 <= unknown["test_kept"] <= 1 and 0 <= unknown["far_ood_rejected"] <= 1
+    assert f"below **{unknown['threshold']:.4f}**" in (run / "report.md").read_text()
+    manifest = read_json(run / "manifest.json")
+    assert manifest["config"]["unknown"] == {"score": "cos_proto", "keep": 0.95}
+
+
+@pytest.mark.slow
+def test_outliers_train_towards_an_unsure_answer(animals5, tmp_path):
+    from herbi.common.files import read_json
+    from herbi.train.cli import main
+
+    outliers = tmp_path / "none-of-them"
+    outliers.mkdir()
+    for i, image in enumerate(far_ood(40, seed=7)):
+        Image.fromarray(image).save(outliers / f"{i}.png")
+    args = ["--data", str(animals5), "--recipe", "fast", "--preset", "smoke", "--epochs", "1"]
+    out = tmp_path / "run"
+    done = CliRunner().invoke(main, [*args, "--outliers", str(outliers), "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    assert read_json(out / "manifest.json")["config"]["preset_options"]["outliers"] == str(outliers)
+    wrong = CliRunner().invoke(main, [*args[:2], "--outliers", str(outliers)])
+    assert wrong.exit_code == 2 and "--outliers" in wrong.output and "reference" in wrong.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = CliRunner().invoke(
+        main, [*args, "--outliers", str(empty), "--out", str(tmp_path / "x")]
+    )
+    assert nothing.exit_code != 0 and f"--outliers {empty}: holds no image files" in nothing.output

@@ -99,6 +99,11 @@ from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE, SCORES
     help="Share of known-class images the unknown threshold keeps (split-conformal on the validation images); herbi-export sets each artifact's own.",
 )
 @click.option(
+    "--outliers",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A folder of images of none of the classes (fast recipe): trained towards an unsure answer (Outlier Exposure), at most as many as the training images. Never use images of the classes you will test unknowns with.",
+)
+@click.option(
     "--verbose",
     is_flag=True,
     help="Show TensorFlow's informational start-up lines, hidden unless TF_CPP_MIN_LOG_LEVEL is set.",

@@ -64,6 +64,7 @@ class TrainOptions:
     val_fraction: float
     coarse: int
     score: str = DEFAULT_SCORE  # --score: the unknown score
+    outliers: Path | None = None  # --outliers: images of none of the classes
     keep: float = DEFAULT_KEEP  # --keep: known-class share its threshold keeps
 
 
@@ -130,6 +131,10 @@ def settle_config(options: TrainOptions, recipe: Recipe) -> dict:
     preset_options = recipe.presets[preset]
     # What the recipe's train_set reads from its preset (e.g. max_per_class).
     train_set_options = {k: v for k, v in preset_options.items() if k not in ("epochs", "budget")}
+    if options.outliers:
+        if not recipe.outliers:
+            raise OptionError("--outliers", f"the {recipe.name} recipe does not take outliers")
+        train_set_options["outliers"] = str(Path(options.outliers).resolve())
     precision, precision_why = env.resolve_precision(options.precision, recipe.bfloat16)
     epochs_text = options.epochs_text
     budget_text = None if epochs_text else options.budget_text or preset_options.get("budget")

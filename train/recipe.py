@@ -61,6 +61,7 @@ class Recipe:
     train_set: Callable[[Dataset, dict, int], tuple[np.ndarray, np.ndarray]]
     plan_stage: Callable[[StageInputs], StagePlan]
     bfloat16: bool = False  # whether --precision auto may train it in mixed bfloat16
+    outliers: bool = False  # whether its train_set takes --outliers (Outlier Exposure)
     published: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -11,13 +11,18 @@ AVX-512, VNNI and AVX512-BF16 but no AMX, float32. Other machines and how the re
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 from tf_keras import layers
 
+from herbi.common.errors import DataError
 from herbi.runtime.contract import float_input
+from herbi.runtime.errors import ImageError
+from herbi.runtime.image import is_image_file, to_rgb_array
 from herbi.train.complexity import model_macs
 from herbi.train.data import Dataset
 from herbi.train.recipe import Recipe, StageInputs, StagePlan, limit_per_class
@@ -143,9 +148,31 @@ class WeightAverage(keras.callbacks.Callback):
 
 
 def train_set(ds: Dataset, preset: dict, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The train split as model inputs: augmentation happens on the fly in ``plan_stage``."""
+    """The train split as model inputs: augmentation happens on the fly in ``plan_stage``.
+
+    With ``outliers`` (``herbi-train --outliers DIR``), images of none of the classes follow,
+    labelled -1: their target is the uniform distribution (Outlier Exposure, Hendrycks et al.,
+    ICLR 2019), so the model learns to be unsure of what it must answer ``unknown``.
+    """
     x, y = limit_per_class(ds.x_train, ds.y_train, preset.get("max_per_class"))
+    if preset.get("outliers"):
+        others = outlier_images(Path(preset["outliers"]), x.shape[1:3], len(x), seed)
+        x, y = np.concatenate([x, others]), np.concatenate([y, np.full(len(others), -1)])
     return float_input(x), y
+
+
+def outlier_images(folder: Path, size: tuple[int, int], most: int, seed: int) -> np.ndarray:
+    """Up to ``most`` images of ``folder`` (recursively; a seeded sample of a bigger folder, so
+    outliers never outnumber the training images), as uint8 arrays of ``size``."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+    if not files:
+        raise DataError(f"--outliers {folder}: holds no image files")
+    if len(files) > most:
+        files = sorted(np.random.default_rng(seed).choice(files, most, replace=False))
+    try:
+        return np.stack([to_rgb_array(f, size) for f in files])
+    except ImageError as e:
+        raise DataError(f"--outliers: {e}") from None
 
 
 def box(key: tf.Tensor, height: int, width: int, size: tf.Tensor) -> tf.Tensor:
@@ -188,7 +215,9 @@ def augmented(
         images = tf.where(inside[None, ..., None], images[::-1], images)
         return images, (1 - area) * labels + area * labels[::-1]
 
-    onehot = keras.utils.to_categorical(y, num_classes)
+    # An outlier (label -1) has the uniform target.
+    onehot = np.where(y[:, None] < 0, 1 / num_classes, np.eye(num_classes)[np.maximum(y, 0)])
+    onehot = onehot.astype(np.float32)
     image_keys, batch_keys = (
         tf.data.Dataset.random(seed=seed + i, rerandomize_each_iteration=True).batch(2)
         for i in range(2)
@@ -243,4 +272,5 @@ RECIPE = Recipe(
     train_set=train_set,
     plan_stage=plan_stage,
     bfloat16=True,
+    outliers=True,
 )
