@@ -22,7 +22,8 @@ USER_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
 # (tf2onnx's graph optimizer probes again), and the converters' notes on options they ignore.
 # Every other warning and error is passed on.
 TF_CHATTER = re.compile(
-    r"WARNING: All log messages before absl::InitializeLog|I\d{4} \d\d:|[EW]\d{4} \d\d:.*("
+    r"WARNING: All log messages before absl::InitializeLog|I\d{4} \d\d:|fully_quantize: \d, "
+    r"inference_type|[EW]\d{4} \d\d:.*("
     r"failed call to cuInit|Ignored output_format|Ignored drop_control_dependency"
     r"|Skipping runtime version metadata)"
 )
