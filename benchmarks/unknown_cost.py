@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from herbi.common.legacy_keras import without_chatter
 from herbi.export.tflm import TflmFootprint, measure
 from herbi.runtime.contract import PIXEL_SCALE
 from herbi.runtime.micro import tflm_interpreter
@@ -52,7 +53,8 @@ def classifier_only(run_dir: Path, calibration_images: int) -> bytes:
     calib = ds.x_train[calibration_indices(ds.y_train, calibration_images)]
     model, _ = affine_batchnorms(source.model)
     train, val = (ds.x_train, ds.y_train), (ds.x_val, ds.y_val)
-    return build_int8(BuildInputs(model, None, calib, train, val, PIXEL_SCALE))
+    with without_chatter():
+        return build_int8(BuildInputs(model, None, calib, train, val, PIXEL_SCALE))
 
 
 def host_ms(models: list[bytes], image: np.ndarray) -> list[float]:
