@@ -8,8 +8,6 @@ files are kept as ``*.rejected`` and ``export_report.json`` says why).
 
 from __future__ import annotations
 
-import math
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +16,7 @@ import click
 
 from herbi.common.errors import ExportError, HerbiError
 from herbi.common.legacy_keras import quiet_tensorflow
+from herbi.common.units import parse_size
 from herbi.export.calibration import DEFAULT_SIZE
 from herbi.export.formats import FORMATS, Limits, select
 from herbi.export.gate import GateOptions
@@ -56,22 +55,6 @@ def table(report) -> str:
     if report.gate.get("parity_images"):
         lines.append(f"agree: on {report.gate['parity_images']}; drop and p: paired, validation")
     return "\n".join(line.rstrip() for line in lines)
-
-
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(|b|k|kb|kib|m|mb|mib)\s*", re.IGNORECASE)
-_KIB, _MIB = 1 << 10, 1 << 20
-_UNITS = {"": 1, "b": 1, "k": _KIB, "kb": _KIB, "kib": _KIB, "m": _MIB, "mb": _MIB, "mib": _MIB}
-
-
-def parse_size(text: str, option: str) -> int:
-    """Bytes of ``65536``, ``256KB`` or ``1MB`` (KB = 1024 bytes, as datasheets count memory)."""
-    found = _SIZE.fullmatch(str(text))
-    if not found:
-        raise ExportError(f"{option} {text!r}: not a size (write e.g. 65536, 256KB or 1MB)")
-    size = math.floor(float(found[1]) * _UNITS[found[2].lower()])
-    if size <= 0:
-        raise ExportError(f"{option} {text!r}: must be more than 0 bytes")
-    return size
 
 
 def export_options(cli: dict) -> ExportOptions:

@@ -21,12 +21,32 @@ from herbi.runtime.contract import float_input
 from herbi.train.complexity import model_macs
 from herbi.train.data import Dataset
 from herbi.train.recipe import Recipe, StageInputs, StagePlan, limit_per_class
+from herbi.train.sizes import Footprint, Member
+
+# The size family (``herbi-train --size``; ``--fits`` picks the largest that fits a board).
+# Network: a stem conv, then three stages that each start with Conv-BN-ReLU-MaxPool and end
+# with a residual block of two Conv-BN-ReLU (ResNet-9 layout, shrunk). One table, airbench
+# style: the widths of the stem and stages 1-3, and which stages end with a residual block.
+# The arena is set by the 32x32 activations, so the small members keep the stem and stage 1
+# narrow (xs: 8 and 12 channels) and spend their parameters in the 8x8 stage. Footprints:
+# int8 model array and TFLM arena, measured as train.sizes.FOOTPRINT_MEASURED says.
+SIZES = {
+    # MLPerf Tiny scale (its ResNet-8: 78k parameters, 12.5M MACs); arena under 40 KB.
+    # s: what a 64 KB-SRAM board takes (48 KB arena once the reserve is kept).
+    "xs": Member((8, 12, 32, 48), (True, True, True),
+                 Footprint(82_237, 5_382_384, 97_904, 28_208, 35_264)),
+    "s": Member((8, 16, 32, 64), (True, True, True),
+                Footprint(122_877, 7_299_392, 139_920, 32_784, 40_992)),
+    "m": Member((12, 24, 48, 80), (True, True, True),
+                Footprint(217_161, 15_004_048, 236_944, 46_064, 57_584)),
+    # The model herbi has always trained: narrow enough for 80 epochs in 10 CPU minutes.
+    "l": Member((16, 32, 64, 96), (True, True, True),
+                Footprint(339_669, 25_510_368, 362_184, 59_344, 74_192)),
+}  # fmt: skip
+DEFAULT_SIZE = "l"
 
 HPARAMS = {
-    # Network: stem conv, then three stages that each start with Conv-BN-ReLU-MaxPool and end
-    # with a residual block of two Conv-BN-ReLU (ResNet-9 layout, shrunk).
-    "widths": (16, 32, 64, 96),  # stem, stages 1-3: 25.5M MACs, narrow enough for 80 CPU epochs
-    "residual": (True, True, True),  # which stages end with a residual block
+    **SIZES[DEFAULT_SIZE].hparams(),  # network: widths and residual blocks (SIZES)
     "bn_momentum": 0.9,  # ~35 steps per epoch: 0.99 would lag the weights for epochs
     # Optimisation.
     "batch_size": 64,  # ~35 steps per epoch on 2,250 images: enough updates, CPU still busy
@@ -209,11 +229,15 @@ def augmented(
 
 
 def plan_stage(s: StageInputs, hp: dict = HPARAMS) -> StagePlan:
-    """Build and compile the network; the schedule spans exactly this stage's steps."""
+    """Build and compile the network of the size ``s`` asks for (``hp``'s own where None);
+    the schedule spans exactly this stage's steps."""
     x, y = s.train_set
+    if s.size is not None:
+        hp = {**hp, **SIZES[s.size].hparams()}
     model = fast_net(s.num_classes, hp)
     click.echo(
-        f"[{s.stage}] fast network: {model.count_params():,} parameters, "
+        f"[{s.stage}] fast network, size {s.size or DEFAULT_SIZE}: "
+        f"{model.count_params():,} parameters, "
         f"{model_macs(model) / 1e6:.1f}M multiply-accumulates per image"
     )
     optimizer = keras.optimizers.SGD(
@@ -243,4 +267,6 @@ RECIPE = Recipe(
     train_set=train_set,
     plan_stage=plan_stage,
     bfloat16=True,
+    sizes=SIZES,
+    size=DEFAULT_SIZE,
 )
