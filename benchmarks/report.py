@@ -132,9 +132,10 @@ def details(report: dict) -> list[str]:
             tables.microcontroller_tables(report),
             "Flash counts the model array only (TFLite Micro's interpreter and kernels add tens "
             "of KB, depending on the target and compiler); the arena is what TFLM's recording "
-            "allocator measured plus the stated margin. The latency of a `tflm` row is TFLite "
-            "Micro's reference kernels on this machine's CPU, **not** a microcontroller's: "
-            "estimate yours from the MACs per image and your core's MACs per cycle.",
+            "allocator measured plus the stated margin. The latency of a `tflm` row elsewhere "
+            "in this report is a host figure: TFLite Micro's reference kernels on this "
+            "machine's CPU, **not** a microcontroller's; the per-board latencies here are "
+            "estimates from published MLPerf Tiny results (herbi.benchmarks.mcu_latency).",
         ),
         *section("Cold start and memory", tables.cold_table(report)),
         *section(

@@ -25,14 +25,16 @@ from herbi.common.units import parse_size
 
 KB = 1024
 
-# Flash kept for everything but the model array: TFLite Micro's interpreter and kernels, and
-# the application. TFLM's own figure is 16 KB for its core runtime on a Cortex-M3 and 22 KB
-# with a keyword-spotting model's ops (https://www.tensorflow.org/lite/microcontrollers);
-# herbi's models need about ten ops, and CMSIS-NN's optimized kernels are larger than the
-# reference ones, so 48 KB is allowed for TFLM, plus 32 KB for the application (start-up
-# code, HAL, C library, a sensor driver). A stated allowance, not a measurement: a radio stack
-# (e.g. a BLE SoftDevice, 100-150 KB) comes on top.
-FLASH_RESERVE = 80 * KB
+# Flash that TFLite Micro's interpreter and kernels take beside the model array, as a range:
+# TFLM's own figure is 16 KB for its core runtime on a Cortex-M3 and 22 KB with a keyword-
+# spotting model's ops (https://www.tensorflow.org/lite/microcontrollers); herbi's models need
+# about ten ops, and CMSIS-NN's optimized kernels are larger than the reference ones, so up to
+# 48 KB. A stated range, not a measurement of a build.
+TFLM_FLASH = (22 * KB, 48 * KB)
+# Flash kept for everything but the model array: TFLM at the top of its range, plus 32 KB for
+# the application (start-up code, HAL, C library, a sensor driver). A stated allowance: a
+# radio stack (e.g. a BLE SoftDevice, 100-150 KB) comes on top.
+FLASH_RESERVE = TFLM_FLASH[1] + 32 * KB
 # SRAM kept beside the tensor arena: the main stack (8 KB), the interpreter and op resolver
 # objects and TFLM's globals (~2 KB on a 32-bit core), the application's buffers (a 32x32 RGB
 # frame is 3 KB) and HAL state. A stated allowance, not a measurement; an RTOS or a radio

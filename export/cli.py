@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from herbi.common.boards import limits
 from herbi.common.errors import ExportError, HerbiError
 from herbi.common.legacy_keras import quiet_tensorflow
-from herbi.common.units import parse_size
 from herbi.export.calibration import DEFAULT_SIZE
 from herbi.export.formats import FORMATS, Limits, select
 from herbi.export.gate import GateOptions
@@ -64,10 +64,9 @@ def export_options(cli: dict) -> ExportOptions:
     formats = select(cli["family"], cli["quantize"], cli["qat"])
     if cli["qat_epochs"] < 1:
         raise ExportError(f"--qat-epochs {cli['qat_epochs']}: must be at least 1")
-    arena, flash = (
-        parse_size(cli[k], f"--{k.replace('_', '-')}") if cli[k] else None
-        for k in ("max_arena", "max_flash")
-    )
+    arena = flash = None
+    if cli["fits"] or cli["max_arena"] or cli["max_flash"]:
+        arena, flash = limits(cli["fits"], cli["max_arena"], cli["max_flash"])
     gate = GateOptions(
         min_agreement=cli["min_agreement"],
         max_drop=cli["max_drop"],
@@ -160,6 +159,12 @@ def export_options(cli: dict) -> ExportOptions:
     "--max-flash",
     default=None,
     help="Microcontroller formats: refuse a model array above this many bytes, e.g. 1MB.",
+)
+@click.option(
+    "--fits",
+    metavar="BOARD",
+    default=None,
+    help="Microcontroller formats: refuse what does not fit BOARD (e.g. stm32l432kc), its SRAM and flash less a reserve for TFLM and the application (herbi.common.boards); with --max-arena/--max-flash the tighter limit counts.",
 )
 @click.option(
     "--score",

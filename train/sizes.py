@@ -35,11 +35,14 @@ class Footprint:
 @dataclass(frozen=True)
 class Member:
     """One size: the widths of the stem and each stage, which stages end with a residual
-    block, and its measured footprint."""
+    block, its measured footprint and accuracy."""
 
     widths: tuple[int, ...]
     residual: tuple[bool, ...]
     footprint: Footprint
+    # Test accuracy, mean and 95% interval half-width over seeds 0, 1, 2 with the preset cpu
+    # (docs/recipes.md has the command); None until measured.
+    accuracy: tuple[float, float] | None = None
 
     def hparams(self) -> dict:
         """The network hyperparameters this member sets."""
