@@ -51,30 +51,6 @@ def test_recorded_parameters_and_macs_are_the_networks():
         assert model_macs(model) == member.footprint.macs
 
 
-@pytest.mark.slow
-def test_recorded_footprint_of_the_smallest_is_a_real_conversion():
-    """The smallest member through herbi's own int8 conversion (with the unknown score) and
-    TFLite Micro, as train.sizes.FOOTPRINT_MEASURED says."""
-    import numpy as np
-
-    from herbi.export.tflm import measure
-    from herbi.export.to_tflite import convert, int8_converter
-    from herbi.train.openset import ScoreHead, with_score
-    from herbi.train.recipes.fast import fast_net
-
-    name = next(iter(SIZES))
-    member = SIZES[name]
-    model = fast_net(5, {**HPARAMS, **member.hparams()})
-    rng = np.random.default_rng(0)
-    means = rng.normal(size=(member.widths[-1], 5)).astype(np.float32)
-    scored = with_score(model, ScoreHead("cos_proto", (means / np.linalg.norm(means, axis=0),)))
-    calibration = rng.uniform(-1, 1, size=(64, 32, 32, 3)).astype(np.float32)
-    footprint = measure(convert(int8_converter(scored, calibration)))
-    assert footprint.arena_bytes == member.footprint.arena_bytes
-    assert footprint.declared_arena_bytes == member.footprint.declared_arena_bytes
-    assert abs(footprint.flash_bytes - member.footprint.flash_bytes) <= 64  # flatbuffer padding
-
-
 def test_board_limits_keep_the_stated_reserves():
     nrf = board("NRF52832")  # any case
     assert (nrf.model_arena, nrf.model_flash) == (64 * KB - SRAM_RESERVE, 512 * KB - FLASH_RESERVE)
@@ -170,3 +146,40 @@ def test_bench_renders_the_family_and_per_board_estimates():
     assert "**estimate**" in text and "tiny_results_v0.5/closed/reference" in text
     assert "no published figure for this core" in text  # the ESP32-S3's Xtensa
     assert text.count("to be measured") == len(SIZES)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("limit", "size"),
+    [
+        (["--fits", "stm32l432kc"], "s"),  # 64 KB SRAM, 256 KB flash
+        (["--fits", LARGEST.key], "l"),
+        (["--max-arena", "40KB", "--max-flash", "128KB"], "xs"),  # the smallest's promise
+    ],
+)
+def test_fits_then_export_passes_the_same_limits(limit, size, animals5, tmp_path):
+    """herbi-train with the limits (one smoke epoch), then herbi-export --format tflm with the
+    same limits: the member picked passes them, at the footprint its table row records."""
+    import json
+
+    from click.testing import CliRunner
+
+    from herbi.export.cli import main as export
+    from herbi.train.cli import main as train
+
+    run, out = tmp_path / "run", tmp_path / "export"
+    args = ["--data", str(animals5), "--recipe", "fast", "--preset", "smoke", "--epochs", "1"]
+    result = CliRunner().invoke(train, [*args, *limit, "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "manifest.json").read_text())["config"]["size"] == size
+    assert f"herbi-train: size {size}, the largest that fits" in result.output
+    result = CliRunner().invoke(export, ["--model", str(run), "--format", "tflm", "--no-check",
+                                         "--out", str(out), *limit])  # fmt: skip
+    assert result.exit_code == 0, result.output  # a limit exceeded would exit 3 (rejected)
+    footprint = json.loads((out / "tflm-int8" / "footprint.json").read_text())
+    arena, flash = limits(*(dict(zip(limit[::2], limit[1::2], strict=True)).get(o)
+                            for o in ("--fits", "--max-arena", "--max-flash")))  # fmt: skip
+    assert footprint["declared_arena_bytes"] <= arena and footprint["flash_bytes"] <= flash
+    recorded = SIZES[size].footprint
+    assert abs(footprint["declared_arena_bytes"] - recorded.declared_arena_bytes) <= 64
+    assert abs(footprint["flash_bytes"] - recorded.flash_bytes) <= 256

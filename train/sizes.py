@@ -11,17 +11,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-# How every member's footprint below was measured (tests/test_sizes.py re-measures them).
+# How every member's footprint was measured (tests/test_sizes.py re-measures some).
 FOOTPRINT_MEASURED = (
-    "random weights, 5 classes, with the cos_proto unknown score; int8 through "
-    "herbi.export.to_tflite, arena by herbi.export.tflm.measure (tflite-micro "
-    "0.dev20261023182759, reference kernels, x86-64 host: AMD EPYC), TensorFlow 2.21.0"
+    "herbi-train --recipe fast --preset smoke --epochs 1 --size NAME on cifar10-animals5 "
+    "(5 classes), then herbi-export --format tflm (int8, cos_proto unknown score included; "
+    "tflite-micro 0.dev20261023182759, reference kernels, x86-64 host: AMD EPYC; TensorFlow "
+    "2.21.0)"
 )
 
 
 @dataclass(frozen=True)
 class Footprint:
-    """One member's costs. The arena is the host's (64-bit pointers: a 32-bit core's
+    """One member's costs. They depend on the shapes, not the weights: a trained model's
+    differ by a few bytes. The arena is the host's (64-bit pointers: a 32-bit core's
     persistent part is a little smaller); each class beyond 5 adds ~2 x features bytes of
     flash (the last layer and the score head)."""
 
