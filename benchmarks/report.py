@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from herbi.benchmarks import tables
-from herbi.benchmarks.plots import plot_accuracy_latency, plot_sizes
+from herbi.benchmarks.plots import plot_accuracy_latency, plot_family, plot_sizes
 from herbi.common.files import write_json, write_text
 
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
@@ -159,3 +159,5 @@ def write_report(report: dict, out_dir: Path) -> None:
     threads = str(report["settings"].threads[0])
     plot_accuracy_latency(rows, threads, out_dir / ACCURACY_PNG, label)
     plot_sizes(rows, out_dir / SIZE_PNG, label)
+    if tables.family_measured():
+        plot_family(tables.family_measured(), out_dir / tables.FAMILY_PNG)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 Column = tuple[str, Callable[..., str]]
 NONE = "—"
+FAMILY_PNG = "size_family.png"  # drawn once a size's accuracy is recorded (train.sizes.Member)
 
 
 def ms(x: float) -> str:
@@ -251,7 +252,16 @@ def microcontroller_tables(report: dict) -> list[str]:
     if rows:
         lines += ["", "The fast recipe's sizes (herbi-train --size or --fits; footprints "
                   f"recorded: {FOOTPRINT_MEASURED}):", "", *family_table(SIZES)]  # fmt: skip
+        if family_measured():
+            lines += ["", f"![accuracy against flash]({FAMILY_PNG})"]
     return lines
+
+
+def family_measured() -> dict:
+    """The fast recipe's sizes whose accuracy is recorded (what the family plot draws)."""
+    from herbi.train.recipes.fast import SIZES
+
+    return {name: m for name, m in SIZES.items() if m.accuracy is not None}
 
 
 def unknown_cost_table(rows: list) -> list[str]:

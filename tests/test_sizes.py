@@ -183,3 +183,16 @@ def test_fits_then_export_passes_the_same_limits(limit, size, animals5, tmp_path
     recorded = SIZES[size].footprint
     assert abs(footprint["declared_arena_bytes"] - recorded.declared_arena_bytes) <= 64
     assert abs(footprint["flash_bytes"] - recorded.flash_bytes) <= 256
+
+
+def test_a_recorded_accuracy_reaches_the_table_and_the_plot(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from herbi.benchmarks import tables
+    from herbi.benchmarks.plots import plot_family
+
+    monkeypatch.setitem(SIZES, "xs", replace(SIZES["xs"], accuracy=(0.70, 0.02)))
+    assert list(tables.family_measured()) == ["xs"]
+    assert "70.0% ± 2.0" in family_table(SIZES)[2]
+    plot_family(tables.family_measured(), tmp_path / tables.FAMILY_PNG)
+    assert (tmp_path / tables.FAMILY_PNG).stat().st_size > 0
