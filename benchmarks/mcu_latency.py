@@ -37,7 +37,9 @@ class Published:
 
 
 def _result(version: str, path: str) -> str:
-    return f"github.com/mlcommons/tiny_results_{version}/{path}/ic/performance/results.txt"
+    """The result file's address: the results repository of MLPerf Tiny ``version``."""
+    return (f"https://github.com/mlcommons/tiny_results_{version}/blob/HEAD/{path}"
+            "/ic/performance/results.txt")  # fmt: skip
 
 
 PUBLISHED: tuple[Published, ...] = (

@@ -21,7 +21,7 @@ def _span(values: list[float]) -> str:
 def _basis(e: Estimate) -> str:
     p = e.basis
     return (f"{p.runtime}: {ms(e.ms)} ms ({p.cycles_per_mac:.2f} cycles/MAC, "
-            f"[{p.system}](https://{p.source}))")  # fmt: skip
+            f"[{p.system}]({p.source}))")  # fmt: skip
 
 
 def latency_columns(macs: int) -> list[Column]:

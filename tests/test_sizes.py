@@ -125,7 +125,9 @@ def test_latency_estimate_is_macs_times_cycles_per_mac_over_the_clock():
     for e in found:
         assert e.ms == pytest.approx(25e6 * e.basis.cycles_per_mac / 64e6 * 1e3)
     assert estimates(25_000_000, board("esp32-s3")) == []  # no published figure, no estimate
-    assert all(p.source.startswith("github.com/mlcommons/tiny_results_v") for p in PUBLISHED)
+    assert all(
+        p.source.startswith("https://github.com/mlcommons/tiny_results_v") for p in PUBLISHED
+    )
     for p in PUBLISHED:  # every cited result is for a core some board has
         assert any(b.core == p.core for b in BOARDS)
 
