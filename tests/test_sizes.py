@@ -145,7 +145,10 @@ def test_bench_renders_the_family_and_per_board_estimates():
     row = SimpleNamespace(status="ok", name="tflm-int8", footprint=footprint, unknown_cost=None,
                           quality=SimpleNamespace(accuracy=0.7, agreement=1.0))  # fmt: skip
     text = "\n".join(microcontroller_tables({"rows": {"tflm-int8": row}}))
-    assert "**estimate**" in text and "tiny_results_v0.5/closed/reference" in text
+    assert (
+        "**estimate**" in text
+        and "tiny_results_v0.5/blob/HEAD/closed/reference/results/Nucleo-L4R5ZI" in text
+    )
     assert "no published figure for this core" in text  # the ESP32-S3's Xtensa
     assert text.count("to be measured") == len(SIZES)
 
