@@ -145,11 +145,19 @@ def fits(arena_bytes: int, flash_bytes: int) -> list[tuple[Board, bool, str]]:
     return rows
 
 
+NO_LIMIT = 1 << 62  # bytes: more than any device has
+
+
+def limit_text(limit: int) -> str:
+    """A limit from :func:`limits` in words."""
+    return "no limit" if limit == NO_LIMIT else f"{limit:,} bytes"
+
+
 def limits(fits: str | None, max_arena: str | None, max_flash: str | None) -> tuple[int, int]:
     """The arena and model-array limits that ``--fits BOARD`` (the board's memory less the
     reserves), ``--max-arena`` and ``--max-flash`` (as written, e.g. ``48KB``) set together:
-    the tighter of each; no limit is a very large number."""
-    arena = flash = 1 << 62
+    the tighter of each; :data:`NO_LIMIT` where none is set."""
+    arena = flash = NO_LIMIT
     if fits is not None:
         target = board(fits)
         arena, flash = target.model_arena, target.model_flash

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from herbi.common.boards import limits
+from herbi.common.boards import NO_LIMIT, limits
 from herbi.common.errors import ExportError, HerbiError
 from herbi.common.legacy_keras import quiet_tensorflow
 from herbi.export.calibration import DEFAULT_SIZE
@@ -64,9 +64,10 @@ def export_options(cli: dict) -> ExportOptions:
     formats = select(cli["family"], cli["quantize"], cli["qat"])
     if cli["qat_epochs"] < 1:
         raise ExportError(f"--qat-epochs {cli['qat_epochs']}: must be at least 1")
-    arena = flash = None
-    if cli["fits"] or cli["max_arena"] or cli["max_flash"]:
-        arena, flash = limits(cli["fits"], cli["max_arena"], cli["max_flash"])
+    arena, flash = (
+        None if n == NO_LIMIT else n
+        for n in limits(cli["fits"], cli["max_arena"], cli["max_flash"])
+    )
     gate = GateOptions(
         min_agreement=cli["min_agreement"],
         max_drop=cli["max_drop"],

@@ -103,15 +103,20 @@ def test_size_options_refused_with_the_option_named(given, option, said):
     assert error.value.option == option and said in str(error.value)
 
 
-def test_unknown_board_is_one_click_line_listing_the_known():
+def test_unknown_board_is_one_line_listing_the_known(tmp_path):
     from click.testing import CliRunner
 
-    from herbi.train.cli import main
+    from herbi.export.cli import main as export
+    from herbi.train.cli import main as train
 
-    result = CliRunner().invoke(main, ["--recipe", "fast", "--fits", "nope"])
-    assert result.exit_code == 2
+    result = CliRunner().invoke(train, ["--recipe", "fast", "--fits", "nope"])
+    assert result.exit_code == 2  # click's usage error
     line = next(x for x in result.output.splitlines() if "unknown board" in x)
     assert "Invalid value for --fits" in line and all(b.key in line for b in BOARDS)
+    result = CliRunner().invoke(export, ["--model", str(tmp_path), "--format", "tflm",
+                                         "--fits", "nope"])  # fmt: skip
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [f"Error: {line.split(': ', 2)[2]}"]
 
 
 def test_latency_estimate_is_macs_times_cycles_per_mac_over_the_clock():

@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 import tf_keras as keras
 
-from herbi.common.boards import limits
+from herbi.common.boards import limit_text, limits
 from herbi.common.errors import HerbiError
 from herbi.common.files import atomic_path, write_json
 from herbi.common.provenance import git_commit, package_versions
@@ -112,7 +112,8 @@ def run(options: TrainOptions, started: float) -> Path:
         raise OptionError("--recipe", f"{options.recipe_name!r}; choose from {', '.join(RECIPES)}")
     if options.resume:
         return resume(RunFolder(options.out or RUNS / "latest"), options.strategy_name)
-    recipe = RECIPES[options.recipe_name].sized(choose_size(options, RECIPES[options.recipe_name]))
+    recipe = RECIPES[options.recipe_name]
+    recipe = recipe.sized(choose_size(options, recipe))
     config = settle_config(options, recipe)
     ds = load_dataset(options.data_path, options.val_fraction, options.seed, options.coarse)
     run_dir, point_latest = new_run_dir(options.out)
@@ -136,7 +137,8 @@ def choose_size(options: TrainOptions, recipe: Recipe) -> str | None:
     limited = [o for o in ("fits", "max_arena", "max_flash") if getattr(options, o)]
     if not limited:
         if options.size is not None and options.size not in recipe.sizes:
-            raise OptionError("--size", f"{options.size!r}; choose from {', '.join(recipe.sizes)}")
+            sizes = ", ".join(recipe.sizes) or f"none, recipe {recipe.name} has one size"
+            raise OptionError("--size", f"{options.size!r}; choose from {sizes}")
         return options.size
     flag = "--" + limited[0].replace("_", "-")
     if options.size is not None:
@@ -148,16 +150,18 @@ def choose_size(options: TrainOptions, recipe: Recipe) -> str | None:
     except HerbiError as e:
         raise OptionError(flag, str(e)) from None
     size = largest_fitting(recipe.sizes, arena, flash)
-    smallest = min(recipe.sizes.values(), key=lambda m: m.footprint.params).footprint
     if size is None:
-        raise OptionError(flag, f"no size fits {arena:,} bytes of arena and {flash:,} of flash "
-                          f"(the smallest needs {smallest.declared_arena_bytes:,} and "
-                          f"{smallest.flash_bytes:,})")  # fmt: skip
+        smallest = min(recipe.sizes.values(), key=lambda m: m.footprint.params).footprint
+        raise OptionError(flag, f"no size fits an arena of {limit_text(arena)} and a model "
+                          f"array of {limit_text(flash)} (the smallest needs "
+                          f"{smallest.declared_arena_bytes:,} and {smallest.flash_bytes:,} "
+                          "bytes)")  # fmt: skip
     footprint = recipe.sizes[size].footprint
     click.echo(
         f"herbi-train: size {size}, the largest that fits {options.fits or 'the limits'}: "
-        f"arena {footprint.declared_arena_bytes:,} <= {arena:,} bytes, model "
-        f"{footprint.flash_bytes:,} <= {flash:,} bytes (recorded int8 footprint)"
+        f"arena {footprint.declared_arena_bytes:,} bytes (limit: {limit_text(arena)}), model "
+        f"array {footprint.flash_bytes:,} bytes (limit: {limit_text(flash)}); recorded int8 "
+        "footprints"
     )
     return size
 
