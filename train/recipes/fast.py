@@ -3,6 +3,9 @@
 A shrunk ResNet-9 of Conv-BN-ReLU blocks (each BN folds into its conv, so int8 keeps its
 accuracy), trained with on-the-fly crop, flip and CutMix and an average of the weights (EMA).
 
+Four sizes of the network (``SIZES``: ``--size``, ``--fits BOARD``), from MLPerf Tiny scale
+to ``l``, the default and the model below.
+
 Headline (stand-in data ``cifar10-animals5``, not CIFAR-100; preset ``cpu`` with its 10-minute
 budget, whole command, mean of seeds 0/1/2): 72.9% test accuracy on a 2-core Intel Xeon with
 AVX-512, VNNI and AVX512-BF16 but no AMX, float32. Other machines and how the recipe got here:
@@ -31,10 +34,11 @@ from herbi.train.sizes import Footprint, Member
 # narrow (xs: 8 and 12 channels) and spend their parameters in the 8x8 stage. Footprints:
 # int8 model array and TFLM arena, measured as train.sizes.FOOTPRINT_MEASURED says.
 SIZES = {
-    # MLPerf Tiny scale (its ResNet-8: 78k parameters, 12.5M MACs); arena under 40 KB.
-    # s: what a 64 KB-SRAM board takes (48 KB arena once the reserve is kept).
+    #                 widths           residual            params  MACs  flash  arena  declared
+    # MLPerf Tiny scale (its ResNet-8: 78k parameters, 12.5M MACs): <= 128 KB and 40 KB.
     "xs": Member((8, 12, 32, 48), (True, True, True),
                  Footprint(82_237, 5_382_384, 100_768, 28_240, 35_312)),
+    # What a 64 KB-SRAM board takes (a 48 KB arena once herbi.common.boards' reserve is kept).
     "s": Member((8, 16, 32, 64), (True, True, True),
                 Footprint(122_877, 7_299_392, 142_928, 32_816, 41_024)),
     "m": Member((12, 24, 48, 80), (True, True, True),
