@@ -14,8 +14,8 @@ from herbi.train.sizes import Member
 
 
 def _span(values: list[float]) -> str:
-    low, high = min(values), max(values)
-    return ms(low) if low == high else f"{ms(low)}–{ms(high)}"
+    low, high = ms(min(values)), ms(max(values))
+    return low if low == high else f"{low}–{high}"
 
 
 def _basis(e: Estimate) -> str:
