@@ -91,6 +91,7 @@ def test_fits_picks_the_largest_member_that_fits():
         ({"size": "xxl"}, "--size", "'xxl'; choose from xs, s, m, l"),
         ({"max_flash": "lots"}, "--max-flash", "not a size"),
         ({"fits": "nrf52832", "recipe_name": "reference"}, "--fits", "has one size"),
+        ({"size": "xs", "recipe_name": "reference"}, "--size", "'xs'; recipe reference has one"),
     ],
 )
 def test_size_options_refused_with_the_option_named(given, option, said):

@@ -137,8 +137,9 @@ def choose_size(options: TrainOptions, recipe: Recipe) -> str | None:
     limited = [o for o in ("fits", "max_arena", "max_flash") if getattr(options, o)]
     if not limited:
         if options.size is not None and options.size not in recipe.sizes:
-            sizes = ", ".join(recipe.sizes) or f"none, recipe {recipe.name} has one size"
-            raise OptionError("--size", f"{options.size!r}; choose from {sizes}")
+            sizes = ", ".join(recipe.sizes)
+            said = f"choose from {sizes}" if sizes else f"recipe {recipe.name} has one size"
+            raise OptionError("--size", f"{options.size!r}; {said}")
         return options.size
     flag = "--" + limited[0].replace("_", "-")
     if options.size is not None:
