@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from herbi.benchmarks import tables
-from herbi.benchmarks.plots import plot_accuracy_latency, plot_sizes
+from herbi.benchmarks.plots import plot_accuracy_latency, plot_family, plot_sizes
 from herbi.common.files import write_json, write_text
 
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
@@ -132,9 +132,10 @@ def details(report: dict) -> list[str]:
             tables.microcontroller_tables(report),
             "Flash counts the model array only (TFLite Micro's interpreter and kernels add tens "
             "of KB, depending on the target and compiler); the arena is what TFLM's recording "
-            "allocator measured plus the stated margin. The latency of a `tflm` row is TFLite "
-            "Micro's reference kernels on this machine's CPU, **not** a microcontroller's: "
-            "estimate yours from the MACs per image and your core's MACs per cycle.",
+            "allocator measured plus the stated margin. The latency of a `tflm` row elsewhere "
+            "in this report is a host figure: TFLite Micro's reference kernels on this "
+            "machine's CPU, **not** a microcontroller's; the per-board latencies here are "
+            "estimates from published MLPerf Tiny results (herbi.benchmarks.mcu_latency).",
         ),
         *section("Cold start and memory", tables.cold_table(report)),
         *section(
@@ -158,3 +159,5 @@ def write_report(report: dict, out_dir: Path) -> None:
     threads = str(report["settings"].threads[0])
     plot_accuracy_latency(rows, threads, out_dir / ACCURACY_PNG, label)
     plot_sizes(rows, out_dir / SIZE_PNG, label)
+    if tables.family_measured():
+        plot_family(tables.family_measured(), out_dir / tables.FAMILY_PNG)

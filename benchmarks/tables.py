@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 Column = tuple[str, Callable[..., str]]
 NONE = "—"
+FAMILY_PNG = "size_family.png"  # drawn once a size's accuracy is recorded (train.sizes.Member)
 
 
 def ms(x: float) -> str:
@@ -74,7 +75,7 @@ def summary_table(report: dict) -> list[str]:
     def b1(r, p99: bool) -> str:
         if r.browser:  # the page's own clock: per image in Chromium, no thread setting
             return f"{ms(r.browser.per_image_p90_ms if p99 else r.browser.per_image_ms)} (browser)"
-        tflm = " (TFLM ref. kernels)" if r.backend == "tflm" else ""
+        tflm = " (this host, TFLM ref. kernels)" if r.backend == "tflm" else ""
         timing = r.timing[one].batch1
         return ms(timing.p99_ms if p99 else timing.p50_ms) + tflm
 
@@ -218,8 +219,12 @@ def findings(report: dict) -> list[str]:
 
 
 def microcontroller_tables(report: dict) -> list[str]:
-    """Microcontroller artifacts: flash, arena and MACs, and which common boards they fit."""
-    from herbi.benchmarks.boards import fits
+    """Microcontroller artifacts: flash, arena and MACs, which common boards they fit with an
+    estimated latency on each, and the fast recipe's size family."""
+    from herbi.benchmarks.mcu_tables import family_table, flash_estimate, latency_columns
+    from herbi.common.boards import fits
+    from herbi.train.recipes.fast import SIZES
+    from herbi.train.sizes import FOOTPRINT_MEASURED
 
     rows = [r for r in measured(report) if r.footprint]
     columns: list[Column] = [
@@ -235,12 +240,28 @@ def microcontroller_tables(report: dict) -> list[str]:
     lines = table(columns, rows, optional=True) + unknown_cost_table(rows)
     for r in rows:
         verdicts = fits(r.footprint.declared_arena_bytes, r.footprint.flash_bytes)
-        lines += ["", f"Fits ({r.name}: declared arena in one SRAM block, model array in flash):",
+        lines += ["", f"Fits ({r.name}: declared arena in one SRAM block, model array in flash, "
+                  "each less the reserve herbi.common.boards states; latency: MACs x cycles "
+                  "per MAC / clock from published MLPerf Tiny results, an estimate):",
                   "", *table([("board", lambda v: f"[{v[0].name}]({v[0].source})"),
-                              ("core", lambda v: v[0].core),
+                              ("core", lambda v: f"{v[0].core}, {v[0].clock_mhz} MHz"),
                               ("fits", lambda v: "yes" if v[1] else "**no**"),
-                              ("why", lambda v: v[2])], verdicts)]  # fmt: skip
+                              ("why", lambda v: v[2]),
+                              *latency_columns(r.footprint.macs)], verdicts),
+                  "", flash_estimate(r.footprint.flash_bytes)]  # fmt: skip
+    if rows:
+        lines += ["", "The fast recipe's sizes (herbi-train --size or --fits; footprints "
+                  f"recorded: {FOOTPRINT_MEASURED}):", "", *family_table(SIZES)]  # fmt: skip
+        if family_measured():
+            lines += ["", f"![accuracy against flash]({FAMILY_PNG})"]
     return lines
+
+
+def family_measured() -> dict:
+    """The fast recipe's sizes whose accuracy is recorded (what the family plot draws)."""
+    from herbi.train.recipes.fast import SIZES
+
+    return {name: m for name, m in SIZES.items() if m.accuracy is not None}
 
 
 def unknown_cost_table(rows: list) -> list[str]:

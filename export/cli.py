@@ -8,14 +8,13 @@ files are kept as ``*.rejected`` and ``export_report.json`` says why).
 
 from __future__ import annotations
 
-import math
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from herbi.common.boards import NO_LIMIT, limits
 from herbi.common.errors import ExportError, HerbiError
 from herbi.common.legacy_keras import quiet_tensorflow
 from herbi.export.calibration import DEFAULT_SIZE
@@ -58,22 +57,6 @@ def table(report) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(|b|k|kb|kib|m|mb|mib)\s*", re.IGNORECASE)
-_KIB, _MIB = 1 << 10, 1 << 20
-_UNITS = {"": 1, "b": 1, "k": _KIB, "kb": _KIB, "kib": _KIB, "m": _MIB, "mb": _MIB, "mib": _MIB}
-
-
-def parse_size(text: str, option: str) -> int:
-    """Bytes of ``65536``, ``256KB`` or ``1MB`` (KB = 1024 bytes, as datasheets count memory)."""
-    found = _SIZE.fullmatch(str(text))
-    if not found:
-        raise ExportError(f"{option} {text!r}: not a size (write e.g. 65536, 256KB or 1MB)")
-    size = math.floor(float(found[1]) * _UNITS[found[2].lower()])
-    if size <= 0:
-        raise ExportError(f"{option} {text!r}: must be more than 0 bytes")
-    return size
-
-
 def export_options(cli: dict) -> ExportOptions:
     """The export options click parsed (keyword names as the options'), checked, as one value."""
     from herbi.export.api import ExportOptions
@@ -82,8 +65,8 @@ def export_options(cli: dict) -> ExportOptions:
     if cli["qat_epochs"] < 1:
         raise ExportError(f"--qat-epochs {cli['qat_epochs']}: must be at least 1")
     arena, flash = (
-        parse_size(cli[k], f"--{k.replace('_', '-')}") if cli[k] else None
-        for k in ("max_arena", "max_flash")
+        None if n == NO_LIMIT else n
+        for n in limits(cli["fits"], cli["max_arena"], cli["max_flash"])
     )
     gate = GateOptions(
         min_agreement=cli["min_agreement"],
@@ -177,6 +160,12 @@ def export_options(cli: dict) -> ExportOptions:
     "--max-flash",
     default=None,
     help="Microcontroller formats: refuse a model array above this many bytes, e.g. 1MB.",
+)
+@click.option(
+    "--fits",
+    metavar="BOARD",
+    default=None,
+    help="Microcontroller formats: refuse what does not fit BOARD (e.g. stm32l432kc), its SRAM and flash less a reserve for TFLM and the application (herbi.common.boards); with --max-arena/--max-flash the tighter limit counts.",
 )
 @click.option(
     "--score",

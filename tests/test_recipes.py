@@ -85,7 +85,9 @@ def test_fast_smoke_run_learns_and_saves_a_float32_model(fast_run):
     import tf_keras as keras
 
     out, output = fast_run
-    assert output.splitlines()[0].startswith("herbi-train: recipe fast, preset smoke")
+    # The default size: the model herbi always trained, recorded in the manifest.
+    assert output.splitlines()[0].startswith("herbi-train: recipe fast, size l, preset smoke")
+    assert json.loads((out / "manifest.json").read_text())["config"]["size"] == "l"
     assert "parameters" in output and "multiply-accumulates per image" in output
     names = {p.name for p in out.iterdir()}
     assert {"train.keras", "model.keras", "metrics.json", "report.md", "history.csv"} <= names

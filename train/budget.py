@@ -68,7 +68,9 @@ def probe(
     """Seconds per epoch of the recipe's first stage here, in ``precision``: a throwaway model,
     epoch 2 timed, with the trainer's own per-epoch callbacks writing into a temporary folder."""
     timer = EpochTime()
-    inputs = StageInputs(recipe.stages[0], PROBE_EPOCHS, None, train_set, ds.num_classes, seed)
+    inputs = StageInputs(
+        recipe.stages[0], PROBE_EPOCHS, None, train_set, ds.num_classes, seed, recipe.size
+    )
     with compute_precision(precision), tempfile.TemporaryDirectory(prefix="herbi-probe-") as tmp:
         with strategy.scope():
             plan = recipe.plan_stage(inputs)

@@ -34,6 +34,23 @@ from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE, SCORES
     help="reference: the study's CNN and schedule, faithfully; fast: the improved, edge-sized recipe to deploy.",
 )
 @click.option(
+    "--size",
+    help="Fast recipe: the family member to train, xs, s, m or l (docs/recipes.md). Default: l, the model herbi has always trained.",
+)
+@click.option(
+    "--fits",
+    metavar="BOARD",
+    help="Fast recipe: train the largest size whose int8 model fits BOARD (e.g. stm32l432kc), its memory less a reserve for TFLM and the application; see herbi.common.boards.",
+)
+@click.option(
+    "--max-arena",
+    help="Fast recipe: train the largest size whose declared TFLite Micro arena is at most this, e.g. 48KB (with --fits: the tighter).",
+)
+@click.option(
+    "--max-flash",
+    help="Fast recipe: train the largest size whose int8 model array is at most this, e.g. 176KB (with --fits: the tighter).",
+)
+@click.option(
     "--preset",
     type=click.Choice(["full", "cpu", "smoke", "reference"]),
     help="full = the recipe's whole schedule (GPU; 'reference' is an old name for it), cpu = a short schedule for 2 CPU cores, smoke = seconds (tests). Default: full on a GPU, cpu elsewhere.",

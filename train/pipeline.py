@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 import tf_keras as keras
 
+from herbi.common.boards import limit_text, limits
 from herbi.common.errors import HerbiError
 from herbi.common.files import atomic_path, write_json
 from herbi.common.provenance import git_commit, package_versions
@@ -32,6 +33,7 @@ from herbi.train.recipe import Recipe
 from herbi.train.recipes import RECIPES
 from herbi.train.report import write_metrics, write_plots, write_report
 from herbi.train.run import data_config, dataset_from_config
+from herbi.train.sizes import largest_fitting
 from herbi.train.trainer import TrainConfig, train_stages
 
 RUNS = Path("runs")
@@ -66,6 +68,10 @@ class TrainOptions:
     score: str = DEFAULT_SCORE  # --score: the unknown score
     outliers: Path | None = None  # --outliers: images of none of the classes
     keep: float = DEFAULT_KEEP  # --keep: known-class share its threshold keeps
+    size: str | None = None  # --size: the family member; None: the recipe's default
+    fits: str | None = None  # --fits: a board key (herbi.common.boards)
+    max_arena: str | None = None  # --max-arena, as written (e.g. 48KB)
+    max_flash: str | None = None  # --max-flash, as written
 
 
 def parse_epochs(
@@ -105,9 +111,10 @@ def run(options: TrainOptions, started: float) -> Path:
     ``started`` is when the command started (``time.monotonic()``): what --budget counts from."""
     if options.recipe_name not in RECIPES:
         raise OptionError("--recipe", f"{options.recipe_name!r}; choose from {', '.join(RECIPES)}")
-    recipe = RECIPES[options.recipe_name]
     if options.resume:
         return resume(RunFolder(options.out or RUNS / "latest"), options.strategy_name)
+    recipe = RECIPES[options.recipe_name]
+    recipe = recipe.sized(choose_size(options, recipe))
     config = settle_config(options, recipe)
     ds = load_dataset(options.data_path, options.val_fraction, options.seed, options.coarse)
     run_dir, point_latest = new_run_dir(options.out)
@@ -124,10 +131,48 @@ def run(options: TrainOptions, started: float) -> Path:
     )
 
 
+def choose_size(options: TrainOptions, recipe: Recipe) -> str | None:
+    """The family member to train: --size's, or the largest whose recorded int8 footprint fits
+    --fits's board (less the reserves herbi.common.boards states) and --max-arena/--max-flash;
+    None: the recipe's default. The first lines herbi-train prints say which and why."""
+    limited = [o for o in ("fits", "max_arena", "max_flash") if getattr(options, o)]
+    if not limited:
+        if options.size is not None and options.size not in recipe.sizes:
+            sizes = ", ".join(recipe.sizes)
+            said = f"choose from {sizes}" if sizes else f"recipe {recipe.name} has one size"
+            raise OptionError("--size", f"{options.size!r}; {said}")
+        return options.size
+    flag = "--" + limited[0].replace("_", "-")
+    if options.size is not None:
+        raise OptionError(flag, "give --size or the limits to fit, not both")
+    if not recipe.sizes:
+        raise OptionError(flag, f"recipe {recipe.name} has one size (the fast recipe has several)")
+    try:
+        arena, flash = limits(options.fits, options.max_arena, options.max_flash)
+    except HerbiError as e:
+        raise OptionError(flag, str(e)) from None
+    size = largest_fitting(recipe.sizes, arena, flash)
+    if size is None:
+        smallest = min(recipe.sizes.values(), key=lambda m: m.footprint.params).footprint
+        raise OptionError(flag, f"no size fits an arena of {limit_text(arena)} and a model "
+                          f"array of {limit_text(flash)} (the smallest needs "
+                          f"{smallest.declared_arena_bytes:,} and {smallest.flash_bytes:,} "
+                          "bytes)")  # fmt: skip
+    footprint = recipe.sizes[size].footprint
+    click.echo(
+        f"herbi-train: size {size}, the largest that fits {options.fits or 'the limits'}: "
+        f"arena {footprint.declared_arena_bytes:,} bytes (limit: {limit_text(arena)}), model "
+        f"array {footprint.flash_bytes:,} bytes (limit: {limit_text(flash)}); recorded int8 "
+        "footprints"
+    )
+    return size
+
+
 def settle_config(options: TrainOptions, recipe: Recipe) -> dict:
     """The manifest's ``config`` section: preset, epochs, time budget and precision."""
     preset, why = choose_preset(options.preset, recipe, bool(env.gpus()))
-    click.echo(f"herbi-train: recipe {options.recipe_name}, preset {preset} ({why})")
+    size = f", size {recipe.size}" if recipe.size else ""
+    click.echo(f"herbi-train: recipe {options.recipe_name}{size}, preset {preset} ({why})")
     preset_options = recipe.presets[preset]
     # What the recipe's train_set reads from its preset (e.g. max_per_class).
     train_set_options = {k: v for k, v in preset_options.items() if k not in ("epochs", "budget")}
@@ -142,6 +187,7 @@ def settle_config(options: TrainOptions, recipe: Recipe) -> dict:
         click.echo(f"herbi-train: --epochs {epochs_text} replaces the preset's time budget")
     return {
         "recipe": options.recipe_name,
+        "size": recipe.size,
         "preset": preset,
         "epochs": parse_epochs(epochs_text, recipe.stages, preset_options["epochs"]),
         "seed": options.seed,
@@ -180,7 +226,8 @@ def resume(run: RunFolder, strategy_name: str) -> Path:
         f"herbi-train: resuming {run.dir} (recipe {config['recipe']}, preset {config['preset']})"
     )
     ds = dataset_from_config(manifest["data"])
-    return train(run, RECIPES[config["recipe"]], ds, manifest, strategy_name)
+    recipe = RECIPES[config["recipe"]].sized(config.get("size"))  # runs before --size: default
+    return train(run, recipe, ds, manifest, strategy_name)
 
 
 def train(

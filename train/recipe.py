@@ -8,8 +8,8 @@ stage's length in (:class:`StageInputs`), so a learning-rate schedule is sized b
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import tensorflow as tf
@@ -17,6 +17,7 @@ import tf_keras as keras
 
 from herbi.common.errors import HerbiError
 from herbi.train.data import Dataset
+from herbi.train.sizes import Member
 
 PRESETS = ("full", "cpu", "smoke")
 
@@ -31,6 +32,7 @@ class StageInputs:
     train_set: tuple[np.ndarray, np.ndarray]  # images and labels (see Recipe.train_set)
     num_classes: int
     seed: int
+    size: str | None = None  # the family member to build (Recipe.size); None: one size only
 
     def steps(self, batch_size: int) -> int:
         """Optimizer steps in the whole stage: what a schedule spans."""
@@ -63,10 +65,21 @@ class Recipe:
     bfloat16: bool = False  # whether --precision auto may train it in mixed bfloat16
     outliers: bool = False  # whether its train_set takes --outliers (Outlier Exposure)
     published: dict[str, float] = field(default_factory=dict)
+    sizes: Mapping[str, Member] = field(default_factory=dict)  # the size family; {}: one size
+    size: str | None = None  # the member this value trains (its default; see sized)
 
     def __post_init__(self) -> None:
         if set(self.presets) != set(PRESETS):
             raise HerbiError(f"recipe {self.name}: presets must be {PRESETS}")
+
+    def sized(self, size: str | None) -> Recipe:
+        """This recipe training family member ``size`` (None: its default size)."""
+        if size is None or size == self.size:
+            return self
+        if size not in self.sizes:
+            sizes = ", ".join(self.sizes) or "none: it has one size"
+            raise HerbiError(f"recipe {self.name} has no size {size!r} (sizes: {sizes})")
+        return replace(self, size=size)
 
 
 def limit_per_class(x: np.ndarray, y: np.ndarray, n: int | None):

@@ -159,7 +159,13 @@ def train_stages(
             with strategy.scope():
                 prev_model = keras.models.load_model(previous) if previous else None
                 inputs = StageInputs(
-                    stage, epochs, prev_model, train_set, ds.num_classes, train_config.seed
+                    stage,
+                    epochs,
+                    prev_model,
+                    train_set,
+                    ds.num_classes,
+                    train_config.seed,
+                    recipe.size,
                 )
                 plan = recipe.plan_stage(inputs)
             best = max(logged, default=-np.inf) if best_path.exists() else -np.inf

@@ -3,6 +3,9 @@
 A shrunk ResNet-9 of Conv-BN-ReLU blocks (each BN folds into its conv, so int8 keeps its
 accuracy), trained with on-the-fly crop, flip and CutMix and an average of the weights (EMA).
 
+Four sizes of the network (``SIZES``: ``--size``, ``--fits BOARD``), from MLPerf Tiny scale
+to ``l``, the default and the model below.
+
 Headline (stand-in data ``cifar10-animals5``, not CIFAR-100; preset ``cpu`` with its 10-minute
 budget, whole command, mean of seeds 0/1/2): 72.9% test accuracy on a 2-core Intel Xeon with
 AVX-512, VNNI and AVX512-BF16 but no AMX, float32. Other machines and how the recipe got here:
@@ -26,12 +29,33 @@ from herbi.runtime.image import is_image_file, to_rgb_array
 from herbi.train.complexity import model_macs
 from herbi.train.data import Dataset
 from herbi.train.recipe import Recipe, StageInputs, StagePlan, limit_per_class
+from herbi.train.sizes import Footprint, Member
+
+# The size family (``herbi-train --size``; ``--fits`` picks the largest that fits a board).
+# Network: a stem conv, then three stages that each start with Conv-BN-ReLU-MaxPool and end
+# with a residual block of two Conv-BN-ReLU (ResNet-9 layout, shrunk). One table, airbench
+# style: the widths of the stem and stages 1-3, and which stages end with a residual block.
+# The arena is set by the 32x32 activations, so the small members keep the stem and stage 1
+# narrow (xs: 8 and 12 channels) and spend their parameters in the 8x8 stage. Footprints:
+# int8 model array and TFLM arena, measured as train.sizes.FOOTPRINT_MEASURED says.
+SIZES = {
+    #                 widths           residual            params  MACs  flash  arena  declared
+    # MLPerf Tiny scale (its ResNet-8: 78k parameters, 12.5M MACs): <= 128 KB and 40 KB.
+    "xs": Member((8, 12, 32, 48), (True, True, True),
+                 Footprint(82_237, 5_382_384, 100_768, 28_240, 35_312)),
+    # What a 64 KB-SRAM board takes (a 48 KB arena once herbi.common.boards' reserve is kept).
+    "s": Member((8, 16, 32, 64), (True, True, True),
+                Footprint(122_877, 7_299_392, 142_928, 32_816, 41_024)),
+    "m": Member((12, 24, 48, 80), (True, True, True),
+                Footprint(217_161, 15_004_048, 240_272, 46_096, 57_632)),
+    # The model herbi has always trained: narrow enough for 80 epochs in 10 CPU minutes.
+    "l": Member((16, 32, 64, 96), (True, True, True),
+                Footprint(339_669, 25_510_368, 365_832, 59_376, 74_224)),
+}  # fmt: skip
+DEFAULT_SIZE = "l"
 
 HPARAMS = {
-    # Network: stem conv, then three stages that each start with Conv-BN-ReLU-MaxPool and end
-    # with a residual block of two Conv-BN-ReLU (ResNet-9 layout, shrunk).
-    "widths": (16, 32, 64, 96),  # stem, stages 1-3: 25.5M MACs, narrow enough for 80 CPU epochs
-    "residual": (True, True, True),  # which stages end with a residual block
+    **SIZES[DEFAULT_SIZE].hparams(),  # network: widths and residual blocks (SIZES)
     "bn_momentum": 0.9,  # ~35 steps per epoch: 0.99 would lag the weights for epochs
     # Optimisation.
     "batch_size": 64,  # ~35 steps per epoch on 2,250 images: enough updates, CPU still busy
@@ -238,11 +262,15 @@ def augmented(
 
 
 def plan_stage(s: StageInputs, hp: dict = HPARAMS) -> StagePlan:
-    """Build and compile the network; the schedule spans exactly this stage's steps."""
+    """Build and compile the network of the size ``s`` asks for (``hp``'s own where None);
+    the schedule spans exactly this stage's steps."""
     x, y = s.train_set
+    if s.size is not None:
+        hp = {**hp, **SIZES[s.size].hparams()}
     model = fast_net(s.num_classes, hp)
     click.echo(
-        f"[{s.stage}] fast network: {model.count_params():,} parameters, "
+        f"[{s.stage}] fast network, size {s.size or DEFAULT_SIZE}: "
+        f"{model.count_params():,} parameters, "
         f"{model_macs(model) / 1e6:.1f}M multiply-accumulates per image"
     )
     optimizer = keras.optimizers.SGD(
@@ -273,4 +301,6 @@ RECIPE = Recipe(
     plan_stage=plan_stage,
     bfloat16=True,
     outliers=True,
+    sizes=SIZES,
+    size=DEFAULT_SIZE,
 )
