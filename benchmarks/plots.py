@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from herbi.common.files import save_figure
+from herbi.train.sizes import ACCURACY_LABEL
 
 
 def plot_accuracy_latency(rows: list[dict], threads: str, path: Path, label: str) -> None:
@@ -74,6 +75,6 @@ def plot_family(sizes: dict, path: Path) -> None:
     ax.axvline(128, color="tab:grey", linestyle="--", linewidth=1)
     ax.set_xlabel("int8 model array (KB of flash)")
     ax.set_ylabel("test accuracy (%), mean of 3 seeds, 95% CI")
-    ax.set_title("The fast recipe's sizes: accuracy against flash", fontsize=9)
+    ax.set_title(f"The fast recipe's sizes: accuracy against flash ({ACCURACY_LABEL})", fontsize=8)
     ax.grid(True, alpha=0.3)
     save_figure(fig, path)

@@ -224,7 +224,7 @@ def microcontroller_tables(report: dict) -> list[str]:
     from herbi.benchmarks.mcu_tables import family_table, flash_estimate, latency_columns
     from herbi.common.boards import fits
     from herbi.train.recipes.fast import SIZES
-    from herbi.train.sizes import FOOTPRINT_MEASURED
+    from herbi.train.sizes import ACCURACY_MEASURED, FOOTPRINT_MEASURED
 
     rows = [r for r in measured(report) if r.footprint]
     columns: list[Column] = [
@@ -251,7 +251,8 @@ def microcontroller_tables(report: dict) -> list[str]:
                   "", flash_estimate(r.footprint.flash_bytes)]  # fmt: skip
     if rows:
         lines += ["", "The fast recipe's sizes (herbi-train --size or --fits; footprints "
-                  f"recorded: {FOOTPRINT_MEASURED}):", "", *family_table(SIZES)]  # fmt: skip
+                  f"recorded: {FOOTPRINT_MEASURED}; accuracy: {ACCURACY_MEASURED}):", "",
+                  *family_table(SIZES)]  # fmt: skip
         if family_measured():
             lines += ["", f"![accuracy against flash]({FAMILY_PNG})"]
     return lines

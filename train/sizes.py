@@ -18,6 +18,12 @@ FOOTPRINT_MEASURED = (
     "tflite-micro 0.dev20261023182759, reference kernels, x86-64 host: AMD EPYC; TensorFlow "
     "2.21.0)"
 )
+ACCURACY_LABEL = "stand-in cifar10-animals5, 40 epochs, seeds 0-2, AMD EPYC, float32"
+ACCURACY_MEASURED = (
+    "test accuracy on cifar10-animals5 (the stand-in, not CIFAR-100), herbi-train --recipe fast "
+    "--size NAME --epochs 40 (every size under 2 minutes), seeds 0, 1, 2; 2-core AMD EPYC "
+    "(AVX-512, VNNI, BF16, no AMX), float32"
+)
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,8 @@ class Member:
     widths: tuple[int, ...]
     residual: tuple[bool, ...]
     footprint: Footprint
-    # Test accuracy, mean and 95% interval half-width over seeds 0, 1, 2 with the preset cpu
-    # (docs/recipes.md has the command); None until measured.
+    # Test accuracy, mean and 95% interval half-width over seeds 0, 1, 2 (the same schedule
+    # for every size; train/recipes/fast.py says which, on which machine); None until measured.
     accuracy: tuple[float, float] | None = None
 
     def hparams(self) -> dict:
