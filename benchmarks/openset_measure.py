@@ -21,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 from herbi.common.errors import BenchError
 from herbi.runtime import Classifier
 from herbi.runtime.contract import PIXEL_SCALE, float_input
-from herbi.runtime.image import is_image_file, to_rgb_array
+from herbi.runtime.image import image_files, to_rgb_array
 from herbi.runtime.unknown import conformal_threshold
 
 KERAS_SCORES = ("msp", "maxlogit", "energy", "cos_proto", "knn10")
@@ -54,7 +54,7 @@ class Rates:
 
 def folder_images(folder: Path, size: tuple[int, int] = (32, 32)) -> np.ndarray:
     """Every image file under ``folder`` (sorted), decoded as the runtime decodes them."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+    files = image_files(folder)
     if not files:
         raise BenchError(f"--unknowns {folder}: no images found")
     return np.stack([to_rgb_array(p, size) for p in files])

@@ -22,7 +22,7 @@ import numpy as np
 from herbi.runtime.backends import BACKENDS
 from herbi.runtime.classifier import CONTRACT, Classifier
 from herbi.runtime.errors import HerbiError, ImageError
-from herbi.runtime.image import is_image_file, to_rgb_array
+from herbi.runtime.image import image_files, to_rgb_array
 from herbi.runtime.prediction import Prediction, rank
 from herbi.runtime.unknown import UNKNOWN
 
@@ -54,7 +54,7 @@ def _scan(path: Path, problems: list[str]) -> list[str]:
     """A file is taken as given; a folder yields its image files, recursively and sorted."""
     if not path.is_dir():
         return [str(path)]
-    found = sorted(str(p) for p in path.rglob("*") if p.is_file() and is_image_file(p))
+    found = [str(p) for p in image_files(path)]
     if not found:
         problems.append(f"{path}: folder holds no image files")
     return found

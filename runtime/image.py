@@ -182,3 +182,8 @@ def array_to_rgb(arr: np.ndarray, size: tuple[int, int], name: str = "array") ->
 def is_image_file(path: Path) -> bool:
     """Whether a folder scan should pick this file up (by suffix; hidden files skipped)."""
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files under ``folder``, recursively, sorted: what a folder argument means."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))

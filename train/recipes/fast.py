@@ -25,7 +25,7 @@ from tf_keras import layers
 from herbi.common.errors import DataError
 from herbi.runtime.contract import float_input
 from herbi.runtime.errors import ImageError
-from herbi.runtime.image import is_image_file, to_rgb_array
+from herbi.runtime.image import image_files, to_rgb_array
 from herbi.train.complexity import model_macs
 from herbi.train.data import Dataset
 from herbi.train.recipe import Recipe, StageInputs, StagePlan, limit_per_class
@@ -190,7 +190,7 @@ def train_set(ds: Dataset, preset: dict, seed: int) -> tuple[np.ndarray, np.ndar
 def outlier_images(folder: Path, size: tuple[int, int], most: int, seed: int) -> np.ndarray:
     """Up to ``most`` images of ``folder`` (recursively; a seeded sample of a bigger folder, so
     outliers never outnumber the training images), as uint8 arrays of ``size``."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+    files = image_files(folder)
     if not files:
         raise DataError(f"--outliers {folder}: holds no image files")
     if len(files) > most:
