@@ -24,8 +24,9 @@ import click
 
 from herbi.common.errors import BenchError, HerbiError
 from herbi.common.legacy_keras import quiet_tensorflow
+from herbi.common.options import keep_option, score_option
 from herbi.common.run_folder import RunFolder
-from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE, SCORES
+from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE
 
 EXIT_FAILED = 3
 # Options of one mode only: the benchmark of a run, or the open-set protocol (--openset).
@@ -121,20 +122,8 @@ def parse_formats(text: str, known: list[str]) -> tuple[list[str], bool]:
     metavar="DIR",
     help="--openset: a folder of images of none of the classes, measured as unknowns (repeatable).",
 )
-@click.option(
-    "--keep",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=DEFAULT_KEEP,
-    show_default=True,
-    help="--openset: share of known images each unknown threshold keeps.",
-)
-@click.option(
-    "--score",
-    type=click.Choice(SCORES),
-    default=DEFAULT_SCORE,
-    show_default=True,
-    help="--openset: the unknown score the artifacts compute.",
-)
+@keep_option(DEFAULT_KEEP, "--openset: share of known images each unknown threshold keeps.")
+@score_option(DEFAULT_SCORE, "--openset: the unknown score the artifacts compute.")
 @click.option(
     "--out",
     default="runs/openset",

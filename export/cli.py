@@ -17,10 +17,10 @@ import click
 from herbi.common.boards import NO_LIMIT, limits
 from herbi.common.errors import ExportError, HerbiError
 from herbi.common.legacy_keras import quiet_tensorflow
+from herbi.common.options import keep_option, score_option
 from herbi.export.calibration import DEFAULT_SIZE
 from herbi.export.formats import FORMATS, Limits, select
 from herbi.export.gate import GateOptions
-from herbi.runtime.unknown import SCORES
 
 if TYPE_CHECKING:
     from herbi.export.api import ExportOptions
@@ -167,17 +167,12 @@ def export_options(cli: dict) -> ExportOptions:
     default=None,
     help="Microcontroller formats: refuse what does not fit BOARD (e.g. stm32l432kc), its SRAM and flash less a reserve for TFLM and the application (herbi.common.boards); with --max-arena/--max-flash the tighter limit counts.",
 )
-@click.option(
-    "--score",
-    type=click.Choice(SCORES),
-    default=None,
-    help="The unknown score every artifact computes [default: the run's, else cos_proto].",
+@score_option(
+    None, "The unknown score every artifact computes [default: the run's, else cos_proto]."
 )
-@click.option(
-    "--keep",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=None,
-    help="Share of known-class images each artifact's unknown threshold keeps, guaranteed by "
+@keep_option(
+    None,
+    "Share of known-class images each artifact's unknown threshold keeps, guaranteed by "
     "split-conformal calibration on validation images [default: the run's, else 0.95].",
 )
 @click.option("--debug-quant", is_flag=True, help="Per-layer int8 error table as CSV.")

@@ -18,7 +18,8 @@ import click
 
 from herbi.common.errors import HerbiError
 from herbi.common.legacy_keras import quiet_tensorflow
-from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE, SCORES
+from herbi.common.options import keep_option, score_option
+from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -103,17 +104,13 @@ from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE, SCORES
     default=11,
     help="CIFAR-100 superclass to train on (11 = large omnivores and herbivores).",
 )
-@click.option(
-    "--score",
-    type=click.Choice(SCORES),
-    default=DEFAULT_SCORE,
-    help="The unknown score the model's artifacts compute: cosine to the nearest class mean of the features (cos_proto), max softmax (msp) or max logit.",
+@score_option(
+    DEFAULT_SCORE,
+    "The unknown score the model's artifacts compute: cosine to the nearest class mean of the features (cos_proto), max softmax (msp) or max logit.",
 )
-@click.option(
-    "--keep",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=DEFAULT_KEEP,
-    help="Share of known-class images the unknown threshold keeps (split-conformal on the validation images); herbi-export sets each artifact's own.",
+@keep_option(
+    DEFAULT_KEEP,
+    "Share of known-class images the unknown threshold keeps (split-conformal on the validation images); herbi-export sets each artifact's own.",
 )
 @click.option(
     "--outliers",
