@@ -240,6 +240,8 @@ def export_format(fmt: Format, job: Job) -> ArtifactResult:
     try:
         with without_chatter():  # the converters' notes on fd 2
             data = fmt.build(job.inputs)
+        # Written twice: the threshold is measured through the written artifact's own runtime,
+        # and then belongs in its contract (and, for TFLM and the web page, in their sources).
         fmt.container.write(data, path, contract, fmt.int8)
         contract = replace(contract, unknown=calibrated(fmt, path, job))
         fmt.container.write(data, path, contract, fmt.int8)

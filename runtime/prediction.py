@@ -77,9 +77,7 @@ def rank(
     classes = range(probs.shape[1])
     k = min(top_k, len(classes))
     rows = probs.tolist()
-    if scores is None:
-        if threshold is not None:
-            raise ValueError("a threshold needs the model's unknown scores")
+    if scores is None:  # Classifier.threshold_for refuses a threshold without scores
         scores_list, outside = [None] * len(rows), [False] * len(rows)
     else:
         scores_list, outside = scores.tolist(), is_unknown(scores, threshold).tolist()
