@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from herbi.common.cpu import cpu_info
 from herbi.export.onnx_graph import OpCensus, census, mobile_fit
 from herbi.runtime import Classifier
 from herbi.runtime.contract import float_input
@@ -101,13 +100,14 @@ def openvino_or_skip():
 
 def test_openvino_compiles_the_int8_model_and_agrees_with_onnx_runtime(fast_exports, animals5):
     ov = openvino_or_skip()
+    from herbi.export.api import resolve_reduce_range
     from herbi.train.data import load_dataset
 
     pixels = load_dataset(animals5, val_fraction=0.1, seed=0).x_test
     # The variant --reduce-range auto exports on this CPU. Without VNNI, 8-bit weights
     # saturate the int16 sums of AVX2's u8 x s8 multiply, and each engine saturates its own
     # way (seen on an AVX2-only AMD EPYC: 80% agreement, 112/255 apart; 7-bit: 99%, 5/255).
-    model = fast_exports["int8" if cpu_info().has_vnni else "int8-7bit"]
+    model = fast_exports["int8-7bit" if resolve_reduce_range("auto")[0] else "int8"]
     ours = Classifier.load(model, threads=1).predict_proba(pixels)
     # f32: OpenVINO otherwise runs a CPU with bf16 support in bf16 where it keeps float.
     compiled = ov.Core().compile_model(str(model), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
