@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from herbi.common.files import read_json
-
 EXPORT_REPORT = "export_report.json"  # in any export folder, a run's or a bare model's
 
 
@@ -50,7 +48,3 @@ class RunFolder:
     def plot(self, name: str) -> Path:
         """``curves``, ``confusion``, ``samples`` or ``augmented`` -> its PNG."""
         return self.dir / f"{name}.png"
-
-    def read_manifest(self) -> dict:
-        """The run's manifest; its ``data`` section recreates the exact dataset splits."""
-        return read_json(self.manifest)

@@ -16,7 +16,7 @@ from herbi.common.run_folder import RunFolder
 from herbi.runtime.errors import first_line
 from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE
 from herbi.train.data import Dataset, load_dataset
-from herbi.train.run import run_dataset
+from herbi.train.manifest import read_manifest
 
 
 @dataclass
@@ -105,8 +105,8 @@ def load_source(model: Path | str, data: Path | str | None = None) -> Source:
         dataset = load_dataset(data)
         check_image_classifier(keras_model, model_path, dataset.num_classes)
         return Source(keras_model, model_path, dataset)
-    dataset = run_dataset(model, data)
+    manifest = read_manifest(RunFolder(model))
+    dataset = manifest.data.load(data)
     check_image_classifier(keras_model, model_path, dataset.num_classes)
-    unknown = RunFolder(model).read_manifest().get("config", {}).get("unknown", {})
-    choice = (unknown.get("score", DEFAULT_SCORE), unknown.get("keep", DEFAULT_KEEP))
-    return Source(keras_model, model_path, dataset, choice)
+    unknown = manifest.config.unknown
+    return Source(keras_model, model_path, dataset, (unknown.score, unknown.keep))

@@ -102,19 +102,17 @@ def fast_run(tmp_path_factory, animals5) -> tuple[Path, str]:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, animals5) -> Path:
-    """A run folder like herbi-train's: model.keras + manifest.json (data section)."""
-    from herbi.common.files import write_json
+    """A run folder like herbi-train's: model.keras + manifest.json."""
     from herbi.common.run_folder import RunFolder
     from herbi.train.data import load_dataset
-    from herbi.train.run import data_config
+    from herbi.train.manifest import DataSection, Manifest, RunConfig, write_manifest
 
     run = RunFolder(tmp_path_factory.mktemp("tiny_run"))
     ds = load_dataset(animals5, val_fraction=0.1, seed=0)
     model = train_tiny_model(ds)
     model.save(run.model)
-    write_json(
-        run.manifest, {"recipe": "tiny-test", "data": data_config(ds, str(animals5), 0.1, 0, 11)}
-    )
+    config = RunConfig("tiny-test", "smoke", {"train": 8}, 0, {}, "default")
+    write_manifest(run, Manifest("tiny", config, DataSection.of(ds, str(animals5), 0.1, 0, 11)))
     return run.dir
 
 

@@ -55,7 +55,7 @@ def benched(tiny_run, tiny_artifacts, tmp_path_factory) -> tuple[Path, dict, obj
 
 @pytest.fixture(scope="module")
 def test_split(tiny_run):
-    from herbi.train.run import run_dataset
+    from herbi.train.manifest import run_dataset
 
     ds = run_dataset(tiny_run)
     return ds.x_test, ds.y_test
@@ -291,7 +291,7 @@ def test_a_test_split_smaller_than_the_browser_sample(tiny_run, tiny_artifacts, 
     """A test split under ``browser_images`` (50 without --quick) is written whole, not overrun."""
     from herbi.benchmarks.measure import Settings, write_test_images
     from herbi.benchmarks.run_folder import ExportedRun
-    from herbi.train.run import run_dataset
+    from herbi.train.manifest import run_dataset
 
     data = tmp_path / "data"
     data.mkdir()

@@ -65,7 +65,11 @@ def test_deadline_stops_before_an_epoch_that_would_end_late():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
     model.compile("sgd", "sparse_categorical_crossentropy")
     x, y = np.zeros((32, 4), np.float32), np.zeros(32, int)
-    late = model.fit(x, y, epochs=20, verbose=0, callbacks=[Deadline(time.monotonic())])
+    said: list[str] = []
+    late = model.fit(
+        x, y, epochs=20, verbose=0, callbacks=[Deadline(time.monotonic(), said.append)]
+    )
     assert len(late.epoch) == 1  # the first epoch ran; the second would have ended late
-    ample = model.fit(x, y, epochs=3, verbose=0, callbacks=[Deadline(time.monotonic() + 600)])
-    assert len(ample.epoch) == 3
+    assert said == ["[budget] stopping after epoch 1: the next one would end late"]
+    ample = Deadline(time.monotonic() + 600, said.append)
+    assert len(model.fit(x, y, epochs=3, verbose=0, callbacks=[ample]).epoch) == 3

@@ -71,7 +71,7 @@ def reference(tiny_run):
     """The run's exact splits and the Keras model's validation probabilities."""
     import tf_keras as keras
 
-    from herbi.train.run import run_dataset
+    from herbi.train.manifest import run_dataset
 
     ds = run_dataset(tiny_run)
     model = keras.models.load_model(tiny_run / "model.keras", compile=False)
@@ -344,7 +344,7 @@ def bn_after_relu(tiny_run):
     from tf_keras import layers
 
     from herbi.export.source import Source
-    from herbi.train.run import run_dataset
+    from herbi.train.manifest import run_dataset
 
     ds = run_dataset(tiny_run)
     keras.utils.set_random_seed(0)

@@ -4,7 +4,7 @@ import numpy as np
 def test_tiny_run_learns_something(tiny_run):
     import tf_keras as keras
 
-    from herbi.train.run import run_dataset
+    from herbi.train.manifest import run_dataset
 
     ds = run_dataset(tiny_run)
     model = keras.models.load_model(tiny_run / "model.keras")

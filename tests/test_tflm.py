@@ -244,7 +244,7 @@ def test_example_answers_as_the_runtime(tiny_run, tiny_artifacts, tmp_path):
     stand-in interpreter replays their outputs, and records the inputs the example wrote.
     (Linked once by hand with TFLM's own C++ built from source, tflite-micro 90b983c, the
     example answered 80 such images as the ``tflm`` backend, bit for bit.)"""
-    from herbi.train.run import run_dataset
+    from herbi.train.manifest import run_dataset
 
     folder = tiny_artifacts / "tflm-int8"
     model = folder / "model.tflite"
@@ -346,7 +346,7 @@ def litert_reference(data: bytes, x: np.ndarray) -> list[np.ndarray]:
 
 
 def test_tflm_backend_agrees_with_litert(int8_model, tiny_run):
-    from herbi.train.run import run_dataset
+    from herbi.train.manifest import run_dataset
 
     path, data = int8_model
     tflm, litert = TFLMBackend(path, data, None), LiteRTBackend(path, data, None)

@@ -62,7 +62,7 @@ def artifact(folder, name) -> tuple:
 def decisive(tiny_artifacts, tiny_run):
     """Images the float32 artifact decides with a margin: known (validation images scoring
     well above the threshold) and unknown (generated images well below it)."""
-    from herbi.train.run import run_dataset
+    from herbi.train.manifest import run_dataset
 
     clf = Classifier.load(artifact(tiny_artifacts, "tflite-float32")[0])
     t = clf.unknown.threshold

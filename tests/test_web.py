@@ -107,7 +107,7 @@ def not_an_image(tmp_path_factory) -> Path:
 def far_and_known(tmp_path_factory, tiny_run) -> tuple[list[Path], list[Path]]:
     """16 generated far-OOD images (noise, flat colours, textures, text) and 16 of the run's
     train images, as 32x32 PNG files."""
-    from herbi.train.run import run_dataset
+    from herbi.train.manifest import run_dataset
 
     out = tmp_path_factory.mktemp("far_and_known")
     groups = {"far": far_ood(16), "train": run_dataset(tiny_run).x_train[:16]}

@@ -12,13 +12,14 @@ import math
 import re
 import tempfile
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import tf_keras as keras
 
 from herbi.common.errors import HerbiError
+from herbi.common.log import Log
 from herbi.train.data import Dataset
+from herbi.train.manifest import BudgetPlan
 from herbi.train.recipe import Recipe, StageInputs
 from herbi.train.trainer import BestCheckpoint, compute_precision, validation_set
 
@@ -38,20 +39,6 @@ def parse_budget(text: str) -> float:
     return seconds
 
 
-@dataclass(frozen=True)
-class BudgetPlan:
-    """What the budget bought on this machine; recorded in manifest.json and report.md."""
-
-    budget_seconds: float
-    elapsed_before_training: float
-    probe_seconds_per_epoch: float
-    reserve_seconds: float
-    epochs: dict[str, int]
-
-    def to_dict(self) -> dict:
-        return {k: round(v, 2) if isinstance(v, float) else v for k, v in asdict(self).items()}
-
-
 class EpochTime(keras.callbacks.Callback):
     """Seconds the last epoch took (the probe times its second, warmed-up epoch)."""
 
@@ -63,13 +50,13 @@ class EpochTime(keras.callbacks.Callback):
 
 
 def probe(
-    recipe: Recipe, ds: Dataset, train_set: tuple, seed: int, strategy, precision: str
+    recipe: Recipe, ds: Dataset, train_set: tuple, seed: int, strategy, precision: str, log: Log
 ) -> float:
     """Seconds per epoch of the recipe's first stage here, in ``precision``: a throwaway model,
     epoch 2 timed, with the trainer's own per-epoch callbacks writing into a temporary folder."""
     timer = EpochTime()
     inputs = StageInputs(
-        recipe.stages[0], PROBE_EPOCHS, None, train_set, ds.num_classes, seed, recipe.size
+        recipe.stages[0], PROBE_EPOCHS, None, train_set, ds.num_classes, seed, recipe.size, log
     )
     with compute_precision(precision), tempfile.TemporaryDirectory(prefix="herbi-probe-") as tmp:
         with strategy.scope():
@@ -95,4 +82,4 @@ def plan_epochs(
         )
     scale = left / (per_epoch * sum(preset.values()))
     epochs = {stage: max(1, math.floor(n * scale)) for stage, n in preset.items()}
-    return BudgetPlan(budget, elapsed, per_epoch, reserve, epochs)
+    return BudgetPlan(*(round(v, 2) for v in (budget, elapsed, per_epoch, reserve)), epochs)

@@ -129,7 +129,7 @@ def main(verbose: bool, **options) -> None:
     from herbi.train.pipeline import OptionError, TrainOptions, run  # TensorFlow loads here
 
     try:
-        run(TrainOptions(**options), started)
+        run(TrainOptions(**options), started, click.echo)
     except HerbiError as e:
         if isinstance(e, OptionError):  # exit 2 and "Invalid value for '--x'", as click does
             raise click.BadParameter(str(e), param_hint=e.option) from None

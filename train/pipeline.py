@@ -12,27 +12,35 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-import click
 import tf_keras as keras
 
 from herbi.common.boards import limit_text, limits
 from herbi.common.errors import HerbiError
-from herbi.common.files import atomic_path, write_json
+from herbi.common.files import atomic_path
+from herbi.common.log import Log
 from herbi.common.provenance import git_commit, package_versions
 from herbi.common.run_folder import RunFolder
 from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE
 from herbi.train import environment as env
 from herbi.train.budget import RESERVE_SECONDS, parse_budget, plan_epochs, probe
 from herbi.train.data import Dataset, load_dataset
+from herbi.train.manifest import (
+    BudgetPlan,
+    DataSection,
+    Manifest,
+    RunConfig,
+    UnknownChoice,
+    read_manifest,
+    write_manifest,
+)
 from herbi.train.openset import calibrate
 from herbi.train.recipe import Recipe
 from herbi.train.recipes import RECIPES
 from herbi.train.report import write_metrics, write_plots, write_report
-from herbi.train.run import data_config, dataset_from_config
 from herbi.train.sizes import largest_fitting
 from herbi.train.trainer import TrainConfig, train_stages
 
@@ -106,32 +114,28 @@ def choose_preset(preset: str | None, recipe: Recipe, has_gpu: bool) -> tuple[st
     return "cpu", f"no GPU found: the short CPU schedule (pass --preset full for {recipe.schedule})"
 
 
-def run(options: TrainOptions, started: float) -> Path:
+def run(options: TrainOptions, started: float, log: Log) -> Path:
     """Train what ``options`` ask for, or resume it, into a run folder; return the folder.
     ``started`` is when the command started (``time.monotonic()``): what --budget counts from."""
     if options.recipe_name not in RECIPES:
         raise OptionError("--recipe", f"{options.recipe_name!r}; choose from {', '.join(RECIPES)}")
     if options.resume:
-        return resume(RunFolder(options.out or RUNS / "latest"), options.strategy_name)
+        return resume(RunFolder(options.out or RUNS / "latest"), options.strategy_name, log)
     recipe = RECIPES[options.recipe_name]
-    recipe = recipe.sized(choose_size(options, recipe))
-    config = settle_config(options, recipe)
+    recipe = recipe.sized(choose_size(options, recipe, log))
+    config = settle_config(options, recipe, log)
     ds = load_dataset(options.data_path, options.val_fraction, options.seed, options.coarse)
-    run_dir, point_latest = new_run_dir(options.out)
-    manifest = {
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "config": config,
-        "data": data_config(
-            ds, options.data_path, options.val_fraction, options.seed, options.coarse
-        ),
-        "status": "running",
-    }
-    return train(
-        RunFolder(run_dir), recipe, ds, manifest, options.strategy_name, started, point_latest
+    run_dir, point_latest = new_run_dir(options.out, log)
+    manifest = Manifest(
+        " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        config,
+        DataSection.of(ds, options.data_path, options.val_fraction, options.seed, options.coarse),
     )
+    run = RunFolder(run_dir)
+    return train(run, recipe, ds, manifest, options.strategy_name, log, started, point_latest)
 
 
-def choose_size(options: TrainOptions, recipe: Recipe) -> str | None:
+def choose_size(options: TrainOptions, recipe: Recipe, log: Log) -> str | None:
     """The family member to train: --size's, or the largest whose recorded int8 footprint fits
     --fits's board (less the reserves herbi.common.boards states) and --max-arena/--max-flash;
     None: the recipe's default. The first lines herbi-train prints say which and why."""
@@ -159,7 +163,7 @@ def choose_size(options: TrainOptions, recipe: Recipe) -> str | None:
                           f"{smallest.declared_arena_bytes:,} and {smallest.flash_bytes:,} "
                           "bytes)")  # fmt: skip
     footprint = recipe.sizes[size].footprint
-    click.echo(
+    log(
         f"herbi-train: size {size}, the largest that fits {options.fits or 'the limits'}: "
         f"arena {footprint.declared_arena_bytes:,} bytes (limit: {limit_text(arena)}), model "
         f"array {footprint.flash_bytes:,} bytes (limit: {limit_text(flash)}); recorded int8 "
@@ -168,11 +172,11 @@ def choose_size(options: TrainOptions, recipe: Recipe) -> str | None:
     return size
 
 
-def settle_config(options: TrainOptions, recipe: Recipe) -> dict:
+def settle_config(options: TrainOptions, recipe: Recipe, log: Log) -> RunConfig:
     """The manifest's ``config`` section: preset, epochs, time budget and precision."""
     preset, why = choose_preset(options.preset, recipe, bool(env.gpus()))
     size = f", size {recipe.size}" if recipe.size else ""
-    click.echo(f"herbi-train: recipe {options.recipe_name}{size}, preset {preset} ({why})")
+    log(f"herbi-train: recipe {options.recipe_name}{size}, preset {preset} ({why})")
     preset_options = recipe.presets[preset]
     # What the recipe's train_set reads from its preset (e.g. max_per_class).
     train_set_options = {k: v for k, v in preset_options.items() if k not in ("epochs", "budget")}
@@ -184,28 +188,28 @@ def settle_config(options: TrainOptions, recipe: Recipe) -> dict:
     epochs_text = options.epochs_text
     budget_text = None if epochs_text else options.budget_text or preset_options.get("budget")
     if epochs_text and preset_options.get("budget"):
-        click.echo(f"herbi-train: --epochs {epochs_text} replaces the preset's time budget")
-    return {
-        "recipe": options.recipe_name,
-        "size": recipe.size,
-        "preset": preset,
-        "epochs": parse_epochs(epochs_text, recipe.stages, preset_options["epochs"]),
-        "seed": options.seed,
-        "preset_options": train_set_options,
-        "budget_seconds": parse_budget(budget_text) if budget_text else None,
-        "strategy": options.strategy_name,
-        "precision": precision,
-        "precision_reason": precision_why,
-        "unknown": {"score": options.score, "keep": options.keep},
-    }
+        log(f"herbi-train: --epochs {epochs_text} replaces the preset's time budget")
+    return RunConfig(
+        recipe=options.recipe_name,
+        size=recipe.size,
+        preset=preset,
+        epochs=parse_epochs(epochs_text, recipe.stages, preset_options["epochs"]),
+        seed=options.seed,
+        preset_options=train_set_options,
+        budget_seconds=parse_budget(budget_text) if budget_text else None,
+        strategy=options.strategy_name,
+        precision=precision,
+        precision_reason=precision_why,
+        unknown=UnknownChoice(options.score, options.keep),
+    )
 
 
-def new_run_dir(out: Path | None) -> tuple[Path, bool]:
+def new_run_dir(out: Path | None, log: Log) -> tuple[Path, bool]:
     """Where this process writes a new run, and whether runs/latest is to point there."""
     if not env.is_chief():
         # Every worker runs the same steps (saving takes part in collective ops), but only the
         # chief's files are kept: the others write into a folder deleted at the end.
-        click.echo(f"herbi-train: {env.worker_name()}; the chief writes the run folder")
+        log(f"herbi-train: {env.worker_name()}; the chief writes the run folder")
         return Path(tempfile.mkdtemp(prefix="herbi-worker-")), False
     run_dir = out or RUNS / datetime.now().strftime("%Y%m%d-%H%M%S")
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
@@ -215,106 +219,110 @@ def new_run_dir(out: Path | None) -> tuple[Path, bool]:
     return run_dir, out is None
 
 
-def resume(run: RunFolder, strategy_name: str) -> Path:
+def resume(run: RunFolder, strategy_name: str, log: Log) -> Path:
     """Continue an interrupted run from its last finished stage or epoch."""
-    manifest = run.read_manifest()
-    if manifest.get("status") == "finished":
-        click.echo(f"herbi-train: {run.dir} already finished; nothing to resume")
+    manifest = read_manifest(run)
+    if manifest.status == "finished":
+        log(f"herbi-train: {run.dir} already finished; nothing to resume")
         return run.dir
-    config = manifest["config"]
-    click.echo(
-        f"herbi-train: resuming {run.dir} (recipe {config['recipe']}, preset {config['preset']})"
-    )
-    ds = dataset_from_config(manifest["data"])
-    recipe = RECIPES[config["recipe"]].sized(config.get("size"))  # runs before --size: default
-    return train(run, recipe, ds, manifest, strategy_name)
+    config = manifest.config
+    log(f"herbi-train: resuming {run.dir} (recipe {config.recipe}, preset {config.preset})")
+    recipe = RECIPES[config.recipe].sized(config.size)
+    return train(run, recipe, manifest.data.load(), manifest, strategy_name, log)
 
 
 def train(
     run: RunFolder,
     recipe: Recipe,
     ds: Dataset,
-    manifest: dict,
+    manifest: Manifest,
     strategy_name: str,
+    log: Log,
     started: float | None = None,
     point_latest: bool = False,
 ) -> Path:
     """Train into ``run``: a new run when ``started`` says when the command started, else a
     resumed one; then write the final model, metrics, plots, report and manifest."""
-    config = manifest["config"]
-    precision = config.get("precision", "float32")  # runs from before --precision: float32
+    config = manifest.config
     strategy = env.make_strategy(strategy_name)
-    env.seed_everything(config["seed"])
-    manifest.update(
+    env.seed_everything(config.seed)
+    manifest = replace(
+        manifest,
         device=env.device_description(),
         packages=package_versions(),
         git_commit=git_commit(),
         replicas=strategy.num_replicas_in_sync,
     )
-    click.echo(f"data: {ds.source}; images per class: {ds.counts()}")
-    click.echo(
-        f"device: {manifest['device']}; precision {precision}; "
+    log(f"data: {ds.source}; images per class: {ds.counts()}")
+    log(
+        f"device: {manifest.device}; precision {config.precision}; "
         f"strategy {strategy_name} ({strategy.num_replicas_in_sync} replica(s)); "
         f"run folder {run.dir}"
     )
     start_time = time.perf_counter()
-    train_set = recipe.train_set(ds, config["preset_options"], config["seed"])
+    train_set = recipe.train_set(ds, config.preset_options, config.seed)
     deadline = None
     if started is not None:
-        if config.get("budget_seconds"):
-            deadline = fit_budget(recipe, ds, train_set, manifest, strategy, started)
+        if config.budget_seconds:
+            plan = fit_budget(recipe, ds, train_set, config, strategy, started, log)
+            config = replace(config, epochs=plan.epochs)
+            manifest = replace(manifest, config=config, budget=plan)
+            deadline = started + plan.budget_seconds - RESERVE_SECONDS
         create(run.dir, point_latest)
-    write_json(run.manifest, manifest)
-    train_config = TrainConfig(config["epochs"], config["seed"], precision, deadline)
-    stages = train_stages(recipe, ds, train_set, train_config, run, strategy)
-    final = recipe.stages[-1]
+    write_manifest(run, manifest)
+    train_config = TrainConfig(config.epochs, config.seed, config.precision, deadline)
+    stages = train_stages(recipe, ds, train_set, train_config, run, strategy, log)
     with atomic_path(run.model) as tmp:
-        shutil.copyfile(run.checkpoint(final), tmp)
+        shutil.copyfile(run.checkpoint(stages[-1].stage), tmp)
     model = keras.models.load_model(run.model)
-    unknown = config.get("unknown", {"score": DEFAULT_SCORE, "keep": DEFAULT_KEEP})
-    calibration = calibrate(model, ds, unknown["score"], unknown["keep"])
-    metrics = write_metrics(run, ds, stages, final, calibration)
-    manifest.update(
+    calibration = calibrate(model, ds, config.unknown.score, config.unknown.keep)
+    write_metrics(run, ds, stages, calibration)
+    manifest = replace(
+        manifest,
         status="finished",
-        wall_seconds=round(manifest.get("wall_seconds", 0) + time.perf_counter() - start_time, 1),
+        wall_seconds=round(manifest.wall_seconds + time.perf_counter() - start_time, 1),
         command_seconds=None if started is None else round(time.monotonic() - started, 1),
-        stage_wall_seconds={s: r["wall_seconds"] for s, r in stages.items()},
+        stage_wall_seconds={r.stage: r.wall_seconds for r in stages},
         parameters=model.count_params(),
     )
-    write_plots(run, ds, metrics, train_set)
-    write_report(run, ds, recipe, manifest, metrics, model)
-    write_json(run.manifest, manifest)
-    return done(run, ds, stages[final]["test"]["accuracy"], model)
+    write_plots(run, ds, stages[-1], train_set)
+    write_report(run, ds, recipe, manifest, stages, calibration, model)
+    write_manifest(run, manifest)
+    return done(run, ds, stages[-1].test.accuracy, model, log)
 
 
 def fit_budget(
-    recipe: Recipe, ds: Dataset, train_set: tuple, manifest: dict, strategy, started: float
-) -> float:
-    """Size the epochs to --budget on this machine (recorded in the manifest); return the
-    ``time.monotonic()`` by which training must stop."""
-    config = manifest["config"]
-    budget = config["budget_seconds"]
-    click.echo(f"[budget] {budget:.0f} s: timing {recipe.stages[0]} on this machine")
-    per_epoch = probe(recipe, ds, train_set, config["seed"], strategy, config["precision"])
-    plan = plan_epochs(budget, time.monotonic() - started, per_epoch, config["epochs"])
-    click.echo(
+    recipe: Recipe,
+    ds: Dataset,
+    train_set: tuple,
+    config: RunConfig,
+    strategy,
+    started: float,
+    log: Log,
+) -> BudgetPlan:
+    """The epochs that fit --budget on this machine (the command must stop by ``started`` plus
+    the budget less what scoring and files need)."""
+    budget = config.budget_seconds
+    log(f"[budget] {budget:.0f} s: timing {recipe.stages[0]} on this machine")
+    per_epoch = probe(recipe, ds, train_set, config.seed, strategy, config.precision, log)
+    plan = plan_epochs(budget, time.monotonic() - started, per_epoch, config.epochs)
+    log(
         f"[budget] {per_epoch:.1f} s per epoch here: epochs {plan.epochs} "
         f"({plan.reserve_seconds:.0f} s kept for scoring and files)"
     )
-    config["epochs"], manifest["budget"] = plan.epochs, plan.to_dict()
-    env.seed_everything(config["seed"])  # the probe drew random numbers; start afresh
-    return started + budget - RESERVE_SECONDS  # what is left once scoring and files are done
+    env.seed_everything(config.seed)  # the probe drew random numbers; start afresh
+    return plan
 
 
-def done(run: RunFolder, ds: Dataset, accuracy: float, model) -> Path:
+def done(run: RunFolder, ds: Dataset, accuracy: float, model, log: Log) -> Path:
     """The last line: where the run is and the digest of its weights (a worker's folder goes);
     equal digests mean the same trained model (workers in sync, a seeded run repeated)."""
     digest = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
     if not env.is_chief():
         shutil.rmtree(run.dir, ignore_errors=True)
-        click.echo(f"done: {env.worker_name()}, weights sha256 {digest[:16]}")
+        log(f"done: {env.worker_name()}, weights sha256 {digest[:16]}")
         return run.dir
-    click.echo(
+    log(
         f"done: {run.dir} — test accuracy {accuracy:.4f} ({ds.source}); weights sha256 "
         f"{digest[:16]}; see report.md"
     )

@@ -16,6 +16,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from herbi.common.errors import HerbiError
+from herbi.common.log import Log
 from herbi.train.data import Dataset
 from herbi.train.sizes import Member
 
@@ -33,6 +34,7 @@ class StageInputs:
     num_classes: int
     seed: int
     size: str | None = None  # the family member to build (Recipe.size); None: one size only
+    log: Log = print  # where a recipe says what it built (herbi-train: its own output)
 
     def steps(self, batch_size: int) -> int:
         """Optimizer steps in the whole stage: what a schedule spans."""

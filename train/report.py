@@ -6,15 +6,18 @@ were measured, so a reader sees how comparable the two numbers are.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 
 from herbi.common.files import write_json, write_text
 from herbi.common.run_folder import RunFolder
 from herbi.train.data import Dataset
+from herbi.train.manifest import Manifest
 from herbi.train.openset import Calibration
 from herbi.train.plots import plot_confusion, plot_curves, plot_grid
 from herbi.train.recipe import Recipe
 from herbi.train.recipes.reference import PUBLISHED_NOTE
+from herbi.train.trainer import StageResult
 
 
 def _pct(x: float) -> str:
@@ -22,33 +25,39 @@ def _pct(x: float) -> str:
 
 
 def write_metrics(
-    run: RunFolder, ds: Dataset, stages: dict[str, dict], final: str, unknown: Calibration
-) -> dict:
-    metrics = {
-        "dataset": ds.source,
-        "class_names": ds.class_names,
-        "counts": ds.counts(),
-        "final_stage": final,
-        "stages": stages,
-        "unknown": asdict(unknown),
-    }
-    write_json(run.metrics, metrics)
-    return metrics
+    run: RunFolder, ds: Dataset, stages: tuple[StageResult, ...], unknown: Calibration
+) -> None:
+    """``metrics.json``: every stage's scores (per class in sklearn's report form) and the
+    unknown threshold's calibration."""
+    results = {
+        r.stage: {"epochs": r.epochs, "train_images": r.train_images,
+                  "wall_seconds": r.wall_seconds, "val": r.val.to_dict(), "test": r.test.to_dict()}
+        for r in stages
+    }  # fmt: skip
+    write_json(run.metrics, {
+        "dataset": ds.source, "class_names": ds.class_names, "counts": ds.counts(),
+        "final_stage": stages[-1].stage, "stages": results, "unknown": asdict(unknown),
+    })  # fmt: skip
 
 
-def write_plots(run: RunFolder, ds: Dataset, metrics: dict, augmented: tuple) -> None:
-    final = metrics["stages"][metrics["final_stage"]]
+def write_plots(run: RunFolder, ds: Dataset, final: StageResult, augmented: tuple) -> None:
     plot_curves(run.history, run.plot("curves"), f"Learning curves — {ds.source}")
-    title = f"Test confusion, {metrics['final_stage']} model — {ds.source}"
-    plot_confusion(final["test"]["confusion"], ds.class_names, run.plot("confusion"), title)
+    title = f"Test confusion, {final.stage} model — {ds.source}"
+    plot_confusion(final.test.confusion, ds.class_names, run.plot("confusion"), title)
     plot_grid(ds.x_train, ds.y_train, ds.class_names, run.plot("samples"), "Training images")
     plot_grid(*augmented, ds.class_names, run.plot("augmented"), "Training set after augmentation")
 
 
 def write_report(
-    run: RunFolder, ds: Dataset, recipe: Recipe, manifest: dict, metrics: dict, model
+    run: RunFolder,
+    ds: Dataset,
+    recipe: Recipe,
+    manifest: Manifest,
+    stages: tuple[StageResult, ...],
+    unknown: Calibration,
+    model,
 ) -> None:
-    config, counts = manifest["config"], metrics["counts"]
+    config = manifest.config
     summary: list[str] = []
     model.summary(print_fn=summary.append, line_length=90)
     comparable = ds.source.startswith("CIFAR-100")
@@ -57,26 +66,25 @@ def write_report(
         "",
         f"- **Data: {ds.source}**"
         + ("" if comparable else " — not CIFAR-100: figures are not comparable with the study's"),
-        f"- Recipe `{config['recipe']}`, preset `{config['preset']}`, seed {config['seed']}, "
-        f"epochs {config['epochs']}, precision {config.get('precision', 'float32')} "
-        f"({config.get('precision_reason', 'the default')})",
-        f"- Device: {manifest['device']}; wall time {manifest['wall_seconds'] / 60:.1f} min",
+        f"- Recipe `{config.recipe}`, preset `{config.preset}`, seed {config.seed}, "
+        f"epochs {config.epochs}, precision {config.precision} ({config.precision_reason})",
+        f"- Device: {manifest.device}; wall time {manifest.wall_seconds / 60:.1f} min",
     ]
-    if b := manifest.get("budget"):
+    if b := manifest.budget:
         lines.append(
-            f"- Time budget {b['budget_seconds'] / 60:.1f} min for the whole command: "
-            f"{b['probe_seconds_per_epoch']:.1f} s per epoch measured here, "
-            f"epochs chosen {b['epochs']}"
+            f"- Time budget {b.budget_seconds / 60:.1f} min for the whole command: "
+            f"{b.probe_seconds_per_epoch:.1f} s per epoch measured here, "
+            f"epochs chosen {b.epochs}"
         )
     lines += [
         f"- Checkpoints picked on the validation split ({len(ds.y_val)} images); "
         f"test split ({len(ds.y_test)} images) only reported.",
-        *stage_table(metrics, recipe.published),
-        *class_table(ds.class_names, metrics),
-        *unknown_section(metrics["unknown"]),
+        *stage_table(stages, recipe.published),
+        *class_table(ds.class_names, stages[-1]),
+        *unknown_section(unknown),
         *["", "## Images per class", "", "| split | " + " | ".join(ds.class_names) + " |"],
         "|---|" + "---|" * len(ds.class_names),
-        *(f"| {s} | " + " | ".join(map(str, n.values())) + " |" for s, n in counts.items()),
+        *(f"| {s} | " + " | ".join(map(str, n.values())) + " |" for s, n in ds.counts().items()),
         *["", "## Model", "", "```", "\n".join(summary).rstrip(), "```", ""],
         "Plots: `curves.png`, `confusion.png`, `samples.png`, `augmented.png`.",
         "",
@@ -84,54 +92,51 @@ def write_report(
     write_text(run.report, "\n".join(lines))
 
 
-def stage_table(metrics: dict, published: dict[str, float]) -> list[str]:
+def stage_table(stages: tuple[StageResult, ...], published: Mapping[str, float]) -> list[str]:
     """Each stage's accuracy and F1 beside the study's published figure, with how it was got."""
     lines = [
         "",
         "| stage | epochs | val acc | test acc (95% CI) | macro F1 | minutes | published test acc* |",
         "|---|---|---|---|---|---|---|",
     ]
-    for stage, r in metrics["stages"].items():
-        lo, hi = r["test"]["accuracy_ci95"]
+    for r in stages:
+        lo, hi = r.test.accuracy_ci95
         lines.append(
-            f"| {stage} | {r['epochs']} | {_pct(r['val']['accuracy'])} | "
-            f"{_pct(r['test']['accuracy'])} ({_pct(lo)}–{_pct(hi)}) | {r['test']['macro_f1']:.3f} | "
-            f"{r['wall_seconds'] / 60:.1f} | {_pct(published[stage]) if stage in published else '—'} |"
+            f"| {r.stage} | {r.epochs} | {_pct(r.val.accuracy)} | "
+            f"{_pct(r.test.accuracy)} ({_pct(lo)}–{_pct(hi)}) | {r.test.macro_f1:.3f} | "
+            f"{r.wall_seconds / 60:.1f} | {_pct(published[r.stage]) if r.stage in published else '—'} |"
         )
     if published:
         lines += ["", f"\\* The study's figures: {PUBLISHED_NOTE} (which inflates them)."]
     return lines
 
 
-def class_table(class_names: list[str], metrics: dict) -> list[str]:
-    final = metrics["stages"][metrics["final_stage"]]["test"]["per_class"]
+def class_table(class_names: list[str], final: StageResult) -> list[str]:
     lines = [
         "",
-        f"## Per class, test split ({metrics['final_stage']} model)",
+        f"## Per class, test split ({final.stage} model)",
         "",
         "| class | precision | recall | F1 | support |",
         "|---|---|---|---|---|",
     ]
     for name in class_names:
-        c = final[name]
-        lines.append(
-            f"| {name} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1-score']:.3f} | {int(c['support'])} |"
-        )
+        c = final.test.per_class[name]
+        lines.append(f"| {name} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.support} |")
     return lines
 
 
-def unknown_section(u: dict) -> list[str]:
+def unknown_section(u: Calibration) -> list[str]:
     """What the float model answers for images of none of its classes (issue 20's protocol,
     with a held-out class, is ``herbi-bench --openset``)."""
     return [
         "",
         "## Unknown answer (float model)",
         "",
-        f"An image whose `{u['score']}` score is below **{u['threshold']:.4f}** is answered "
-        f"`unknown`. The threshold is the split-conformal quantile of the {u['val_images']} "
-        f"validation images at keep {u['keep']}: a new image of a known class is kept with "
-        f"probability at least {u['keep']:.0%}. Measured: {_pct(u['test_kept'])} of the test "
-        f"images kept; {_pct(u['far_ood_rejected'])} of {u['far_ood_images']} generated "
+        f"An image whose `{u.score}` score is below **{u.threshold:.4f}** is answered "
+        f"`unknown`. The threshold is the split-conformal quantile of the {u.val_images} "
+        f"validation images at keep {u.keep}: a new image of a known class is kept with "
+        f"probability at least {u.keep:.0%}. Measured: {_pct(u.test_kept)} of the test "
+        f"images kept; {_pct(u.far_ood_rejected)} of {u.far_ood_images} generated "
         "far-out-of-distribution images (noise, flat colours, textures, text) rejected. "
         "Each exported artifact sets its own threshold through its own runtime.",
     ]

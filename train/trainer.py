@@ -13,19 +13,19 @@ import csv
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 from herbi.common.files import atomic_path, read_json, write_json
+from herbi.common.log import Log
 from herbi.common.run_folder import RunFolder
 from herbi.runtime.contract import float_input
 from herbi.train.data import Dataset
-from herbi.train.evaluate import keras_probs, score
+from herbi.train.evaluate import ClassScore, Scores, keras_probs, score
 from herbi.train.recipe import Recipe, StageInputs
 
 HISTORY_FIELDS = ("stage", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
@@ -52,18 +52,48 @@ class TrainConfig:
     deadline: float | None = None  # time.monotonic() by which training must stop (--budget)
 
 
+@dataclass(frozen=True)
+class StageResult:
+    """One finished stage: its length, its wall time and its best checkpoint's scores."""
+
+    stage: str
+    epochs: int
+    train_images: int
+    wall_seconds: float
+    val: Scores
+    test: Scores  # only reported, never used to choose
+
+
+def read_state(path: Path) -> tuple[StageResult, ...]:
+    """The stages ``state.json`` records as finished (none before the first)."""
+    if not path.exists():
+        return ()
+
+    def scores(d) -> Scores:
+        per_class = {name: ClassScore(**c) for name, c in d["per_class"].items()}
+        rest = {k: v for k, v in d.items() if k not in ("per_class", "macro", "weighted")}
+        return Scores(**{**rest, "accuracy_ci95": tuple(rest["accuracy_ci95"])},
+                      per_class=per_class, macro=ClassScore(**d["macro"]),
+                      weighted=ClassScore(**d["weighted"]))  # fmt: skip
+
+    return tuple(
+        StageResult(**{**r, "val": scores(r["val"]), "test": scores(r["test"])})
+        for r in read_json(path)["stages"].values()
+    )
+
+
 class Deadline(keras.callbacks.Callback):
     """Stop before an epoch that would end after ``deadline``: the budget's guarantee when the
     machine turns slower than its probe said (the best checkpoint so far is kept)."""
 
-    def __init__(self, deadline: float):
+    def __init__(self, deadline: float, log: Log):
         super().__init__()
-        self.deadline, self.started = deadline, time.monotonic()
+        self.deadline, self.log, self.started = deadline, log, time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         per_epoch = (time.monotonic() - self.started) / (epoch + 1)
         if time.monotonic() + per_epoch > self.deadline and epoch + 1 < self.params["epochs"]:
-            click.echo(f"[budget] stopping after epoch {epoch + 1}: the next one would end late")
+            self.log(f"[budget] stopping after epoch {epoch + 1}: the next one would end late")
             self.model.stop_training = True
 
 
@@ -135,22 +165,23 @@ def train_stages(
     train_config: TrainConfig,
     run: RunFolder,
     strategy: tf.distribute.Strategy,
-) -> dict[str, dict]:
-    """Train every stage of ``recipe`` on ``train_set`` (the recipe's train set); return
-    per-stage results (validation and test scores, wall time), as state.json holds them.
-    A new run's folder is empty, so only a resumed run finds stages and epochs to continue."""
-    state = read_json(run.state) if run.state.exists() else {"stages": {}}
-    val = validation_set(ds)
+    log: Log,
+) -> tuple[StageResult, ...]:
+    """Train every stage of ``recipe`` on ``train_set`` (the recipe's train set); return each
+    stage's result, in order. A new run's folder is empty, so only a resumed run finds stages
+    (``state.json``) and epochs (``BackupAndRestore``) to continue."""
+    done = {r.stage: r for r in read_state(run.state)}
+    val_set = validation_set(ds)
     previous = None
     for stage in recipe.stages:
         best_path = run.checkpoint(stage)
-        if stage in state["stages"]:
-            click.echo(f"[{stage}] already finished; resuming after it")
+        if stage in done:
+            log(f"[{stage}] already finished; resuming after it")
             previous = best_path
             continue
         logged = logged_val_accuracy(run, stage)
         epochs = train_config.epochs[stage]
-        click.echo(
+        log(
             f"[{stage}] {epochs} epochs on {len(train_set[0]):,} images"
             + (f" (resuming after epoch {len(logged)})" if logged else "")
         )
@@ -158,15 +189,8 @@ def train_stages(
         with compute_precision(train_config.precision):
             with strategy.scope():
                 prev_model = keras.models.load_model(previous) if previous else None
-                inputs = StageInputs(
-                    stage,
-                    epochs,
-                    prev_model,
-                    train_set,
-                    ds.num_classes,
-                    train_config.seed,
-                    recipe.size,
-                )
+                inputs = StageInputs(stage, epochs, prev_model, train_set, ds.num_classes,
+                                     train_config.seed, recipe.size, log)  # fmt: skip
                 plan = recipe.plan_stage(inputs)
             best = max(logged, default=-np.inf) if best_path.exists() else -np.inf
             callbacks = [
@@ -176,27 +200,19 @@ def train_stages(
                 HistoryCSV(run.history, stage),
             ]
             if train_config.deadline:
-                callbacks.append(Deadline(train_config.deadline))
+                callbacks.append(Deadline(train_config.deadline, log))
             plan.model.fit(
-                plan.train, validation_data=val, epochs=epochs, verbose=2, callbacks=callbacks
+                plan.train, validation_data=val_set, epochs=epochs, verbose=2, callbacks=callbacks
             )
-        result = {"epochs": epochs, "train_images": len(train_set[0])}
-        state["stages"][stage] = scored(stage, best_path, ds, result, time.perf_counter() - start)
-        write_json(run.state, state)
+        wall = round(time.perf_counter() - start, 1)
+        best_model = keras.models.load_model(best_path)
+        val, test = (score(y, keras_probs(best_model, x), ds.class_names)
+                     for x, y in ((ds.x_val, ds.y_val), (ds.x_test, ds.y_test)))  # fmt: skip
+        log(f"[{stage}] best val acc {val.accuracy:.4f}, test acc {test.accuracy:.4f}, "
+            f"{wall / 60:.1f} min")  # fmt: skip
+        done[stage] = StageResult(stage, epochs, len(train_set[0]), wall, val, test)
+        write_json(run.state, {"stages": {s: asdict(r) for s, r in done.items()}})
         shutil.rmtree(run.backup(stage), ignore_errors=True)
         previous = best_path
     shutil.rmtree(run.backup(), ignore_errors=True)
-    return state["stages"]
-
-
-def scored(stage: str, best_path: Path, ds: Dataset, result: dict, wall: float) -> dict:
-    """``result`` with the wall time and the stage's best model scored on validation and test
-    (the test split is only reported)."""
-    model = keras.models.load_model(best_path)
-    val = score(ds.y_val, keras_probs(model, ds.x_val), ds.class_names)
-    test = score(ds.y_test, keras_probs(model, ds.x_test), ds.class_names)
-    click.echo(
-        f"[{stage}] best val acc {val.accuracy:.4f}, test acc {test.accuracy:.4f}, "
-        f"{wall / 60:.1f} min"
-    )
-    return {**result, "wall_seconds": round(wall, 1), "val": val.to_dict(), "test": test.to_dict()}
+    return tuple(done[stage] for stage in recipe.stages)

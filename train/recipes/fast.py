@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
@@ -270,7 +269,7 @@ def plan_stage(s: StageInputs, hp: dict = HPARAMS) -> StagePlan:
     if s.size is not None:
         hp = {**hp, **SIZES[s.size].hparams()}
     model = fast_net(s.num_classes, hp)
-    click.echo(
+    s.log(
         f"[{s.stage}] fast network, size {s.size or DEFAULT_SIZE}: "
         f"{model.count_params():,} parameters, "
         f"{model_macs(model) / 1e6:.1f}M multiply-accumulates per image"
