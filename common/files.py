@@ -65,9 +65,7 @@ def read_json(path: Path | str) -> dict:
 
 
 def save_figure(fig, path: Path) -> None:
-    """A matplotlib figure as a PNG, atomically; the figure is closed (its memory freed)."""
-    import matplotlib.pyplot as plt
-
+    """A ``matplotlib.figure.Figure`` as a PNG, atomically. Figures are made without pyplot, so
+    no backend is chosen globally and none is left open."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)

@@ -9,11 +9,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from herbi.common.files import save_figure
@@ -23,7 +20,8 @@ def plot_curves(history_csv: Path, path: Path, title: str) -> None:
     """Accuracy and loss per epoch, all stages end to end, with the stage boundaries marked."""
     with open(history_csv, newline="") as f:
         rows = list(csv.DictReader(f))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    fig = Figure(figsize=(12, 4))
+    axes = fig.subplots(1, 2)
     x = np.arange(1, len(rows) + 1)
     for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
         ax.plot(x, [float(r[metric]) for r in rows], label=f"train {metric}")
@@ -40,7 +38,8 @@ def plot_curves(history_csv: Path, path: Path, title: str) -> None:
 
 
 def plot_confusion(confusion: list[list[int]], class_names: list[str], path: Path, title: str):
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = Figure(figsize=(6, 5))
+    ax = fig.subplots()
     ConfusionMatrixDisplay(np.asarray(confusion), display_labels=class_names).plot(
         ax=ax, colorbar=False, xticks_rotation=45
     )
@@ -52,7 +51,8 @@ def plot_grid(
     images: np.ndarray, labels: np.ndarray, class_names: list[str], path: Path, title: str
 ):
     """A 5x5 grid of images (uint8 or float in [0, 1]) with their class names."""
-    fig, axes = plt.subplots(5, 5, figsize=(7, 7.6))
+    fig = Figure(figsize=(7, 7.6))
+    axes = fig.subplots(5, 5)
     for ax, img, label in zip(axes.flat, images[:25], labels[:25], strict=False):
         ax.imshow(img if img.dtype == np.uint8 else np.clip(img, 0, 1))
         ax.set_title(class_names[int(label)], fontsize=8)
