@@ -54,6 +54,30 @@ def test_herbi_train_speaks_first_at_every_level(tmp_path):
         assert err.splitlines() == [f"Error: {missing}: no such file or folder (--data)"], said
 
 
+# herbi's packages and command modules, imported as a library user or --help does; then the
+# modules that import TensorFlow (herbi.train's), before anything sets TF_USE_LEGACY_KERAS.
+IMPORTS = """
+import os, sys
+before = dict(os.environ)
+import herbi.train, herbi.export, herbi.export.api, herbi.export.serve, herbi.runtime.cli
+import herbi.train.cli, herbi.export.cli, herbi.benchmarks.cli
+changed = sorted(k for k in set(os.environ) ^ set(before) if k.startswith("TF_"))
+assert not changed and "tensorflow" not in sys.modules, (changed, sys.modules.get("tensorflow"))
+import herbi.train.model  # imports TensorFlow
+from herbi.common.legacy_keras import use_legacy_keras
+use_legacy_keras()  # what herbi-export's load_keras does first
+import tensorflow as tf
+assert tf.keras.__name__.startswith("tf_keras."), tf.keras.__name__
+"""
+
+
+def test_importing_herbi_changes_no_setting_and_keras_2_still_follows():
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTS], capture_output=True, text=True, env=user_env("3")
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_keras_3_tensorflow_is_refused_in_one_line(monkeypatch):
     use_legacy_keras()  # this process: tf.keras is Keras 2 (conftest.py)
     keras_3 = SimpleNamespace(keras=SimpleNamespace(__name__="keras._tf_keras.keras"))
