@@ -139,6 +139,7 @@ def main(openset: str | None, **cli) -> None:
         click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
 
     check_mode(click.get_current_context(), openset)
+    quiet_tensorflow()  # before TensorFlow is first imported (the Keras reference, --openset)
     if openset is not None:
         openset_mode(openset, {k: cli[k] for k in OPENSET_ONLY}, log)
     else:
@@ -158,7 +159,6 @@ def check_mode(ctx: click.Context, openset: str | None) -> None:
 
 def openset_mode(data: str, cli: dict, log: Callable[[str], None]) -> None:
     """The open-set protocol; one line per error, no traceback."""
-    quiet_tensorflow()  # before TensorFlow is first imported
     from herbi.benchmarks.openset import make_protocol, run_protocol
     from herbi.benchmarks.openset_report import OPENSET_MD
 

@@ -1,8 +1,8 @@
 """Keras 2 for every stage that loads TensorFlow, and a quiet TensorFlow start for the commands.
 
 tfmot, tf2onnx's ``from_keras`` and ``TFLiteConverter.from_keras_model`` need Keras 2
-(``tf_keras``); with Keras 3 they fail (see ../shared/verified-stack.txt). TensorFlow reads
-``TF_USE_LEGACY_KERAS`` once, at import, so each entry point calls this first.
+(``tf_keras``); with Keras 3 they fail (see ../shared/verified-stack.txt). TensorFlow picks
+``tf.keras`` by ``TF_USE_LEGACY_KERAS`` on first use, so herbi sets it then, not on import.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import re
 import sys
 from contextlib import AbstractContextManager, nullcontext
 
+from herbi.runtime.errors import HerbiError
 from herbi.runtime.native import filtered_stderr
 
-# The user's TF_CPP_MIN_LOG_LEVEL, read before use_legacy_keras() sets herbi's library default.
-USER_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
 # TensorFlow's lines on fd 2 that ignore the log level or carry no news: absl's pre-init banner,
 # INFO lines (oneDNN is on, no CUDA drivers), the CUDA probe on a machine without a GPU driver
 # (tf2onnx's graph optimizer probes again), and the converters' notes on options they ignore.
@@ -30,23 +29,28 @@ TF_CHATTER = re.compile(
 
 
 def use_legacy_keras() -> None:
-    """Keras 2 through tf_keras, and TensorFlow's C++ INFO/WARNING lines silenced."""
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Route ``tf.keras`` to Keras 2 before herbi first uses TensorFlow, which may be imported
+    already (herbi.train's modules import it); a ``tf.keras`` already Keras 3 is one clear error
+    instead of tfmot's or tf2onnx's."""
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and not tf.keras.__name__.startswith("tf_keras."):
+        raise HerbiError("tf.keras is Keras 3: set TF_USE_LEGACY_KERAS=1 before TensorFlow loads")
 
 
 def quiet_tensorflow(verbose: bool = False) -> None:
-    """Keras 2, and TensorFlow imported without its informational lines (herbi-train/export).
+    """Keras 2, and TensorFlow imported without its chatter (the commands that load it).
 
-    Unless ``verbose`` or the user set ``TF_CPP_MIN_LOG_LEVEL``: level 1 (warnings and errors
-    show), the load-time lines filtered at fd 2, and with no CUDA driver no GPU probe: it logs
-    ``failed call to cuInit`` as an ERROR, which no level hides without hiding real errors.
+    Only ``verbose`` or ``TF_CPP_MIN_LOG_LEVEL=0`` shows all of TensorFlow's lines. Otherwise
+    a level the user set stands (herbi's is 1: warnings and errors show), :data:`TF_CHATTER`
+    is filtered at fd 2, which no level hides, and with no CUDA driver there is no GPU probe:
+    it logs ``failed call to cuInit`` as an ERROR.
     """
     use_legacy_keras()
-    if USER_LOG_LEVEL is not None or "tensorflow" in sys.modules:
+    if "tensorflow" in sys.modules:
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "1"
-    if verbose:
+    if verbose or os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1") == "0":
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         return
     try:
         ctypes.CDLL("libcuda.so.1")  # the CUDA driver, as TF looks for it

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from herbi.common.errors import ExportError
-from herbi.common.legacy_keras import without_chatter
+from herbi.common.legacy_keras import use_legacy_keras, without_chatter
 from herbi.common.run_folder import RunFolder
 from herbi.runtime.errors import first_line
 from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE
@@ -48,6 +48,7 @@ def load_keras(path: Path):
     if path.suffix.lower() != ".h5" and not zipfile.is_zipfile(path):
         raise ExportError(f"{path}: not a Keras model file (a .keras file is a zip archive)")
     with without_chatter():  # every other stderr line is passed on
+        use_legacy_keras()
         import tf_keras as keras
 
         try:

@@ -18,6 +18,7 @@ import pytest
 from herbi.common.legacy_keras import use_legacy_keras
 
 use_legacy_keras()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the commands tests start quiet at any level
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HERBI_SHARED_DATA", REPO.parent / "shared" / "data"))

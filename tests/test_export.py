@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import herbi.export  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from herbi.common.errors import ExportError
 from herbi.export import evidence
 from herbi.export.api import ExportOptions, export_model

@@ -8,8 +8,6 @@ import json
 import numpy as np
 import pytest
 
-import herbi.train  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
 MAX_PARAMS = 400_000
 MAX_MACS = 40_000_000
 

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 
 import pytest
 
-import herbi.train  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from herbi.benchmarks.mcu_latency import PUBLISHED, RESNET8_MACS, estimates
 from herbi.benchmarks.mcu_tables import family_table, flash_estimate, smallest_board
 from herbi.common.boards import BOARDS, FLASH_RESERVE, KB, SRAM_RESERVE, board, limits

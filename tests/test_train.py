@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import herbi.train  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from herbi.common.files import atomic_path
 from herbi.train.cli import main
 

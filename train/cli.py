@@ -120,7 +120,7 @@ from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE
 @click.option(
     "--verbose",
     is_flag=True,
-    help="Show TensorFlow's informational start-up lines, hidden unless TF_CPP_MIN_LOG_LEVEL is set.",
+    help="Show TensorFlow's informational start-up lines, hidden unless TF_CPP_MIN_LOG_LEVEL=0.",
 )
 def main(verbose: bool, **options) -> None:
     """Train an image classifier into a run folder that export and bench read."""
