@@ -159,8 +159,8 @@ def check_mode(ctx: click.Context, openset: str | None) -> None:
 def openset_mode(data: str, cli: dict, log: Callable[[str], None]) -> None:
     """The open-set protocol; one line per error, no traceback."""
     quiet_tensorflow()  # before TensorFlow is first imported
-    from herbi.benchmarks.openset import make_protocol, run_protocol
-    from herbi.benchmarks.openset_report import OPENSET_MD
+    from herbi.benchmarks.openset.protocol import make_protocol, run_protocol
+    from herbi.benchmarks.openset.report import OPENSET_MD
 
     try:
         protocol = make_protocol(data, **cli)
@@ -184,10 +184,10 @@ def bench_mode(
 ) -> None:
     """Benchmark a run's artifacts (the default mode)."""
     # Imported here so that --help answers without loading scikit-learn and TensorFlow.
-    from herbi.benchmarks.machine import usable_cores
     from herbi.benchmarks.measure import Settings, benchmark
     from herbi.benchmarks.report import REPORT_MD, write_report
     from herbi.benchmarks.tables import findings, summary_table
+    from herbi.benchmarks.timing.machine import usable_cores
     from herbi.export.formats import FORMATS
 
     out = RunFolder(Path(run_dir)).bench

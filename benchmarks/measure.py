@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from herbi.benchmarks import keras_original, machine
-from herbi.benchmarks.browser import BrowserTiming, measure_page
-from herbi.benchmarks.latency import Budget
-from herbi.benchmarks.processes import ColdStart, Timing, WorkerError, cold_start, run_worker
+from herbi.benchmarks.mcu.unknown_cost import UnknownCost, unknown_cost
 from herbi.benchmarks.run_folder import ExportedRun, Snapshot
-from herbi.benchmarks.unknown_cost import UnknownCost, unknown_cost
+from herbi.benchmarks.timing import keras_original, machine
+from herbi.benchmarks.timing.browser import BrowserTiming, measure_page
+from herbi.benchmarks.timing.latency import Budget
+from herbi.benchmarks.timing.processes import ColdStart, Timing, WorkerError, cold_start, run_worker
 from herbi.common.errors import BenchError, HerbiError
 from herbi.common.provenance import package_versions
 from herbi.export.evidence import Evidence, Reference, evaluate, judged

@@ -135,7 +135,7 @@ def details(report: dict) -> list[str]:
             "allocator measured plus the stated margin. The latency of a `tflm` row elsewhere "
             "in this report is a host figure: TFLite Micro's reference kernels on this "
             "machine's CPU, **not** a microcontroller's; the per-board latencies here are "
-            "estimates from published MLPerf Tiny results (herbi.benchmarks.mcu_latency).",
+            "estimates from published MLPerf Tiny results (herbi.benchmarks.mcu.latency).",
         ),
         *section("Cold start and memory", tables.cold_table(report)),
         *section(

@@ -221,7 +221,7 @@ def findings(report: dict) -> list[str]:
 def microcontroller_tables(report: dict) -> list[str]:
     """Microcontroller artifacts: flash, arena and MACs, which common boards they fit with an
     estimated latency on each, and the fast recipe's size family."""
-    from herbi.benchmarks.mcu_tables import family_table, flash_estimate, latency_columns
+    from herbi.benchmarks.mcu.tables import family_table, flash_estimate, latency_columns
     from herbi.common.boards import fits
     from herbi.train.recipes.fast import SIZES
     from herbi.train.sizes import ACCURACY_MEASURED, FOOTPRINT_MEASURED

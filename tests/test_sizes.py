@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 import herbi.train  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from herbi.benchmarks.mcu_latency import PUBLISHED, RESNET8_MACS, estimates
-from herbi.benchmarks.mcu_tables import family_table, flash_estimate, smallest_board
+from herbi.benchmarks.mcu.latency import PUBLISHED, RESNET8_MACS, estimates
+from herbi.benchmarks.mcu.tables import family_table, flash_estimate, smallest_board
 from herbi.common.boards import BOARDS, FLASH_RESERVE, KB, SRAM_RESERVE, board, limits
 from herbi.common.errors import HerbiError
 from herbi.train.recipes.fast import DEFAULT_SIZE, HPARAMS, SIZES

@@ -106,7 +106,7 @@ def run_worker(spec: dict) -> dict:
     """Run one worker task and return its result (raise :class:`WorkerError` on failure)."""
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "herbi.benchmarks.worker", json.dumps(spec)],
+            [sys.executable, "-m", "herbi.benchmarks.timing.worker", json.dumps(spec)],
             capture_output=True,
             text=True,
             timeout=TIMEOUT_S,

@@ -7,7 +7,7 @@ this machine measures are the arena and the model array (herbi.export.tflm).
 
 from __future__ import annotations
 
-from herbi.benchmarks.mcu_latency import Estimate, estimates
+from herbi.benchmarks.mcu.latency import Estimate, estimates
 from herbi.benchmarks.tables import NONE, Column, ms, table
 from herbi.common.boards import BOARDS, KB, TFLM_FLASH, Board
 from herbi.train.sizes import Member

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from herbi.benchmarks.latency import Budget, batch1_and_throughput, cold_start_phases, peak_rss_mb
+from herbi.benchmarks.timing.latency import (
+    Budget,
+    batch1_and_throughput,
+    cold_start_phases,
+    peak_rss_mb,
+)
 from herbi.common.legacy_keras import use_legacy_keras
 from herbi.runtime.contract import float_input
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from herbi.benchmarks.machine import describe, load_average
-from herbi.benchmarks.openset_folds import Log, Protocol, class_images, classes_of, export, train
-from herbi.benchmarks.openset_report import summarize, write_report
+from herbi.benchmarks.openset.folds import Log, Protocol, class_images, classes_of, export, train
+from herbi.benchmarks.openset.report import summarize, write_report
+from herbi.benchmarks.timing.machine import describe, load_average
 from herbi.common.errors import BenchError
 from herbi.common.far_ood import far_ood
 from herbi.common.files import read_json, write_json
@@ -60,7 +60,7 @@ def make_protocol(data: str, seeds: str, classes: str | None, **options) -> Prot
 
 def run_protocol(protocol: Protocol, log: Log) -> dict:
     """Every fold x seed trained, exported and measured; the summary written to ``out``."""
-    from herbi.benchmarks.openset_measure import folder_images
+    from herbi.benchmarks.openset.measure import folder_images
 
     load_start = load_average()
     unknowns = {"far_ood": far_ood(FAR_OOD)}
@@ -85,7 +85,7 @@ def run_protocol(protocol: Protocol, log: Log) -> dict:
 
 def measured(protocol: Protocol, held: str, seed: int, unknowns: dict, log: Log) -> dict:
     """One run's figures: trained, exported and scored, or read back from an earlier call."""
-    from herbi.benchmarks.openset_measure import Images, artifact_rates, keras_rates
+    from herbi.benchmarks.openset.measure import Images, artifact_rates, keras_rates
     from herbi.runtime.image import to_rgb_array
     from herbi.train.run import run_dataset
 

@@ -1,4 +1,4 @@
-"""One measurement in a fresh process: ``python -m herbi.benchmarks.worker '<json spec>'``.
+"""One measurement in a fresh process: ``python -m herbi.benchmarks.timing.worker '<json spec>'``.
 
 A worker times ONE model at ONE thread count and prints one JSON line: artifact workers never
 import TensorFlow, and TensorFlow fixes its thread counts when it starts, hence one process per
@@ -22,7 +22,9 @@ def cold_artifact(path: str, image: str, backend: str | None = None) -> dict:
     loaded = time.time()
     clf.classify(image)
     done = time.time()
-    from herbi.benchmarks.latency import cold_start_phases  # after the clock: numpy is loaded
+    from herbi.benchmarks.timing.latency import (
+        cold_start_phases,  # after the clock: numpy is loaded
+    )
 
     return cold_start_phases(started, imported, loaded, done)
 
@@ -39,8 +41,13 @@ def measure_artifact(
     """Batch-1 latency, large-batch throughput and herbi's overhead over the bare engine."""
     import numpy as np
 
-    from herbi.benchmarks.bare import bare_call
-    from herbi.benchmarks.latency import Budget, batch1_and_throughput, interleaved, peak_rss_mb
+    from herbi.benchmarks.timing.bare import bare_call
+    from herbi.benchmarks.timing.latency import (
+        Budget,
+        batch1_and_throughput,
+        interleaved,
+        peak_rss_mb,
+    )
     from herbi.runtime import Classifier
     from herbi.runtime.quantize import input_map
 
@@ -77,7 +84,7 @@ def run(spec: dict) -> dict:
         return measure_artifact(**spec)
     if task == "cold-artifact":
         return cold_artifact(**spec)
-    from herbi.benchmarks import keras_original
+    from herbi.benchmarks.timing import keras_original
 
     if task == "keras":
         return keras_original.measure(**spec)

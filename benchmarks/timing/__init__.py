@@ -1,0 +1,1 @@
+"""Timing engines: worker processes that time a model alone, the machine they ran on, the browser."""
