@@ -1,1 +1,1 @@
-"""Microcontroller estimates: per-board latency from MLPerf Tiny, flash, the unknown score's cost."""
+"""Microcontroller estimates: per-board latency (MLPerf Tiny), flash, the unknown score's cost."""

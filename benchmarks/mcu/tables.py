@@ -1,5 +1,6 @@
-"""The microcontroller section's estimates: latency per board from published MLPerf Tiny
-results, flash with TFLite Micro's share, and the fast recipe's size family as a Pareto table.
+"""The microcontroller section's estimates: which boards an artifact fits with its latency on
+each from published MLPerf Tiny results, flash with TFLite Micro's share, the unknown score's
+cost, and the fast recipe's size family as a Pareto table.
 
 Everything here is labelled an estimate or a recorded figure: the only microcontroller figures
 this machine measures are the arena and the model array (herbi.export.tflm).
@@ -8,9 +9,13 @@ this machine measures are the arena and the model array (herbi.export.tflm).
 from __future__ import annotations
 
 from herbi.benchmarks.mcu.latency import Estimate, estimates
-from herbi.benchmarks.tables import NONE, Column, ms, table
-from herbi.common.boards import BOARDS, KB, TFLM_FLASH, Board
-from herbi.train.sizes import Member
+from herbi.benchmarks.mcu.unknown_cost import UnknownCost
+from herbi.common.boards import BOARDS, KB, TFLM_FLASH, Board, fits
+from herbi.common.markdown import NONE, Column, ms, signed, table
+from herbi.export.tflm import TflmFootprint
+from herbi.train.sizes import ACCURACY_MEASURED, FOOTPRINT_MEASURED, Member
+
+FAMILY_PNG = "size_family.png"  # drawn once a size's accuracy is recorded (train.sizes.Member)
 
 
 def _span(values: list[float]) -> str:
@@ -49,6 +54,40 @@ def flash_estimate(model_bytes: int) -> str:
             "from).")  # fmt: skip
 
 
+def boards_section(name: str, footprint: TflmFootprint) -> list[str]:
+    """Which common boards the artifact ``name`` fits, each with its estimated latency."""
+    verdicts = fits(footprint.declared_arena_bytes, footprint.flash_bytes)
+    return ["", f"Fits ({name}: declared arena in one SRAM block, model array in flash, "
+            "each less the reserve herbi.common.boards states; latency: MACs x cycles "
+            "per MAC / clock from published MLPerf Tiny results, an estimate):",
+            "", *table([("board", lambda v: f"[{v[0].name}]({v[0].source})"),
+                        ("core", lambda v: f"{v[0].core}, {v[0].clock_mhz} MHz"),
+                        ("fits", lambda v: "yes" if v[1] else "**no**"),
+                        ("why", lambda v: v[2]),
+                        *latency_columns(footprint.macs)], verdicts),
+            "", flash_estimate(footprint.flash_bytes)]  # fmt: skip
+
+
+def unknown_cost_table(costs: list[tuple[str, UnknownCost]]) -> list[str]:
+    """The unknown decision's cost on a microcontroller: each artifact against the same int8
+    classifier converted without the score (flash, arena and ops measured by TFLite Micro)."""
+    columns: list[Column] = [
+        ("format", lambda v: v[0]),
+        ("extra flash", lambda v: f"{v[1].flash_bytes:,} B"),
+        ("extra arena, declared (measured)", lambda v: f"{v[1].declared_arena_bytes:,} B"
+         f" ({v[1].arena_bytes:,} B)"),
+        ("extra MACs", lambda v: f"{v[1].macs:,}"),
+        ("extra ops", lambda v: ", ".join(v[1].ops) or "-"),
+        ("host time, TFLM reference kernels", lambda v: f"{v[1].host_ms_with:.2f} vs "
+         f"{v[1].host_ms_without:.2f} ms ({signed(100 * v[1].host_time_share)}%)"),
+    ]  # fmt: skip
+    if not costs:
+        return []
+    return ["", "The unknown decision's cost (the artifact against its classifier alone, "
+            "converted the same way; time: this host, not a microcontroller):", "",
+            *table(columns, costs)]  # fmt: skip
+
+
 def smallest_board(member: Member) -> Board | None:
     """The board with the least SRAM (then flash) that takes ``member`` with the reserves."""
     f = member.footprint
@@ -84,4 +123,21 @@ def family_table(sizes: dict[str, Member]) -> list[str]:
         ("accuracy, 3 seeds (mean ± 95% CI)", lambda v: accuracy(v[1])),
         ("smallest board it fits", lambda v: board(v[1])),
     ]  # fmt: skip
-    return table(columns, list(sizes.items()))
+    return table(columns, sizes.items())
+
+
+def family_measured() -> dict[str, Member]:
+    """The fast recipe's sizes whose accuracy is recorded (what the family plot draws)."""
+    from herbi.train.recipes.fast import SIZES  # TensorFlow: only when drawn
+
+    return {name: m for name, m in SIZES.items() if m.accuracy is not None}
+
+
+def family_section() -> list[str]:
+    """The fast recipe's size family, with its plot once an accuracy is recorded."""
+    from herbi.train.recipes.fast import SIZES
+
+    lines = ["", "The fast recipe's sizes (herbi-train --size or --fits; footprints "
+             f"recorded: {FOOTPRINT_MEASURED}; accuracy: {ACCURACY_MEASURED}):", "",
+             *family_table(SIZES)]  # fmt: skip
+    return lines + (["", f"![accuracy against flash]({FAMILY_PNG})"] if family_measured() else [])

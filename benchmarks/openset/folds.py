@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from herbi.common.errors import BenchError
 from herbi.common.files import read_json
+from herbi.common.log import Log
 from herbi.common.run_folder import RunFolder
 from herbi.runtime.image import is_image_file
 
-Log = Callable[[str], object]
+FAR_OOD = 200  # generated images, a quarter of each kind
 ARTIFACTS = ("tflite-float32", "tflite-int8")  # float and int8, through the same runtime
 SPLITS = ("train", "test")
 
@@ -40,6 +40,7 @@ class Protocol:
     score: str  # the unknown score the artifacts compute
     unknowns: tuple[Path, ...] = ()  # further folders of images of no known class
     out: Path = Path("openset")
+    far_ood: int = FAR_OOD  # generated far-out-of-distribution images each run is scored on
 
     def run_dir(self, held: str, seed: int) -> Path:
         return self.out / "runs" / f"{held}-{seed}"

@@ -14,7 +14,11 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from herbi.common.files import write_json, write_text
+from herbi.benchmarks.openset.folds import Protocol
+from herbi.benchmarks.openset.measure import Rates
+from herbi.benchmarks.timing.machine import Machine
+from herbi.common.files import read_json, write_json, write_text
+from herbi.common.markdown import table
 
 OPENSET_JSON, OPENSET_MD = "openset.json", "openset.md"
 CONFIDENCE = 0.95
@@ -29,6 +33,58 @@ class Interval:
     n: int
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """What one run's figures depend on beyond its training: a cached run is reused only when
+    these match."""
+
+    keep: float
+    score: str
+    unknowns: list[str]  # resolved folder paths
+    far_ood: int
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    """One trained run's figures: each artifact at its own threshold, each Keras score."""
+
+    held_out: str
+    seed: int
+    run: str
+    settings: RunSettings
+    preset: str
+    precision: str
+    artifacts: dict[str, Rates]
+    keras: dict[str, Rates]
+
+    @classmethod
+    def read(cls, path: Path, settings: RunSettings) -> RunFigures | None:
+        """The figures cached in ``path`` if they were measured with ``settings``, else None."""
+        if not path.is_file() or read_json(path).get("settings") != asdict(settings):
+            return None
+        found = read_json(path)
+        artifacts, keras = (
+            {k: Rates(**v) for k, v in found[s].items()} for s in ("artifacts", "keras")
+        )
+        return cls(**{**found, "settings": settings, "artifacts": artifacts, "keras": keras})
+
+
+Summary = dict[str, dict[str, Interval]]  # row (artifact or score) -> figure -> Interval
+
+
+@dataclass(frozen=True)
+class OpensetReport:
+    """The protocol as asked, where it ran, every run's figures and their summaries."""
+
+    protocol: Protocol
+    machine: Machine
+    preset: list[str]
+    precision: list[str]
+    runs: list[RunFigures]
+    artifacts: Summary
+    keras: Summary
+
+
 def interval(values: list[float]) -> Interval:
     v = np.asarray(values, np.float64)
     if len(v) < 2:
@@ -37,24 +93,22 @@ def interval(values: list[float]) -> Interval:
     return Interval(float(v.mean()), float(t * v.std(ddof=1) / math.sqrt(len(v))), len(v))
 
 
-def figures(rates: dict) -> dict[str, float]:
+def figures(rates: Rates) -> dict[str, float]:
     """One score's rates as flat figures, in the tables' order: AUROC, the held-out class
     rejected, known images kept, the other unknown sets rejected, closed-set accuracy."""
-    near, *others = (f"rejected {k}" for k in rates["rejected"])
-    flat = {f"rejected {k}": v for k, v in rates["rejected"].items()}
-    order = ["auroc", near, "kept", *others, "accuracy"]
-    return {k: (flat | rates)[k] for k in order}
+    near, *others = (f"rejected {k}" for k in rates.rejected)
+    flat = {f"rejected {k}": v for k, v in rates.rejected.items()}
+    flat |= {"auroc": rates.auroc, "kept": rates.kept, "accuracy": rates.accuracy}
+    return {k: flat[k] for k in ["auroc", near, "kept", *others, "accuracy"]}
 
 
-def summarize(runs: list[dict], section: str) -> dict[str, dict[str, Interval]]:
-    """``section`` (``artifacts`` or ``keras``) of every run -> row -> figure -> Interval."""
-    rows = {name for run in runs for name in run[section]}
-    ordered = [name for name in runs[0][section] if name in rows]
-    table = {}
-    for name in ordered:
-        per_run = [figures(run[section][name]) for run in runs if name in run[section]]
-        table[name] = {k: interval([f[k] for f in per_run]) for k in per_run[0]}
-    return table
+def summarize(sections: list[dict[str, Rates]]) -> Summary:
+    """One section (artifacts or Keras scores) of every run -> row -> figure -> Interval."""
+    summary = {}
+    for name in sections[0]:
+        per_run = [figures(section[name]) for section in sections if name in section]
+        summary[name] = {k: interval([f[k] for f in per_run]) for k in per_run[0]}
+    return summary
 
 
 def cell(value: Interval, figure: str) -> str:
@@ -76,53 +130,43 @@ def heading(figure: str) -> str:
     return names.get(figure, f"{figure.removeprefix('rejected ')} rejected %")
 
 
-def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A Markdown table's lines."""
-    return ["| " + " | ".join(cells) + " |" for cells in [header, ["---"] * len(header), *rows]]
-
-
-def markdown(report: dict) -> str:
+def markdown(report: OpensetReport) -> str:
     """The report as Markdown: its labels, then artifacts side by side and the float scores."""
-    p, artifacts, keras = report["protocol"], report["artifacts"], report["keras"]
+    p, artifacts, keras = report.protocol, report.artifacts, report.keras
     figs = list(next(iter(artifacts.values())))
+    by_artifact = [("figure", heading)] + [
+        (name, lambda f, a=a: cell(a[f], f)) for name, a in artifacts.items()
+    ]
+    by_score = [("score", lambda v: v[0])] + [
+        (heading(f), lambda v, f=f: cell(v[1][f], f)) for f in figs
+    ]
     lines = [
         "# Open-set protocol (herbi-bench --openset)",
         "",
-        f"- data: `{p['data']}`; held out in turn: {', '.join(p['held_out'])}; "
-        f"seeds: {', '.join(map(str, p['seeds']))}; runs: {len(report['runs'])}",
-        f"- training: herbi-train --recipe fast, preset {', '.join(report['preset'])}, "
-        f"{p['epochs']} epochs; precision {', '.join(report['precision'])}",
-        f"- machine: {report['machine']['cpu_label']}",
-        f"- unknown score in the artifacts: {p['score']}; thresholds keep {p['keep']} "
+        f"- data: `{p.data}`; held out in turn: {', '.join(p.held_out)}; "
+        f"seeds: {', '.join(map(str, p.seeds))}; runs: {len(report.runs)}",
+        f"- training: herbi-train --recipe fast, preset {', '.join(report.preset)}, "
+        f"{p.epochs} epochs; precision {', '.join(report.precision)}",
+        f"- machine: {report.machine.cpu_label}",
+        f"- unknown score in the artifacts: {p.score}; thresholds keep {p.keep} "
         "(split-conformal on each run's validation images)",
         f"- unknowns: the held-out class (all its train and test images), far_ood "
-        f"({p['far_ood']} generated: noise, flat colour, texture, text)"
-        + "".join(f", {Path(u).name} (`{u}`)" for u in p["unknowns"]),
+        f"({p.far_ood} generated: noise, flat colour, texture, text)"
+        + "".join(f", {u.name} (`{u}`)" for u in p.unknowns),
         "- mean over runs ± 95% t-interval half-width; known = the other classes' test images",
         "",
         "## Artifacts (herbi.runtime, each at its own contract's threshold)",
         "",
-        *table(
-            ["figure", *artifacts],
-            [[heading(f), *(cell(a[f], f) for a in artifacts.values())] for f in figs],
-        ),
+        *table(by_artifact, figs),
         "",
         "## Float Keras model, by score (threshold at the same keep on validation)",
         "",
-        *table(
-            ["score", *map(heading, figs)],
-            [[name, *(cell(row[f], f) for f in figs)] for name, row in keras.items()],
-        ),
+        *table(by_score, keras.items()),
     ]
     return "\n".join(lines) + "\n"
 
 
-def write_report(report: dict, out: Path) -> Path:
+def write_report(report: OpensetReport, out: Path) -> Path:
     """``<out>/openset.json`` (every run and the summary) and ``<out>/openset.md``."""
-    as_dicts = {k: v for k, v in report.items() if k not in ("artifacts", "keras")}
-    for section in ("artifacts", "keras"):
-        as_dicts[section] = {
-            row: {f: asdict(v) for f, v in figs.items()} for row, figs in report[section].items()
-        }
-    write_json(out / OPENSET_JSON, as_dicts)
+    write_json(out / OPENSET_JSON, asdict(report))
     return write_text(out / OPENSET_MD, markdown(report))

@@ -1,1 +1,1 @@
-"""Timing engines: worker processes that time a model alone, the machine they ran on, the browser."""
+"""Timing engines: worker processes timing one model alone, the machine they ran on, the browser."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+from dataclasses import dataclass
 
 from herbi.common.cpu import cpu_info
 
@@ -27,20 +28,27 @@ def load_average() -> list[float] | None:
         return None
 
 
-def describe(load_average_start: list[float] | None) -> dict:
-    """The machine section of the report, the load average now being the run's end."""
+@dataclass(frozen=True)
+class Machine:
+    """The machine section of a report: the CPU, its cores and instruction sets, the load."""
+
+    cpu: str
+    cpu_label: str
+    architecture: str
+    logical_cpus: int | None
+    usable_cpus: int
+    physical_cores: int | None
+    cpu_mhz: float | None
+    isa: list[str]
+    os: str
+    python: str
+    load_average_start: list[float] | None
+    load_average_end: list[float] | None
+
+
+def describe(load_average_start: list[float] | None) -> Machine:
+    """This machine, the load average now being the run's end."""
     cpu = cpu_info()
-    return {
-        "cpu": cpu.name,
-        "cpu_label": cpu.label(),
-        "architecture": platform.machine(),
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": usable_cores(),
-        "physical_cores": cpu.physical_cores,
-        "cpu_mhz": cpu.mhz,
-        "isa": cpu.isa,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "load_average_start": load_average_start,
-        "load_average_end": load_average(),
-    }
+    return Machine(cpu.name, cpu.label(), platform.machine(), os.cpu_count(), usable_cores(),
+                   cpu.physical_cores, cpu.mhz, cpu.isa, platform.platform(),
+                   platform.python_version(), load_average_start, load_average())  # fmt: skip

@@ -10,9 +10,22 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported by the tasks, after a cold start's clock has started
+    from herbi.benchmarks.timing.latency import Budget, ColdPhases, Timing
 
 
-def cold_artifact(path: str, image: str, backend: str | None = None) -> dict:
+@dataclass(frozen=True)
+class ArtifactTiming:
+    """An artifact's figures and the engine herbi.runtime chose for it."""
+
+    backend: str
+    timing: Timing
+
+
+def cold_artifact(path: str, image: str, backend: str | None = None) -> ColdPhases:
     """import herbi.runtime + Classifier.load + classify(one image file), timed per phase."""
     started = time.time()
     from herbi.runtime import Classifier
@@ -22,9 +35,7 @@ def cold_artifact(path: str, image: str, backend: str | None = None) -> dict:
     loaded = time.time()
     clf.classify(image)
     done = time.time()
-    from herbi.benchmarks.timing.latency import (
-        cold_start_phases,  # after the clock: numpy is loaded
-    )
+    from herbi.benchmarks.timing.latency import cold_start_phases  # numpy is loaded by now
 
     return cold_start_phases(started, imported, loaded, done)
 
@@ -34,16 +45,17 @@ def measure_artifact(
     threads: int,
     pixels: str,
     batch: int,
-    latency: dict,
-    batched: dict,
+    latency: Budget,
+    batched: Budget,
     backend: str | None = None,
-) -> dict:
+) -> ArtifactTiming:
     """Batch-1 latency, large-batch throughput and herbi's overhead over the bare engine."""
     import numpy as np
 
     from herbi.benchmarks.timing.bare import bare_call
     from herbi.benchmarks.timing.latency import (
-        Budget,
+        Overhead,
+        Timing,
         batch1_and_throughput,
         interleaved,
         peak_rss_mb,
@@ -53,37 +65,34 @@ def measure_artifact(
 
     images = np.load(pixels)
     clf = Classifier.load(path, threads, backend)
-    one, single = images[:1], Budget(**latency)
-    result = {
-        "backend": clf.backend.name,
-        **batch1_and_throughput(clf.predict_proba, images, batch, single, Budget(**batched)),
-    }
+    one = images[:1]
+    timing = batch1_and_throughput(clf.predict_proba, images, batch, latency, batched)
     prepared = input_map(clf.contract.scale, clf.backend.input_dtype, clf.backend.input_quant)(one)
     bare = bare_call(path, threads, clf.backend.name)
-    result["peak_rss_mb"] = peak_rss_mb()
-    if bare is None:
-        return result
-    image = one[0]
-    pair = interleaved(
-        {"classify": lambda: clf.classify(image), "bare": lambda: bare(prepared)}, single
-    )
-    result["overhead"] = {
-        **pair,
-        "overhead_ms": pair["classify"]["p50_ms"] - pair["bare"]["p50_ms"],
-        "bare_output_matches": all(
-            np.array_equal(a, b)
-            for a, b in zip(bare(prepared), clf.backend.run(prepared), strict=True)
-        ),
-    }
-    return result
+    overhead = None
+    if bare is not None:
+        image = one[0]
+        classify, engine = interleaved(
+            [lambda: clf.classify(image), lambda: bare(prepared)], latency
+        )
+        same = zip(bare(prepared), clf.backend.run(prepared), strict=True)
+        overhead = Overhead(classify, engine, classify.p50_ms - engine.p50_ms,
+                            all(np.array_equal(a, b) for a, b in same))  # fmt: skip
+    timing = Timing(timing.batch1, timing.throughput, peak_rss_mb(), overhead)
+    return ArtifactTiming(clf.backend.name, timing)
 
 
-def run(spec: dict) -> dict:
-    task = spec.pop("task")
-    if task == "artifact":
-        return measure_artifact(**spec)
+def run(task: str, **spec) -> object:
+    """The task's figures, a record that goes out as JSON."""
     if task == "cold-artifact":
         return cold_artifact(**spec)
+    from herbi.benchmarks.timing.latency import Budget
+
+    for budget in ("latency", "batched"):
+        if budget in spec:
+            spec[budget] = Budget(**spec[budget])
+    if task == "artifact":
+        return measure_artifact(**spec)
     from herbi.benchmarks.timing import keras_original
 
     if task == "keras":
@@ -95,7 +104,7 @@ def run(spec: dict) -> dict:
 
 def main() -> None:
     try:
-        result = run(json.loads(sys.argv[1]))
+        result = asdict(run(**json.loads(sys.argv[1])))
     except Exception as e:  # a worker reports every failure as one line for the report's row
         from herbi.runtime.errors import first_line
 
