@@ -24,6 +24,9 @@ def header(report: BenchReport) -> list[str]:
     """The title and what the figures come from: data, model, machine, load, packages."""
     m, ds, s, cx = report.machine, report.dataset, report.settings, report.model_complexity
     packages = ", ".join(f"{k} {v}" for k, v in report.packages.items())
+    changed = [f"- **Changed in the run folder while measured: "
+               f"{', '.join(report.changed_during_run)}** — the figures are of the copies taken "
+               "at the start (sha256 in report.json), not of the files there now"]  # fmt: skip
     return [
         f"# herbi benchmark: {Path(report.run).name}",
         "",
@@ -40,15 +43,7 @@ def header(report: BenchReport) -> list[str]:
         f"- Load average (1/5/15 min) at start {m.load_average_start}, "
         f"at end {m.load_average_end}: figures measured beside other busy processes are noisy",
         f"- Packages: {packages}",
-        *(
-            [
-                f"- **Changed in the run folder while measured: "
-                f"{', '.join(report.changed_during_run)}** — the figures are of the copies "
-                "taken at the start (sha256 in report.json), not of the files there now"
-            ]
-            if report.changed_during_run
-            else []
-        ),
+        *(changed if report.changed_during_run else []),
         f"- Created {report.created} by `{report.command}`"
         + (" — **--quick: too few runs for stable figures**" if s.quick else ""),
         "",

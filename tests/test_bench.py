@@ -291,7 +291,8 @@ def test_bad_options_are_one_line_errors(tiny_run, tiny_artifacts, tmp_path, arg
 
 def test_a_test_split_smaller_than_the_browser_sample(tiny_run, tiny_artifacts, animals5, tmp_path):
     """A test split under ``browser_images`` (50 without --quick) is written whole, not overrun."""
-    from herbi.benchmarks.measure import Settings, write_test_images
+    from herbi.benchmarks.measure import write_test_images
+    from herbi.benchmarks.records import Settings
     from herbi.benchmarks.run_folder import ExportedRun
     from herbi.train.run import run_dataset
 
