@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from herbi.common.errors import BenchError, HerbiError
 from herbi.common.legacy_keras import quiet_tensorflow
+from herbi.common.log import Log
 from herbi.common.options import keep_option, score_option
 from herbi.common.run_folder import RunFolder
 from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE
@@ -141,7 +141,7 @@ def main(openset: str | None, **cli) -> None:
     check_mode(click.get_current_context(), openset)
     quiet_tensorflow()  # before TensorFlow is first imported (the Keras reference, --openset)
     if openset is not None:
-        openset_mode(openset, {k: cli[k] for k in OPENSET_ONLY}, log)
+        openset_mode(openset, log, **{k: cli[k] for k in OPENSET_ONLY})
     else:
         bench_mode(**{k: cli[k] for k in BENCH_ONLY}, log=log)
 
@@ -157,18 +157,18 @@ def check_mode(ctx: click.Context, openset: str | None) -> None:
             )
 
 
-def openset_mode(data: str, cli: dict, log: Callable[[str], None]) -> None:
+def openset_mode(data: str, log: Log, **options: object) -> None:
     """The open-set protocol; one line per error, no traceback."""
-    from herbi.benchmarks.openset import make_protocol, run_protocol
-    from herbi.benchmarks.openset_report import OPENSET_MD
+    from herbi.benchmarks.openset.protocol import make_protocol, run_protocol
+    from herbi.benchmarks.openset.report import OPENSET_MD
 
     try:
-        protocol = make_protocol(data, **cli)
+        protocol = make_protocol(data, **options)
         run_protocol(protocol, log)
     except HerbiError as e:
         raise click.ClickException(str(e)) from None
     except OSError as e:
-        raise click.ClickException(f"{e.filename or cli['out']}: {e.strerror or e}") from None
+        raise click.ClickException(f"{e.filename or options['out']}: {e.strerror or e}") from None
     click.echo((protocol.out / OPENSET_MD).read_text())
     click.echo(f"report: {protocol.out / OPENSET_MD}")
 
@@ -180,14 +180,15 @@ def bench_mode(
     runs: int | None,
     data: str | None,
     quick: bool,
-    log: Callable[[str], None],
+    log: Log,
 ) -> None:
     """Benchmark a run's artifacts (the default mode)."""
     # Imported here so that --help answers without loading scikit-learn and TensorFlow.
-    from herbi.benchmarks.machine import usable_cores
-    from herbi.benchmarks.measure import Settings, benchmark
+    from herbi.benchmarks.measure import benchmark
+    from herbi.benchmarks.records import Settings
     from herbi.benchmarks.report import REPORT_MD, write_report
     from herbi.benchmarks.tables import findings, summary_table
+    from herbi.benchmarks.timing.machine import usable_cores
     from herbi.export.formats import FORMATS
 
     out = RunFolder(Path(run_dir)).bench
@@ -200,9 +201,9 @@ def bench_mode(
         raise click.ClickException(str(e)) from None
     except OSError as e:
         raise click.ClickException(f"{e.filename or out}: {e.strerror or e}") from None
-    click.echo(report["dataset"]["label"])
+    click.echo(report.dataset.label)
     click.echo("\n".join([*summary_table(report), *findings(report)]))
     click.echo(f"report: {out / REPORT_MD}")
-    if report["failed"]:
-        click.echo(f"failed: {', '.join(report['failed'])}", err=True)
+    if report.failed:
+        click.echo(f"failed: {', '.join(report.failed)}", err=True)
         sys.exit(EXIT_FAILED)

@@ -10,16 +10,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from herbi.benchmarks.records import Row
 from herbi.common.files import save_figure
-from herbi.train.sizes import ACCURACY_LABEL
+from herbi.train.sizes import ACCURACY_LABEL, Member
 
 
-def plot_accuracy_latency(rows: list[dict], threads: str, path: Path, label: str) -> None:
+def plot_accuracy_latency(rows: list[Row], threads: str, path: Path, label: str) -> None:
     """One point per format: batch-1 p50 (log scale) against test accuracy with its 95% CI."""
     fig, ax = plt.subplots(figsize=(9, 5))
     markers = "os^vD<>pP*Xh"
     for i, r in enumerate(rows):
-        y, (lo, hi) = 100 * r.quality.accuracy, r.quality.accuracy_ci95
+        y, (lo, hi) = 100 * r.quality.scores.accuracy, r.quality.scores.accuracy_ci95
         ax.errorbar(
             r.timing[threads].batch1.p50_ms,
             y,
@@ -38,7 +39,7 @@ def plot_accuracy_latency(rows: list[dict], threads: str, path: Path, label: str
     save_figure(fig, path)
 
 
-def plot_sizes(rows: list[dict], path: Path, label: str) -> None:
+def plot_sizes(rows: list[Row], path: Path, label: str) -> None:
     """File size per format, with its ratio to the Keras original (each file drawn once)."""
     rows = list({r.file: r for r in reversed(rows)}.values())[::-1]
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
@@ -61,7 +62,7 @@ def plot_sizes(rows: list[dict], path: Path, label: str) -> None:
     save_figure(fig, path)
 
 
-def plot_family(sizes: dict, path: Path) -> None:
+def plot_family(sizes: dict[str, Member], path: Path) -> None:
     """The fast recipe's sizes with a recorded accuracy: accuracy (mean of 3 seeds, 95% CI)
     against the int8 model array's flash, each point named, with the 128 KB line the smallest
     is held to."""

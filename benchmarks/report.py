@@ -6,7 +6,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from herbi.benchmarks import tables
+from herbi.benchmarks.mcu.tables import FAMILY_PNG, family_measured
 from herbi.benchmarks.plots import plot_accuracy_latency, plot_family, plot_sizes
+from herbi.benchmarks.records import BenchReport
 from herbi.common.files import write_json, write_text
 
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
@@ -18,50 +20,44 @@ def section(title: str, table: list[str], note: str = "") -> list[str]:
     return [f"## {title}", "", *table, "", *([note, ""] if note else [])] if table else []
 
 
-def header(report: dict) -> list[str]:
+def header(report: BenchReport) -> list[str]:
     """The title and what the figures come from: data, model, machine, load, packages."""
-    m, ds, s = report["machine"], report["dataset"], report["settings"]
-    cx = report["model_complexity"]
-    packages = ", ".join(f"{k} {v}" for k, v in report["packages"].items())
+    m, ds, s, cx = report.machine, report.dataset, report.settings, report.model_complexity
+    packages = ", ".join(f"{k} {v}" for k, v in report.packages.items())
+    changed = [f"- **Changed in the run folder while measured: "
+               f"{', '.join(report.changed_during_run)}** — the figures are of the copies taken "
+               "at the start (sha256 in report.json), not of the files there now"]  # fmt: skip
     return [
-        f"# herbi benchmark: {Path(report['run']).name}",
+        f"# herbi benchmark: {Path(report.run).name}",
         "",
-        f"- **Data: {ds['label']}** — {ds['split']} split, {ds['images']} images; "
-        f"fingerprint `{ds['fingerprint'][:16]}…`"
-        + ("" if ds["same_as_run"] else " (**not** the data the run was trained on)"),
-        f"- Model: `{report['model']}` — {cx['params']:,} parameters, "
-        f"{cx['macs_per_image'] / 1e6:.1f}M multiply-accumulates per image, "
-        f"{cx['weights_bytes'] / 1024:.1f} KB of float32 weights (the .keras file: "
-        f"{report['rows']['keras'].size_kb:.1f} KB)",
-        f"- Machine: {m['cpu_label']}, {m['usable_cpus']} usable CPU(s) of {m['logical_cpus']} "
-        f"({m['physical_cores'] or '?'} physical cores, nominal {m['cpu_mhz'] or '?'} MHz), "
-        f"{m['architecture']}; ISA: {', '.join(m['isa']) or 'none detected'}",
-        f"- Load average (1/5/15 min) at start {m['load_average_start']}, "
-        f"at end {m['load_average_end']}: figures measured beside other busy processes are noisy",
+        f"- **Data: {ds.label}** — {ds.split} split, {ds.images} images; "
+        f"fingerprint `{ds.fingerprint[:16]}…`"
+        + ("" if ds.same_as_run else " (**not** the data the run was trained on)"),
+        f"- Model: `{report.model}` — {cx.params:,} parameters, "
+        f"{cx.macs_per_image / 1e6:.1f}M multiply-accumulates per image, "
+        f"{cx.weights_bytes / 1024:.1f} KB of float32 weights (the .keras file: "
+        f"{report.rows['keras'].size_kb:.1f} KB)",
+        f"- Machine: {m.cpu_label}, {m.usable_cpus} usable CPU(s) of {m.logical_cpus} "
+        f"({m.physical_cores or '?'} physical cores, nominal {m.cpu_mhz or '?'} MHz), "
+        f"{m.architecture}; ISA: {', '.join(m.isa) or 'none detected'}",
+        f"- Load average (1/5/15 min) at start {m.load_average_start}, "
+        f"at end {m.load_average_end}: figures measured beside other busy processes are noisy",
         f"- Packages: {packages}",
-        *(
-            [
-                f"- **Changed in the run folder while measured: "
-                f"{', '.join(report['changed_during_run'])}** — the figures are of the copies "
-                "taken at the start (sha256 in report.json), not of the files there now"
-            ]
-            if report["changed_during_run"]
-            else []
-        ),
-        f"- Created {report['created']} by `{report['command']}`"
+        *(changed if report.changed_during_run else []),
+        f"- Created {report.created} by `{report.command}`"
         + (" — **--quick: too few runs for stable figures**" if s.quick else ""),
         "",
     ]
 
 
-def render(report: dict) -> str:
-    s = report["settings"]
+def render(report: BenchReport) -> str:
+    s = report.settings
     lines = [
         *header(report),
         *section("Summary", tables.summary_table(report)),
         *[f"- {line}" for line in tables.findings(report)],
         "",
-        f"Agreement is tie-aware top-class agreement with Keras on {report['parity_images']}, the "
+        f"Agreement is tie-aware top-class agreement with Keras on {report.parity_images}, the "
         "images export's gate judged; Δ acc is on the test split, with the 95% interval of the "
         "paired difference (Tango score interval; exact McNemar p in report.json).",
         "",
@@ -71,29 +67,29 @@ def render(report: dict) -> str:
         f"direct call's p50 over the row's, at the same thread count. Cold start is a fresh "
         f"process (python start, import, load, one image classified), median of "
         f"{s.cold_start_repeats}. The *study, published* row is "
-        f"{report['published']['note']}.",
+        f"{report.published.note}.",
         "",
         *details(report),
         f"![accuracy vs latency]({ACCURACY_PNG})",
         f"![size per format]({SIZE_PNG})",
     ]
-    rejected = [r for r in tables.measured(report) if r.rejected_at_export]
+    rejected = [r for r in report.measured() if r.rejected_at_export]
     if rejected:
         lines += ["", "## Rejected at export (measured here, not for deployment)", ""]
         for r in rejected:
             more = len(r.rejected_at_export) - 3
             tail = f"; and {more} more" if more > 0 else ""
             lines.append(f"- **{r.name}**: {'; '.join(r.rejected_at_export[:3])}{tail}")
-    problems = [r for r in report["rows"].values() if r.status != "ok"]
+    problems = [r for r in report.rows.values() if r.status != "ok"]
     if problems:
         lines += ["", "## Not measured", ""]
         lines += [f"- **{r.name}** ({r.status}): {r.error}" for r in problems]
     return "\n".join(lines) + "\n"
 
 
-def details(report: dict) -> list[str]:
+def details(report: BenchReport) -> list[str]:
     """The detailed tables, each with a note on how it was measured."""
-    s = report["settings"]
+    s = report.settings
     return [
         *section(
             "Latency and throughput",
@@ -129,13 +125,13 @@ def details(report: dict) -> list[str]:
         ),
         *section(
             "On a microcontroller",
-            tables.microcontroller_tables(report),
+            tables.microcontroller_tables(report.measured()),
             "Flash counts the model array only (TFLite Micro's interpreter and kernels add tens "
             "of KB, depending on the target and compiler); the arena is what TFLM's recording "
             "allocator measured plus the stated margin. The latency of a `tflm` row elsewhere "
             "in this report is a host figure: TFLite Micro's reference kernels on this "
             "machine's CPU, **not** a microcontroller's; the per-board latencies here are "
-            "estimates from published MLPerf Tiny results (herbi.benchmarks.mcu_latency).",
+            "estimates from published MLPerf Tiny results (herbi.benchmarks.mcu.latency).",
         ),
         *section("Cold start and memory", tables.cold_table(report)),
         *section(
@@ -148,16 +144,13 @@ def details(report: dict) -> list[str]:
     ]
 
 
-def write_report(report: dict, out_dir: Path) -> None:
+def write_report(report: BenchReport, out_dir: Path) -> None:
     """All files of ``<run>/bench/``, each written atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = {n: asdict(r) for n, r in report["rows"].items()}
-    as_json = {**report, "settings": asdict(report["settings"]), "rows": rows}
-    write_json(out_dir / REPORT_JSON, as_json)
+    write_json(out_dir / REPORT_JSON, asdict(report))
     write_text(out_dir / REPORT_MD, render(report))
-    rows, label = tables.timed(report), report["dataset"]["label"]
-    threads = str(report["settings"].threads[0])
-    plot_accuracy_latency(rows, threads, out_dir / ACCURACY_PNG, label)
+    rows, label = report.timed(), report.dataset.label
+    plot_accuracy_latency(rows, str(report.settings.threads[0]), out_dir / ACCURACY_PNG, label)
     plot_sizes(rows, out_dir / SIZE_PNG, label)
-    if tables.family_measured():
-        plot_family(tables.family_measured(), out_dir / tables.FAMILY_PNG)
+    if family_measured():
+        plot_family(family_measured(), out_dir / FAMILY_PNG)

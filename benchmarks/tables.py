@@ -1,4 +1,4 @@
-"""The Markdown tables of ``bench/report.md``, each a list of (header, cell) columns.
+"""The Markdown tables of ``bench/report.md``, built with :mod:`herbi.common.markdown`.
 
 A cell is a function of one table item (a row, or a row with a thread count and its figures):
 a column's header and format sit on one line, and every table is built the same way.
@@ -8,56 +8,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-Column = tuple[str, Callable[..., str]]
-NONE = "—"
-FAMILY_PNG = "size_family.png"  # drawn once a size's accuracy is recorded (train.sizes.Member)
-
-
-def ms(x: float) -> str:
-    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
-
-
-def pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def signed(x: float) -> str:
-    return f"{x:+.1f}"
+from herbi.benchmarks.mcu.tables import boards_section, family_section, unknown_cost_table
+from herbi.benchmarks.records import BenchReport, Row
+from herbi.benchmarks.timing.latency import Timing
+from herbi.common.markdown import NONE, Column, ms, pct, row, signed, table
+from herbi.export.formats import FORMATS
 
 
 def times(x: float | None) -> str:
     return NONE if x is None else f"{x:.2f}×"
 
 
-def name(row) -> str:
-    if row.kind == "keras":
-        return f"**{row.name}**"
-    return row.name + (" (rejected at export)" if row.rejected_at_export else "")
+def name(r: Row) -> str:
+    if r.kind == "keras":
+        return f"**{r.name}**"
+    return r.name + (" (rejected at export)" if r.rejected_at_export else "")
 
 
-def table(columns: list[Column], items: list, optional: bool = False) -> list[str]:
-    """``optional``: no items, no table at all (its section does not apply to this run)."""
-    if optional and not items:
-        return []
-    lines = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
-    return lines + ["| " + " | ".join(cell(item) for _, cell in columns) + " |" for item in items]
-
-
-def measured(report: dict) -> list:
-    return [r for r in report["rows"].values() if r.status == "ok"]
-
-
-def timed(report: dict) -> list:
-    """Measured rows timed in Python workers (a web page is timed in the browser instead)."""
-    return [r for r in measured(report) if r.timing]
-
-
-def per_thread(report: dict) -> list[tuple]:
+def per_thread(report: BenchReport) -> list[tuple[Row, str, Timing]]:
     """(row, threads, timing) for every measured row and thread count."""
-    return [(r, t, tm) for r in timed(report) for t, tm in r.timing.items()]
+    return [(r, t, tm) for r in report.timed() for t, tm in r.timing.items()]
 
 
-def change(r) -> str:
+def change(r: Row) -> str:
     """Accuracy change against Keras on the test split with its paired 95% interval."""
     delta = signed(r.quality.accuracy_change_points)
     if r.kind == "keras":
@@ -66,13 +39,13 @@ def change(r) -> str:
     return f"{delta} [{-high:+.1f}, {-low:+.1f}]"
 
 
-def summary_table(report: dict) -> list[str]:
+def summary_table(report: BenchReport) -> list[str]:
     """The at-a-glance table: one row per measured format, then the published reference."""
-    threads = report["settings"].threads
+    threads = report.settings.threads
     one, many = str(threads[0]), str(threads[-1])
-    batch = report["settings"].large_batch
+    batch = report.settings.large_batch
 
-    def b1(r, p99: bool) -> str:
+    def b1(r: Row, p99: bool) -> str:
         if r.browser:  # the page's own clock: per image in Chromium, no thread setting
             return f"{ms(r.browser.per_image_p90_ms if p99 else r.browser.per_image_ms)} (browser)"
         tflm = " (this host, TFLM ref. kernels)" if r.backend == "tflm" else ""
@@ -86,8 +59,9 @@ def summary_table(report: dict) -> list[str]:
         ("format", name),
         ("size KB", lambda r: f"{r.size_kb:.1f}"),
         ("size vs Keras", lambda r: f"{r.size_ratio:.3f}×"),
-        ("accuracy [95% CI]", lambda r: f"{pct(r.quality.accuracy)} "
-         f"[{100 * r.quality.accuracy_ci95[0]:.1f}, {100 * r.quality.accuracy_ci95[1]:.1f}]"),
+        ("accuracy [95% CI]", lambda r: f"{pct(r.quality.scores.accuracy)} "
+         f"[{100 * r.quality.scores.accuracy_ci95[0]:.1f}, "
+         f"{100 * r.quality.scores.accuracy_ci95[1]:.1f}]"),
         ("Δ acc, points [95% CI]", change),
         ("agreement (parity images)", lambda r: NONE if r.quality.agreement_parity_images
          is None else f"{r.quality.agreement_parity_images:.4f}"),
@@ -99,17 +73,17 @@ def summary_table(report: dict) -> list[str]:
         ("cold start ms", lambda r: f"{r.browser.load_to_first_result_ms:.0f} (page load)"
          if r.browser else f"{r.cold_start.cold_start_ms:.0f}"),
     ]  # fmt: skip
-    lines = table(columns, measured(report))
-    published = report["published"]["test_accuracy"]
+    lines = table(columns, report.measured())
+    published = report.published.test_accuracy
     if published:
         stage, acc = list(published.items())[-1]
         cells = [f"*study, published ({stage})*", NONE, NONE, f"*{pct(acc)}*"]
-        lines.append("| " + " | ".join(cells + [NONE] * (len(columns) - 4)) + " |")
+        lines.append(row(cells + [NONE] * (len(columns) - 4)))
     return lines
 
 
-def latency_table(report: dict) -> list[str]:
-    batch = report["settings"].large_batch
+def latency_table(report: BenchReport) -> list[str]:
+    batch = report.settings.large_batch
     columns: list[Column] = [
         ("format", lambda i: i[0].name),
         ("threads", lambda i: i[1]),
@@ -125,7 +99,7 @@ def latency_table(report: dict) -> list[str]:
     return table(columns, per_thread(report))
 
 
-def overhead_table(report: dict) -> list[str]:
+def overhead_table(report: BenchReport) -> list[str]:
     columns: list[Column] = [
         ("format", lambda i: i[0].name),
         ("threads", lambda i: i[1]),
@@ -138,7 +112,7 @@ def overhead_table(report: dict) -> list[str]:
     return table(columns, overheads)
 
 
-def cold_table(report: dict) -> list[str]:
+def cold_table(report: BenchReport) -> list[str]:
     columns: list[Column] = [
         ("format", lambda r: r.name),
         ("cold start ms", lambda r: f"{r.cold_start.cold_start_ms:.0f}"),
@@ -149,10 +123,10 @@ def cold_table(report: dict) -> list[str]:
         ("peak RSS MB", lambda r: f"{r.cold_start.peak_rss_mb:.0f}"),
         ("TensorFlow in timing process", lambda r: "yes" if r.tensorflow_imported else "no"),
     ]
-    return table(columns, timed(report))
+    return table(columns, report.timed())
 
 
-def browser_table(report: dict) -> list[str]:
+def browser_table(report: BenchReport) -> list[str]:
     """Web pages in headless Chromium: what a phone downloads, and the page's own clock."""
     columns: list[Column] = [
         ("format", lambda r: r.name),
@@ -167,35 +141,33 @@ def browser_table(report: dict) -> list[str]:
         ("images", lambda r: str(r.browser.images)),
         ("browser", lambda r: r.browser.browser),
     ]  # fmt: skip
-    return table(columns, [r for r in measured(report) if r.browser], optional=True)
+    return table(columns, [r for r in report.measured() if r.browser], optional=True)
 
 
-def quality_table(report: dict) -> list[str]:
+def quality_table(report: BenchReport) -> list[str]:
     def f1(cls: str) -> Callable:
-        return lambda r: (f"{r.quality.per_class_f1[cls]:.3f} "
+        return lambda r: (f"{r.quality.scores.per_class[cls].f1:.3f} "
                           f"({signed(r.quality.per_class_f1_change_points[cls])})")  # fmt: skip
 
     columns: list[Column] = [
         ("format", lambda r: r.name),
         ("macro F1 (Δ points)",
-         lambda r: f"{r.quality.macro_f1:.3f} ({signed(r.quality.macro_f1_change_points)})"),
-        *[(cls, f1(cls)) for cls in report["dataset"]["class_names"]],
+         lambda r: f"{r.quality.scores.macro_f1:.3f} ({signed(r.quality.macro_f1_change_points)})"),
+        *[(cls, f1(cls)) for cls in report.dataset.class_names],
         ("max |Δp|", lambda r: f"{r.quality.max_prob_diff:.4f}"),
         ("mean |Δp|", lambda r: f"{r.quality.mean_prob_diff:.5f}"),
         ("agreement counting ties",
          lambda r: f"{r.quality.agreement_tie_aware:.3f} ({r.quality.tied_images} tied)"),
     ]  # fmt: skip
-    return table(columns, measured(report))
+    return table(columns, report.measured())
 
 
-def findings(report: dict) -> list[str]:
+def findings(report: BenchReport) -> list[str]:
     """What this machine says in words: the fastest artifact export accepted, and each int8
     format's speed-up over its float32 partner (it depends on the CPU: VNNI makes int8 fast)."""
-    from herbi.export.formats import FORMATS
-
-    one = str(report["settings"].threads[0])
-    cpu = report["machine"]["cpu_label"]
-    rows = {r.name: r for r in timed(report) if r.kind == "artifact"}
+    one = str(report.settings.threads[0])
+    cpu = report.machine.cpu_label
+    rows = {r.name: r for r in report.timed() if r.kind == "artifact"}
     p50 = {n: r.timing[one].batch1.p50_ms for n, r in rows.items()}
     lines = []
     accepted = [n for n, r in rows.items() if not r.rejected_at_export]
@@ -218,15 +190,10 @@ def findings(report: dict) -> list[str]:
     return lines
 
 
-def microcontroller_tables(report: dict) -> list[str]:
-    """Microcontroller artifacts: flash, arena and MACs, which common boards they fit with an
-    estimated latency on each, and the fast recipe's size family."""
-    from herbi.benchmarks.mcu_tables import family_table, flash_estimate, latency_columns
-    from herbi.common.boards import fits
-    from herbi.train.recipes.fast import SIZES
-    from herbi.train.sizes import ACCURACY_MEASURED, FOOTPRINT_MEASURED
-
-    rows = [r for r in measured(report) if r.footprint]
+def microcontroller_tables(rows: list[Row]) -> list[str]:
+    """Microcontroller artifacts among measured ``rows``: flash, arena and MACs, which common
+    boards they fit with an estimated latency on each, and the fast recipe's size family."""
+    rows = [r for r in rows if r.footprint]
     columns: list[Column] = [
         ("format", lambda r: r.name),
         ("flash KB (model array)", lambda r: f"{r.footprint.flash_bytes / 1024:.1f}"),
@@ -234,59 +201,17 @@ def microcontroller_tables(report: dict) -> list[str]:
          f" ({r.footprint.arena_bytes / 1024:.1f})"),
         ("MACs per image", lambda r: f"{r.footprint.macs / 1e6:.1f}M"),
         ("ops", lambda r: ", ".join(r.footprint.ops)),
-        ("accuracy", lambda r: pct(r.quality.accuracy)),
+        ("accuracy", lambda r: pct(r.quality.scores.accuracy)),
         ("agreement", lambda r: f"{r.quality.agreement:.3f}"),
     ]  # fmt: skip
-    lines = table(columns, rows, optional=True) + unknown_cost_table(rows)
+    lines = table(columns, rows, optional=True)
+    lines += unknown_cost_table([(r.name, r.unknown_cost) for r in rows if r.unknown_cost])
     for r in rows:
-        verdicts = fits(r.footprint.declared_arena_bytes, r.footprint.flash_bytes)
-        lines += ["", f"Fits ({r.name}: declared arena in one SRAM block, model array in flash, "
-                  "each less the reserve herbi.common.boards states; latency: MACs x cycles "
-                  "per MAC / clock from published MLPerf Tiny results, an estimate):",
-                  "", *table([("board", lambda v: f"[{v[0].name}]({v[0].source})"),
-                              ("core", lambda v: f"{v[0].core}, {v[0].clock_mhz} MHz"),
-                              ("fits", lambda v: "yes" if v[1] else "**no**"),
-                              ("why", lambda v: v[2]),
-                              *latency_columns(r.footprint.macs)], verdicts),
-                  "", flash_estimate(r.footprint.flash_bytes)]  # fmt: skip
-    if rows:
-        lines += ["", "The fast recipe's sizes (herbi-train --size or --fits; footprints "
-                  f"recorded: {FOOTPRINT_MEASURED}; accuracy: {ACCURACY_MEASURED}):", "",
-                  *family_table(SIZES)]  # fmt: skip
-        if family_measured():
-            lines += ["", f"![accuracy against flash]({FAMILY_PNG})"]
-    return lines
+        lines += boards_section(r.name, r.footprint)
+    return lines + (family_section() if rows else [])
 
 
-def family_measured() -> dict:
-    """The fast recipe's sizes whose accuracy is recorded (what the family plot draws)."""
-    from herbi.train.recipes.fast import SIZES
-
-    return {name: m for name, m in SIZES.items() if m.accuracy is not None}
-
-
-def unknown_cost_table(rows: list) -> list[str]:
-    """The unknown decision's cost on a microcontroller: the artifact against the same int8
-    classifier converted without the score (flash, arena and ops measured by TFLite Micro)."""
-    columns: list[Column] = [
-        ("format", lambda r: r.name),
-        ("extra flash", lambda r: f"{r.unknown_cost.flash_bytes:,} B"),
-        ("extra arena, declared (measured)", lambda r: f"{r.unknown_cost.declared_arena_bytes:,} B"
-         f" ({r.unknown_cost.arena_bytes:,} B)"),
-        ("extra MACs", lambda r: f"{r.unknown_cost.macs:,}"),
-        ("extra ops", lambda r: ", ".join(r.unknown_cost.ops) or "-"),
-        ("host time, TFLM reference kernels", lambda r: f"{r.unknown_cost.host_ms_with:.2f} vs "
-         f"{r.unknown_cost.host_ms_without:.2f} ms ({signed(100 * r.unknown_cost.host_time_share)}%)"),
-    ]  # fmt: skip
-    costed = [r for r in rows if r.unknown_cost]
-    if not costed:
-        return []
-    return ["", "The unknown decision's cost (the artifact against its classifier alone, "
-            "converted the same way; time: this host, not a microcontroller):", "",
-            *table(columns, costed)]  # fmt: skip
-
-
-def engine_graph_table(report: dict) -> list[str]:
+def engine_graph_table(report: BenchReport) -> list[str]:
     """Int8 ONNX artifacts: how much of the classifier the engines really run in int8, and
     the unknown score's few ops on one feature vector, apart."""
 
@@ -306,4 +231,4 @@ def engine_graph_table(report: dict) -> list[str]:
         ("NNAPI nodes, partitions", fit(lambda m: m.nnapi)),
         ("CoreML nodes, partitions", fit(lambda m: m.coreml)),
     ]  # fmt: skip
-    return table(columns, [r for r in measured(report) if r.engine_graph], optional=True)
+    return table(columns, [r for r in report.measured() if r.engine_graph], optional=True)

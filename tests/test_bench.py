@@ -83,6 +83,8 @@ def test_writes_every_file_and_a_row_per_format(benched):
     assert "not on CIFAR-100" in md and "not on CIFAR-100" in result.stdout
     assert "| tflite-int8 |" in result.stdout  # the table is also printed
     assert "Fastest artifact that passed export's gate on " in result.stdout
+    for text in (result.output, md):  # each finding once, on screen and in the report
+        assert text.count("onnx-int8 against onnx-float32 (batch-1 p50)") == 1
 
 
 def test_header_names_machine_packages_and_data(benched, tiny_run):
@@ -120,7 +122,7 @@ def test_accuracy_and_agreement_match_a_recomputation(benched, tiny_run, test_sp
     x, y = test_split
     model = keras.models.load_model(tiny_run / "model.keras", compile=False)
     ref = model.predict(x / 255.0, batch_size=256, verbose=0)
-    assert report["rows"]["keras"]["quality"]["accuracy"] == pytest.approx(
+    assert report["rows"]["keras"]["quality"]["scores"]["accuracy"] == pytest.approx(
         (ref.argmax(1) == y).mean()
     )
     for name, fmt in FORMATS.items():
@@ -128,16 +130,16 @@ def test_accuracy_and_agreement_match_a_recomputation(benched, tiny_run, test_sp
         probs = probs.predict_proba(x)
         q = report["rows"][name]["quality"]
         accuracy = (probs.argmax(1) == y).mean()
-        assert q["accuracy"] == pytest.approx(accuracy), name
+        assert q["scores"]["accuracy"] == pytest.approx(accuracy), name
         assert q["agreement"] == pytest.approx((probs.argmax(1) == ref.argmax(1)).mean()), name
         assert q["agreement"] <= q["agreement_tie_aware"] <= 1.0
         assert q["max_prob_diff"] == pytest.approx(np.abs(probs - ref).max(), abs=1e-6), name
-        lo, hi = q["accuracy_ci95"]
+        lo, hi = q["scores"]["accuracy_ci95"]
         assert lo < accuracy < hi
         assert q["accuracy_change_points"] == pytest.approx(
             100 * (accuracy - (ref.argmax(1) == y).mean())
         )
-        assert set(q["per_class_f1"]) == set(report["dataset"]["class_names"])
+        assert set(q["scores"]["per_class"]) == set(report["dataset"]["class_names"])
 
 
 def test_latencies_are_positive_and_ordered(benched):
@@ -289,7 +291,8 @@ def test_bad_options_are_one_line_errors(tiny_run, tiny_artifacts, tmp_path, arg
 
 def test_a_test_split_smaller_than_the_browser_sample(tiny_run, tiny_artifacts, animals5, tmp_path):
     """A test split under ``browser_images`` (50 without --quick) is written whole, not overrun."""
-    from herbi.benchmarks.measure import Settings, write_test_images
+    from herbi.benchmarks.measure import write_test_images
+    from herbi.benchmarks.records import Settings
     from herbi.benchmarks.run_folder import ExportedRun
     from herbi.train.manifest import run_dataset
 

@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from herbi.benchmarks.cli import main
-from herbi.benchmarks.openset_folds import ARTIFACTS
-from herbi.benchmarks.openset_measure import KERAS_SCORES
+from herbi.benchmarks.openset.folds import ARTIFACTS
+from herbi.benchmarks.openset.measure import KERAS_SCORES
 
 CLASSES = ("bird", "cat", "deer")
 HELD_OUT = "bird,deer"

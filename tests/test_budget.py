@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-import herbi.train  # noqa: F401  (Keras 2 before TensorFlow loads)
 from herbi.common.errors import HerbiError
 from herbi.train.budget import RESERVE_SECONDS, RESERVE_SHARE, parse_budget, plan_epochs
 from herbi.train.cli import main

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from herbi.benchmarks.mcu_latency import PUBLISHED, RESNET8_MACS, estimates
-from herbi.benchmarks.mcu_tables import family_table, flash_estimate, smallest_board
+from herbi.benchmarks.mcu.latency import PUBLISHED, RESNET8_MACS, estimates
+from herbi.benchmarks.mcu.tables import family_table, flash_estimate, smallest_board
 from herbi.common.boards import BOARDS, FLASH_RESERVE, KB, SRAM_RESERVE, board, limits
 from herbi.common.errors import HerbiError
 from herbi.train.recipes.fast import DEFAULT_SIZE, HPARAMS, SIZES
@@ -148,8 +148,8 @@ def test_bench_renders_the_family_and_per_board_estimates():
     footprint = SimpleNamespace(flash_bytes=f.flash_bytes, declared_arena_bytes=f.declared_arena_bytes,
                                 arena_bytes=f.arena_bytes, macs=f.macs, ops=("CONV_2D",))  # fmt: skip
     row = SimpleNamespace(status="ok", name="tflm-int8", footprint=footprint, unknown_cost=None,
-                          quality=SimpleNamespace(accuracy=0.7, agreement=1.0))  # fmt: skip
-    text = "\n".join(microcontroller_tables({"rows": {"tflm-int8": row}}))
+                          quality=SimpleNamespace(scores=SimpleNamespace(accuracy=0.7), agreement=1.0))  # fmt: skip
+    text = "\n".join(microcontroller_tables([row]))
     assert (
         "**estimate**" in text
         and "tiny_results_v0.5/blob/HEAD/closed/reference/results/Nucleo-L4R5ZI" in text
@@ -200,7 +200,7 @@ def test_fits_then_export_passes_the_same_limits(limit, size, animals5, tmp_path
 def test_a_recorded_accuracy_reaches_the_table_and_the_plot(tmp_path, monkeypatch):
     from dataclasses import replace
 
-    from herbi.benchmarks import tables
+    from herbi.benchmarks.mcu import tables
     from herbi.benchmarks.plots import plot_family
 
     monkeypatch.setitem(SIZES, "xs", replace(SIZES["xs"], accuracy=(0.70, 0.02)))

@@ -23,7 +23,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from herbi.benchmarks.browser import BrowserMissing, chromium_page, classify_files, find_chromium
+from herbi.benchmarks.timing.browser import (
+    BrowserMissing,
+    chromium_page,
+    classify_files,
+    find_chromium,
+)
 from herbi.common.errors import ExportError
 from herbi.common.far_ood import far_ood
 from herbi.export import serve

@@ -84,16 +84,30 @@ def artifact_rates(path: Path, images: Images) -> Rates:
     return rates(scores, clf.unknown.threshold, accuracy)
 
 
-def feature_scores(features: np.ndarray, fitted: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class Fitted:
+    """What the Keras scores compare features with: the float head refitted (``kernel``,
+    ``bias``), the class prototypes and the unit-length train features."""
+
+    kernel: np.ndarray
+    bias: np.ndarray
+    prototypes: np.ndarray
+    train_unit: np.ndarray
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        return features @ self.kernel + self.bias
+
+
+def feature_scores(features: np.ndarray, fitted: Fitted) -> dict[str, np.ndarray]:
     """Every Keras score (higher = more like a known class) from penultimate features."""
-    logits = features @ fitted["kernel"] + fitted["bias"]
+    logits = fitted.logits(features)
     unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    nearest = -np.partition(-(unit @ fitted["train_unit"].T), KNN - 1, axis=1)[:, KNN - 1]
+    nearest = -np.partition(-(unit @ fitted.train_unit.T), KNN - 1, axis=1)[:, KNN - 1]
     return {
         "msp": softmax(logits, axis=1).max(1),
         "maxlogit": logits.max(1),
         "energy": logsumexp(logits, axis=1),
-        "cos_proto": (unit @ fitted["prototypes"]).max(1),
+        "cos_proto": (unit @ fitted.prototypes).max(1),
         "knn10": nearest,
     }
 
@@ -112,16 +126,16 @@ def keras_rates(model_path: Path, images: Images, train: tuple, keep: float) -> 
 
     kernel, bias = fit_head(model, "maxlogit", *train, PIXEL_SCALE).weights
     train_features = features(train[0])
-    fitted = {
-        "kernel": kernel.astype(np.float64),
-        "bias": bias.astype(np.float64),
-        "prototypes": fit_head(model, "cos_proto", *train, PIXEL_SCALE).weights[0],
-        "train_unit": train_features / np.linalg.norm(train_features, axis=1, keepdims=True),
-    }
+    fitted = Fitted(
+        kernel.astype(np.float64),
+        bias.astype(np.float64),
+        fit_head(model, "cos_proto", *train, PIXEL_SCALE).weights[0],
+        train_features / np.linalg.norm(train_features, axis=1, keepdims=True),
+    )
     sets = {"val": images.val, "test": images.test, **images.unknowns}
     feats = {k: features(v) for k, v in sets.items()}
     scores = {k: feature_scores(f, fitted) for k, f in feats.items()}
-    predicted = (feats["test"] @ fitted["kernel"] + fitted["bias"]).argmax(1)
+    predicted = fitted.logits(feats["test"]).argmax(1)
     accuracy = float(np.mean(predicted == images.y_test))
     return {
         name: rates(

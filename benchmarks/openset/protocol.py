@@ -1,11 +1,11 @@
 """``herbi-bench --openset``: leave-one-class-out open-set measurements, float and int8.
 
 Each class of an image folder is held out in turn and a model trained on the others, for each
-seed (``openset_folds``); every model's float32 and int8 artifacts and its float Keras model
-are scored on the known classes' test images against the held-out class, generated
-far-out-of-distribution images and any further folders (``openset_measure``); the summary
-gives every figure with a 95% interval over runs (``openset_report``). A finished run's
-figures are kept in its folder, so the protocol resumes where it stopped.
+seed (``folds``); every model's float32 and int8 artifacts and its float Keras model are scored
+on the known classes' test images against the held-out class, generated far-out-of-distribution
+images and any further folders (``measure``); the summary gives every figure with a 95% interval
+over runs (``report``). A finished run's figures are kept in its folder, so the protocol resumes
+where it stopped.
 """
 
 from __future__ import annotations
@@ -15,14 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
-from herbi.benchmarks.machine import describe, load_average
-from herbi.benchmarks.openset_folds import Log, Protocol, class_images, classes_of, export, train
-from herbi.benchmarks.openset_report import summarize, write_report
+from herbi.benchmarks.openset.folds import Protocol, class_images, classes_of, export, train
+from herbi.benchmarks.openset.report import (
+    OpensetReport,
+    RunFigures,
+    RunSettings,
+    summarize,
+    write_report,
+)
+from herbi.benchmarks.timing.machine import describe, load_average
 from herbi.common.errors import BenchError
 from herbi.common.far_ood import far_ood
-from herbi.common.files import read_json, write_json
+from herbi.common.files import write_json
+from herbi.common.log import Log
 
-FAR_OOD = 200  # generated images, a quarter of each kind
 RUN_FIGURES = "openset.json"  # in each run folder: its figures, reused when settings match
 
 
@@ -58,63 +64,55 @@ def make_protocol(data: str, seeds: str, classes: str | None, **options) -> Prot
     return Protocol(root, tuple(held), numbers, unknowns=unknowns, out=out, **options)
 
 
-def run_protocol(protocol: Protocol, log: Log) -> dict:
+def run_protocol(protocol: Protocol, log: Log) -> OpensetReport:
     """Every fold x seed trained, exported and measured; the summary written to ``out``."""
-    from herbi.benchmarks.openset_measure import folder_images
+    from herbi.benchmarks.openset.measure import folder_images
 
     load_start = load_average()
-    unknowns = {"far_ood": far_ood(FAR_OOD)}
+    unknowns = {"far_ood": far_ood(protocol.far_ood)}
     unknowns |= {folder.name: folder_images(folder) for folder in protocol.unknowns}
     runs = [
         measured(protocol, held, seed, unknowns, log)
         for seed in protocol.seeds
         for held in protocol.held_out
     ]
-    report = {
-        "protocol": asdict(protocol) | {"far_ood": FAR_OOD},
-        "machine": describe(load_start),
-        "preset": sorted({run["preset"] for run in runs}),
-        "precision": sorted({run["precision"] for run in runs}),
-        "runs": runs,
-        "artifacts": summarize(runs, "artifacts"),
-        "keras": summarize(runs, "keras"),
-    }
+    report = OpensetReport(
+        protocol,
+        describe(load_start),
+        sorted({run.preset for run in runs}),
+        sorted({run.precision for run in runs}),
+        runs,
+        summarize([run.artifacts for run in runs]),
+        summarize([run.keras for run in runs]),
+    )
     write_report(report, protocol.out)
     return report
 
 
-def measured(protocol: Protocol, held: str, seed: int, unknowns: dict, log: Log) -> dict:
+def measured(
+    protocol: Protocol, held: str, seed: int, unknowns: dict[str, np.ndarray], log: Log
+) -> RunFigures:
     """One run's figures: trained, exported and scored, or read back from an earlier call."""
-    from herbi.benchmarks.openset_measure import Images, artifact_rates, keras_rates
+    from herbi.benchmarks.openset.measure import Images, artifact_rates, keras_rates
     from herbi.runtime.image import to_rgb_array
-    from herbi.train.run import run_dataset
+    from herbi.train.manifest import read_manifest
 
     run = train(protocol, held, seed, log)
     artifacts = export(run, protocol, log)
-    settings = {
-        "keep": protocol.keep,
-        "score": protocol.score,
-        "unknowns": [str(folder.resolve()) for folder in protocol.unknowns],
-        "far_ood": FAR_OOD,
-    }
+    folders = [str(folder.resolve()) for folder in protocol.unknowns]
+    settings = RunSettings(protocol.keep, protocol.score, folders, protocol.far_ood)
     cache = run.dir / RUN_FIGURES
-    if cache.is_file() and read_json(cache).get("settings") == settings:
-        return read_json(cache)
+    cached = RunFigures.read(cache, settings)
+    if cached is not None:
+        return cached
     log(f"scoring {run.dir.name}")
-    config = read_json(run.manifest)["config"]
-    ds = run_dataset(run.dir)
+    manifest = read_manifest(run)
+    ds, config = manifest.data.load(), manifest.config
     near = np.stack([to_rgb_array(p) for p in class_images(protocol, held)])
     images = Images(ds.x_val, ds.x_test, ds.y_test, {"held_out": near, **unknowns})
     keras = keras_rates(run.model, images, (ds.x_train, ds.y_train), protocol.keep)
-    result = {
-        "held_out": held,
-        "seed": seed,
-        "run": str(run.dir),
-        "settings": settings,
-        "preset": config["preset"],
-        "precision": config["precision"],
-        "artifacts": {k: asdict(artifact_rates(p, images)) for k, p in artifacts.items()},
-        "keras": {k: asdict(v) for k, v in keras.items()},
-    }
-    write_json(cache, result)
+    rates = {k: artifact_rates(p, images) for k, p in artifacts.items()}
+    result = RunFigures(held, seed, str(run.dir), settings, config.preset, config.precision,
+                        rates, keras)  # fmt: skip
+    write_json(cache, asdict(result))
     return result

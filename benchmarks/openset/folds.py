@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from herbi.common.errors import BenchError
-from herbi.common.files import read_json
+from herbi.common.log import Log
 from herbi.common.run_folder import RunFolder
 from herbi.runtime.image import is_image_file
+from herbi.train.manifest import read_manifest
 
-Log = Callable[[str], object]
+FAR_OOD = 200  # generated images, a quarter of each kind
 ARTIFACTS = ("tflite-float32", "tflite-int8")  # float and int8, through the same runtime
 SPLITS = ("train", "test")
 
@@ -40,6 +40,7 @@ class Protocol:
     score: str  # the unknown score the artifacts compute
     unknowns: tuple[Path, ...] = ()  # further folders of images of no known class
     out: Path = Path("openset")
+    far_ood: int = FAR_OOD  # generated far-out-of-distribution images each run is scored on
 
     def run_dir(self, held: str, seed: int) -> Path:
         return self.out / "runs" / f"{held}-{seed}"
@@ -86,7 +87,7 @@ def train(protocol: Protocol, held: str, seed: int, log: Log) -> RunFolder:
     started = run.manifest.is_file()
     if started:
         check_settings(run, protocol)
-        if read_json(run.manifest).get("status") == "finished":
+        if read_manifest(run).status == "finished":
             return run
     exe = Path(sys.executable).parent / "herbi-train"
     if not exe.is_file():
@@ -112,11 +113,11 @@ def train_args(protocol: Protocol, held: str, seed: int) -> list[str]:
 
 def check_settings(run: RunFolder, protocol: Protocol) -> None:
     """A run is reused (or resumed) only if it was trained as this protocol asks."""
-    config = read_json(run.manifest)["config"]
-    epochs = config["epochs"].get("train")
-    if epochs != protocol.epochs or (protocol.preset and config["preset"] != protocol.preset):
+    config = read_manifest(run).config
+    epochs = config.epochs.get("train")
+    if epochs != protocol.epochs or (protocol.preset and config.preset != protocol.preset):
         raise BenchError(
-            f"{run.dir}: trained with preset {config['preset']}, {epochs} epochs; "
+            f"{run.dir}: trained with preset {config.preset}, {epochs} epochs; "
             "choose another --out for other settings"
         )
 

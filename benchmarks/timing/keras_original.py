@@ -7,28 +7,51 @@ include the same pixel conversion herbi.runtime's do.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from herbi.benchmarks.latency import Budget, batch1_and_throughput, cold_start_phases, peak_rss_mb
+from herbi.benchmarks.timing.latency import (
+    Budget,
+    ColdPhases,
+    Timing,
+    batch1_and_throughput,
+    cold_start_phases,
+)
 from herbi.common.legacy_keras import use_legacy_keras
 from herbi.runtime.contract import float_input
 
 
-def reference(model_path: Path, pixels: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Keras probabilities of ``pixels``, and the report's model complexity: MACs per image,
-    parameters, bytes of weights."""
+@dataclass(frozen=True)
+class Complexity:
+    """What the model computes and weighs: multiply-accumulates per image, parameters, bytes of
+    float32 weights."""
+
+    macs_per_image: int
+    params: int
+    weights_bytes: int
+
+
+@dataclass(frozen=True)
+class KerasTiming:
+    """Both call styles' figures at one thread count."""
+
+    direct: Timing
+    predict: Timing
+
+
+def reference(model_path: Path, pixels: np.ndarray) -> tuple[np.ndarray, Complexity]:
+    """Keras probabilities of ``pixels``, and the model's complexity."""
     from herbi.export.source import load_keras
     from herbi.train.complexity import model_macs
     from herbi.train.evaluate import keras_probs
 
     model = load_keras(model_path)
-    return keras_probs(model, pixels), {
-        "macs_per_image": model_macs(model),
-        "params": int(model.count_params()),
-        "weights_bytes": int(sum(w.nbytes for w in model.get_weights())),
-    }
+    weights = int(sum(w.nbytes for w in model.get_weights()))
+    return keras_probs(model, pixels), Complexity(
+        model_macs(model), int(model.count_params()), weights
+    )
 
 
 def _start_tensorflow(threads: int | None):
@@ -50,20 +73,20 @@ def _call(model, how: str):
     return lambda x: model(float_input(x), training=False).numpy()
 
 
-def measure(path: str, threads: int, pixels: str, batch: int, latency: dict, batched: dict) -> dict:
+def measure(
+    path: str, threads: int, pixels: str, batch: int, latency: Budget, batched: Budget
+) -> KerasTiming:
     """Batch-1 latency and large-batch throughput of both call styles at ``threads``."""
     keras = _start_tensorflow(threads)
     model = keras.models.load_model(path, compile=False)
-    images, budgets = np.load(pixels), (Budget(**latency), Budget(**batched))
-    result = {
-        how: batch1_and_throughput(_call(model, how), images, batch, *budgets)
-        for how in ("direct", "predict")
-    }
-    result["peak_rss_mb"] = peak_rss_mb()
-    return result
+    images = np.load(pixels)
+    return KerasTiming(
+        *(batch1_and_throughput(_call(model, how), images, batch, latency, batched)
+          for how in ("direct", "predict"))
+    )  # fmt: skip
 
 
-def cold(path: str, image: str, how: str) -> dict:
+def cold(path: str, image: str, how: str) -> ColdPhases:
     """import tf_keras + load_model + one prediction on an image file, in a fresh process."""
     started = time.time()
     keras = _start_tensorflow(None)

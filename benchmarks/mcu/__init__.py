@@ -1,0 +1,1 @@
+"""Microcontroller estimates: per-board latency (MLPerf Tiny), flash, the unknown score's cost."""

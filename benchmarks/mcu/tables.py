@@ -1,0 +1,143 @@
+"""The microcontroller section's estimates: which boards an artifact fits with its latency on
+each from published MLPerf Tiny results, flash with TFLite Micro's share, the unknown score's
+cost, and the fast recipe's size family as a Pareto table.
+
+Everything here is labelled an estimate or a recorded figure: the only microcontroller figures
+this machine measures are the arena and the model array (herbi.export.tflm).
+"""
+
+from __future__ import annotations
+
+from herbi.benchmarks.mcu.latency import Estimate, estimates
+from herbi.benchmarks.mcu.unknown_cost import UnknownCost
+from herbi.common.boards import BOARDS, KB, TFLM_FLASH, Board, fits
+from herbi.common.markdown import NONE, Column, ms, signed, table
+from herbi.export.tflm import TflmFootprint
+from herbi.train.sizes import ACCURACY_MEASURED, FOOTPRINT_MEASURED, Member
+
+FAMILY_PNG = "size_family.png"  # drawn once a size's accuracy is recorded (train.sizes.Member)
+
+
+def _span(values: list[float]) -> str:
+    low, high = ms(min(values)), ms(max(values))
+    return low if low == high else f"{low}–{high}"
+
+
+def _basis(e: Estimate) -> str:
+    p = e.basis
+    return (f"{p.runtime}: {ms(e.ms)} ms ({p.cycles_per_mac:.2f} cycles/MAC, "
+            f"[{p.system}]({p.source}))")  # fmt: skip
+
+
+def latency_columns(macs: int) -> list[Column]:
+    """Columns for a table of boards (items whose first element is a Board): the latency
+    range across published runtimes for ``macs`` per image, and where each figure comes from."""
+
+    def span(v: tuple) -> str:
+        found = estimates(macs, v[0])
+        return _span([e.ms for e in found]) if found else NONE
+
+    def basis(v: tuple) -> str:
+        return "; ".join(map(_basis, estimates(macs, v[0]))) or "no published figure for this core"
+
+    return [("latency ms, **estimate**", span),
+            ("from (runtime: estimate, cycles per MAC, MLPerf Tiny result)", basis)]  # fmt: skip
+
+
+def flash_estimate(model_bytes: int) -> str:
+    """The program's flash for inference: the model array plus TFLite Micro's share (a range;
+    the application is not counted)."""
+    low, high = (model_bytes + share for share in TFLM_FLASH)
+    return (f"Flash, **estimate**: model array {model_bytes / KB:.1f} KB + TFLite Micro "
+            f"{TFLM_FLASH[0] // KB}–{TFLM_FLASH[1] // KB} KB = {low / KB:.0f}–{high / KB:.0f} KB "
+            "(the application not counted; herbi.common.boards says where the range comes "
+            "from).")  # fmt: skip
+
+
+def boards_section(name: str, footprint: TflmFootprint) -> list[str]:
+    """Which common boards the artifact ``name`` fits, each with its estimated latency."""
+    verdicts = fits(footprint.declared_arena_bytes, footprint.flash_bytes)
+    return ["", f"Fits ({name}: declared arena in one SRAM block, model array in flash, "
+            "each less the reserve herbi.common.boards states; latency: MACs x cycles "
+            "per MAC / clock from published MLPerf Tiny results, an estimate):",
+            "", *table([("board", lambda v: f"[{v[0].name}]({v[0].source})"),
+                        ("core", lambda v: f"{v[0].core}, {v[0].clock_mhz} MHz"),
+                        ("fits", lambda v: "yes" if v[1] else "**no**"),
+                        ("why", lambda v: v[2]),
+                        *latency_columns(footprint.macs)], verdicts),
+            "", flash_estimate(footprint.flash_bytes)]  # fmt: skip
+
+
+def unknown_cost_table(costs: list[tuple[str, UnknownCost]]) -> list[str]:
+    """The unknown decision's cost on a microcontroller: each artifact against the same int8
+    classifier converted without the score (flash, arena and ops measured by TFLite Micro)."""
+    columns: list[Column] = [
+        ("format", lambda v: v[0]),
+        ("extra flash", lambda v: f"{v[1].flash_bytes:,} B"),
+        ("extra arena, declared (measured)", lambda v: f"{v[1].declared_arena_bytes:,} B"
+         f" ({v[1].arena_bytes:,} B)"),
+        ("extra MACs", lambda v: f"{v[1].macs:,}"),
+        ("extra ops", lambda v: ", ".join(v[1].ops) or "-"),
+        ("host time, TFLM reference kernels", lambda v: f"{v[1].host_ms_with:.2f} vs "
+         f"{v[1].host_ms_without:.2f} ms ({signed(100 * v[1].host_time_share)}%)"),
+    ]  # fmt: skip
+    if not costs:
+        return []
+    return ["", "The unknown decision's cost (the artifact against its classifier alone, "
+            "converted the same way; time: this host, not a microcontroller):", "",
+            *table(columns, costs)]  # fmt: skip
+
+
+def smallest_board(member: Member) -> Board | None:
+    """The board with the least SRAM (then flash) that takes ``member`` with the reserves."""
+    f = member.footprint
+    fitting = [
+        b
+        for b in BOARDS
+        if f.declared_arena_bytes <= b.model_arena and f.flash_bytes <= b.model_flash
+    ]
+    return min(fitting, key=lambda b: (b.sram_bytes, b.flash_bytes), default=None)
+
+
+def family_table(sizes: dict[str, Member]) -> list[str]:
+    """The size family's Pareto table: cost against recorded accuracy, smallest first."""
+
+    def accuracy(m: Member) -> str:
+        if m.accuracy is None:
+            return "to be measured"
+        mean, half = m.accuracy
+        return f"{100 * mean:.1f}% ± {100 * half:.1f}"
+
+    def board(m: Member) -> str:
+        b = smallest_board(m)
+        return NONE if b is None else f"{b.key} ({b.sram_bytes // KB} KB SRAM)"
+
+    columns: list[Column] = [
+        ("size", lambda v: v[0]),
+        ("widths (stem, stages)", lambda v: ", ".join(map(str, v[1].widths))),
+        ("parameters", lambda v: f"{v[1].footprint.params:,}"),
+        ("MACs per image", lambda v: f"{v[1].footprint.macs / 1e6:.1f}M"),
+        ("int8 array KB", lambda v: f"{v[1].footprint.flash_bytes / KB:.1f}"),
+        ("arena KB, declared (measured)", lambda v: f"{v[1].footprint.declared_arena_bytes / KB:.1f}"
+         f" ({v[1].footprint.arena_bytes / KB:.1f})"),
+        ("accuracy, 3 seeds (mean ± 95% CI)", lambda v: accuracy(v[1])),
+        ("smallest board it fits", lambda v: board(v[1])),
+    ]  # fmt: skip
+    return table(columns, sizes.items())
+
+
+def family_measured() -> dict[str, Member]:
+    """The fast recipe's sizes whose accuracy is recorded (what the family plot draws)."""
+    from herbi.train.recipes.fast import SIZES  # TensorFlow: only when drawn
+
+    return {name: m for name, m in SIZES.items() if m.accuracy is not None}
+
+
+def family_section() -> list[str]:
+    """The fast recipe's size family, with its plot once an accuracy is recorded."""
+    from herbi.train.recipes.fast import SIZES
+
+    lines = ["", "The fast recipe's sizes (herbi-train --size or --fits; footprints "
+             f"recorded: {FOOTPRINT_MEASURED}; accuracy: {ACCURACY_MEASURED}):", "",
+             *family_table(SIZES)]  # fmt: skip
+    return lines + (["", f"![accuracy against flash]({FAMILY_PNG})"] if family_measured() else [])

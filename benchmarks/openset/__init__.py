@@ -1,0 +1,1 @@
+"""The open-set protocol (``herbi-bench --openset``): hold each class out, train, score unknowns."""
