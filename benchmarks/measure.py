@@ -23,13 +23,12 @@ from herbi.benchmarks.timing.browser import BrowserTiming, measure_page
 from herbi.benchmarks.timing.keras_original import Complexity
 from herbi.benchmarks.timing.latency import Timing
 from herbi.benchmarks.timing.processes import ColdStart, WorkerError, cold_start, run_worker
+from herbi.common.boards import Footprint
 from herbi.common.errors import BenchError, HerbiError
 from herbi.common.log import Log
 from herbi.common.provenance import package_versions
-from herbi.export.evidence import Reference, evaluate, judged
+from herbi.export.evidence import ParityImages, Reference, evaluate, judged
 from herbi.export.formats import FORMATS, check_known
-from herbi.export.gate import ParityImages
-from herbi.export.tflm import TflmFootprint
 from herbi.runtime.contract import read_sidecar
 from herbi.train.data import Dataset
 from herbi.train.manifest import read_manifest, run_dataset
@@ -188,7 +187,7 @@ class Bench:
             self.log(f"{name}: FAILED: {e}")
             return replace(row, status="failed", error=str(e))
 
-    def score_cost(self, model: Path, footprint: TflmFootprint) -> UnknownCost | None:
+    def score_cost(self, model: Path, footprint: Footprint) -> UnknownCost | None:
         """The unknown score's share of a microcontroller artifact (None: it has none)."""
         if read_sidecar(model).unknown is None:
             return None

@@ -14,10 +14,9 @@ from herbi.benchmarks.timing.keras_original import Complexity
 from herbi.benchmarks.timing.latency import Budget, Timing
 from herbi.benchmarks.timing.machine import Machine
 from herbi.benchmarks.timing.processes import ColdStart
-from herbi.export.evidence import Evidence, Reference
-from herbi.export.gate import PairedTest
+from herbi.common.boards import Footprint
+from herbi.export.evidence import Evidence, PairedTest, Reference
 from herbi.export.onnx_graph import EngineGraph
-from herbi.export.tflm import TflmFootprint
 from herbi.train.evaluate import Scores, score
 
 
@@ -104,7 +103,7 @@ class Row:
     timing: dict[str, Timing] = field(default_factory=dict)
     cold_start: ColdStart | None = None
     browser: BrowserTiming | None = None  # a web page's figures in headless Chromium
-    footprint: TflmFootprint | None = None  # a microcontroller artifact's arena, flash, ops, MACs
+    footprint: Footprint | None = None  # a microcontroller artifact's arena, flash, ops, MACs
     engine_graph: EngineGraph | None = None  # an int8 ONNX artifact: what engines run in int8
     unknown_cost: UnknownCost | None = None  # a microcontroller artifact: what its score costs
     tensorflow_imported: bool | None = None

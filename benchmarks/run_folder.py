@@ -16,8 +16,8 @@ from herbi.common.files import read_json
 from herbi.common.run_folder import RunFolder
 from herbi.export.artifacts import REJECTED
 from herbi.export.calibration import calibration_indices
+from herbi.export.evidence import ParityImages, parity_images
 from herbi.export.formats import FORMATS
-from herbi.export.gate import ParityImages, parity_images
 from herbi.runtime.contract import sha256_file
 
 

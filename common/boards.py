@@ -1,5 +1,10 @@
 """Common microcontroller boards, what of their memory a model may take, and whether it fits.
 
+One footprint type (:class:`Footprint`: what a recipe's size records, what TFLite Micro
+measures), one way to say how much memory a model may take (:class:`Limits`, None: no limit)
+and one fit rule (:meth:`Limits.arena_fits`, :meth:`Limits.flash_fits`), which
+``herbi-train --fits``, ``herbi-export`` and the bench's board table all apply.
+
 Which memory counts:
 
 - ``sram_bytes``: on-chip SRAM that one tensor arena can occupy. TFLite Micro needs the arena
@@ -40,6 +45,65 @@ FLASH_RESERVE = TFLM_FLASH[1] + 32 * KB
 # frame is 3 KB) and HAL state. A stated allowance, not a measurement; an RTOS or a radio
 # stack comes on top.
 SRAM_RESERVE = 16 * KB
+# 25% on top of the measured arena: room for optimized kernels' scratch buffers (CMSIS-NN's
+# convolutions ask for about 2 * kernel_h * kernel_w * in_channels bytes each) and the arena
+# start's 16-byte alignment. A stated allowance, not a measurement.
+ARENA_MARGIN = 0.25
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What an int8 model costs on a microcontroller: measured by TFLite Micro on this 64-bit
+    host with the reference kernels (herbi.export.tflm), or recorded for a recipe's size
+    (herbi.train.sizes; then without the arena's parts, ops and version). Costs depend on the
+    shapes, not the weights. ``flash_bytes`` is the model array alone: TFLM's own code and
+    kernels are not counted; the arena is the host's (64-bit pointers: a 32-bit core's
+    persistent part is a little smaller)."""
+
+    macs: int  # per image (measured: the .tflite's ops; recorded: the Keras classifier's)
+    flash_bytes: int  # the int8 .tflite: the model array in flash
+    arena_bytes: int  # arena_head + arena_tail: what the recording allocator used
+    declared_arena_bytes: int  # kHerbiTensorArenaSize: measured + margin, a multiple of 16
+    arena_head: int | None = None  # non-persistent: activations' plan and kernel scratch
+    arena_tail: int | None = None  # persistent: tensor/node structs and per-op data
+    ops: tuple[str, ...] = ()  # the distinct builtin ops, sorted (one resolver entry each)
+    tflm_version: str | None = None  # the tflite-micro package that measured it
+    arena_margin: float = ARENA_MARGIN
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The memory a model may take, in bytes: the declared tensor arena (one SRAM block) and
+    the model array (flash); None: no limit."""
+
+    max_arena: int | None = None
+    max_flash: int | None = None
+
+    def arena_fits(self, footprint: Footprint) -> bool:
+        """The arena compared is the declared one: what the device reserves."""
+        return self.max_arena is None or footprint.declared_arena_bytes <= self.max_arena
+
+    def flash_fits(self, footprint: Footprint) -> bool:
+        return self.max_flash is None or footprint.flash_bytes <= self.max_flash
+
+    def admits(self, footprint: Footprint) -> bool:
+        return self.arena_fits(footprint) and self.flash_fits(footprint)
+
+    def problems(self, footprint: Footprint) -> list[str]:
+        """One line per limit ``footprint`` exceeds, naming its option (empty: it fits)."""
+        reasons = []
+        if not self.arena_fits(footprint):
+            reasons.append(
+                f"tensor arena {footprint.declared_arena_bytes:,} bytes "
+                f"({footprint.arena_bytes:,} measured + {footprint.arena_margin:.0%} margin) "
+                f"exceeds --max-arena {self.max_arena:,} bytes"
+            )
+        if not self.flash_fits(footprint):
+            reasons.append(
+                f"model array {footprint.flash_bytes:,} bytes exceeds --max-flash "
+                f"{self.max_flash:,} bytes (TFLM's own code not counted)"
+            )
+        return reasons
 
 
 @dataclass(frozen=True)
@@ -67,6 +131,11 @@ class Board:
     def model_flash(self) -> int:
         """The model array's share of flash: the flash less :data:`FLASH_RESERVE`."""
         return max(self.flash_bytes - FLASH_RESERVE, 0)
+
+    @property
+    def limits(self) -> Limits:
+        """What the model may take: SRAM and flash less the reserves."""
+        return Limits(self.model_arena, self.model_flash)
 
 
 def _st(part: str) -> str:
@@ -124,20 +193,15 @@ def _kb(n: int) -> str:
     return f"{n / KB:,.1f} KB"
 
 
-def fits(arena_bytes: int, flash_bytes: int) -> list[tuple[Board, bool, str]]:
-    """For every board: whether the arena fits its SRAM and the model its flash, both less
-    the reserves for the rest of the program, and why.
-
-    Pass the arena the device reserves (``kHerbiTensorArenaSize``, measured + margin) and
-    the model array's bytes.
-    """
+def board_fits(footprint: Footprint) -> list[tuple[Board, bool, str]]:
+    """For every board: whether ``footprint`` fits its memory less the reserves, and why."""
     rows = []
     for b in BOARDS:
-        arena_ok = arena_bytes <= b.model_arena
-        flash_ok = flash_bytes <= b.model_flash
+        arena, flash = footprint.declared_arena_bytes, footprint.flash_bytes
+        arena_ok, flash_ok = b.limits.arena_fits(footprint), b.limits.flash_fits(footprint)
         why = (
-            f"arena {_kb(arena_bytes)} {'<=' if arena_ok else '>'} {_kb(b.model_arena)} "
-            f"({_kb(b.sram_bytes)} SRAM less {_kb(SRAM_RESERVE)}); model {_kb(flash_bytes)} "
+            f"arena {_kb(arena)} {'<=' if arena_ok else '>'} {_kb(b.model_arena)} "
+            f"({_kb(b.sram_bytes)} SRAM less {_kb(SRAM_RESERVE)}); model {_kb(flash)} "
             f"{'<=' if flash_ok else '>'} {_kb(b.model_flash)} "
             f"({_kb(b.flash_bytes)} flash less {_kb(FLASH_RESERVE)})"
         )
@@ -145,24 +209,19 @@ def fits(arena_bytes: int, flash_bytes: int) -> list[tuple[Board, bool, str]]:
     return rows
 
 
-NO_LIMIT = 1 << 62  # bytes: more than any device has
+def limit_text(limit: int | None) -> str:
+    """A limit in words."""
+    return "no limit" if limit is None else f"{limit:,} bytes"
 
 
-def limit_text(limit: int) -> str:
-    """A limit from :func:`limits` in words."""
-    return "no limit" if limit == NO_LIMIT else f"{limit:,} bytes"
+def _tighter(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
-def limits(fits: str | None, max_arena: str | None, max_flash: str | None) -> tuple[int, int]:
-    """The arena and model-array limits that ``--fits BOARD`` (the board's memory less the
-    reserves), ``--max-arena`` and ``--max-flash`` (as written, e.g. ``48KB``) set together:
-    the tighter of each; :data:`NO_LIMIT` where none is set."""
-    arena = flash = NO_LIMIT
-    if fits is not None:
-        target = board(fits)
-        arena, flash = target.model_arena, target.model_flash
-    if max_arena is not None:
-        arena = min(arena, parse_size(max_arena, "--max-arena"))
-    if max_flash is not None:
-        flash = min(flash, parse_size(max_flash, "--max-flash"))
-    return arena, flash
+def limits(fits: str | None, max_arena: str | None, max_flash: str | None) -> Limits:
+    """The limits that ``--fits BOARD`` (the board's memory less the reserves), ``--max-arena``
+    and ``--max-flash`` (as written, e.g. ``48KB``) set together: the tighter of each."""
+    base = Limits() if fits is None else board(fits).limits
+    arena = None if max_arena is None else parse_size(max_arena, "--max-arena")
+    flash = None if max_flash is None else parse_size(max_flash, "--max-flash")
+    return Limits(_tighter(base.max_arena, arena), _tighter(base.max_flash, flash))

@@ -8,6 +8,7 @@ nothing under a final name that no check has judged.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -94,6 +95,13 @@ def write_onnx(data: bytes, path: Path, contract: Contract, int8: bool) -> None:
         tmp.write_bytes(model.SerializeToString())
 
 
+def write_model(data: bytes, path: Path, contract: Contract, int8: bool) -> None:
+    """The model file alone with its contract, written as its suffix says (``.tflite`` with a
+    sidecar, ``.onnx`` with metadata): what a runtime loads."""
+    writer = write_onnx if path.suffix == ".onnx" else write_tflite
+    writer(data, path, contract, int8)
+
+
 def staging(out_dir: Path) -> Path:
     """A fresh staging folder inside ``out_dir`` (what a killed export left there is gone)."""
     folder = out_dir / STAGING
@@ -105,13 +113,31 @@ def staging(out_dir: Path) -> Path:
 def publish(files: list[Path], out_dir: Path, rejected: bool) -> Path:
     """Move a judged artifact's files from staging into ``out_dir``; return the model's path.
 
-    Whatever an earlier export left for the same format (accepted or rejected) is replaced.
+    Each file (or folder) replaces whatever an earlier export left under its name in one
+    rename; the other verdict's files of the same format (``*.rejected`` or not) are removed.
     """
-    suffix = REJECTED if rejected else ""
-    remove(files, out_dir)
+    suffix, other = (REJECTED, "") if rejected else ("", REJECTED)
     for f in files:
-        f.replace(out_dir / (f.name + suffix))
+        replace_with(f, out_dir / (f.name + suffix))
+        discard(out_dir / (f.name + other))
     return out_dir / (files[0].name + suffix)
+
+
+def replace_with(new: Path, target: Path) -> None:
+    """Rename ``new`` onto ``target``; a folder already there is moved aside first, and back
+    should the rename fail, so ``target`` is never missing or mixed."""
+    if not target.is_dir() or target.is_symlink():
+        new.replace(target)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    target.rename(aside / target.name)
+    try:
+        new.rename(target)
+    except OSError:
+        (aside / target.name).rename(target)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def remove(files: list[Path], out_dir: Path) -> None:
@@ -120,8 +146,12 @@ def remove(files: list[Path], out_dir: Path) -> None:
     is mistaken for this export's result."""
     for f in files:
         for name in (f.name, f.name + REJECTED):
-            old = out_dir / name
-            if old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old)
-            else:
-                old.unlink(missing_ok=True)
+            discard(out_dir / name)
+
+
+def discard(path: Path) -> None:
+    """Delete the file or folder at ``path``, if any."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)

@@ -11,10 +11,12 @@ import numpy as np
 
 from herbi.common.errors import ExportError
 
-DEFAULT_SIZE = 300
+CALIBRATION_IMAGES = 300  # --calibration-size: stratified train images int8 ranges are fitted on
 
 
-def calibration_indices(y_train: np.ndarray, size: int = DEFAULT_SIZE, seed: int = 0) -> np.ndarray:
+def calibration_indices(
+    y_train: np.ndarray, size: int = CALIBRATION_IMAGES, seed: int = 0
+) -> np.ndarray:
     """Indices of ``size`` train images, as equal a share per class as the split allows,
     shuffled."""
     if size < 1:

@@ -9,28 +9,30 @@ files are kept as ``*.rejected`` and ``export_report.json`` says why).
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from herbi.common.boards import NO_LIMIT, limits
-from herbi.common.errors import ExportError, HerbiError
+from herbi.common.boards import limits
+from herbi.common.errors import HerbiError
 from herbi.common.legacy_keras import quiet_tensorflow
 from herbi.common.options import keep_option, score_option
-from herbi.export.calibration import DEFAULT_SIZE
-from herbi.export.formats import FORMATS, Limits, select
+from herbi.export.calibration import CALIBRATION_IMAGES
+from herbi.export.formats import FORMATS, select
 from herbi.export.gate import GateOptions
 
 if TYPE_CHECKING:
     from herbi.export.api import ExportOptions
+    from herbi.export.report import ExportReport
 
 EXIT_REJECTED = 3
 GATE = GateOptions()  # the gate options' defaults
 TABLE_ROW = "{:<16} {:>8} {:>9} {:>8} {:>20} {:>5} {:>7} {:>9} {:>10}  {}"
 
 
-def table(report) -> str:
+def table(report: ExportReport) -> str:
     """The per-artifact summary printed after export: the gate's evidence (validation accuracy,
     the paired drop with its 95% interval and p-value, agreement on the parity images), then
     the test split, which is only reported (Keras' own test accuracy is on the last line)."""
@@ -50,43 +52,29 @@ def table(report) -> str:
         rows.append((name, size, *nums, a.status))
     lines = [TABLE_ROW.format(*row) for row in rows]
     lines.insert(1, "-" * len(lines[0]))
-    if "test_accuracy" in report.keras:
-        lines.append(f"Keras test accuracy {report.keras['test_accuracy']:.3f}")
-    if report.gate.get("parity_images"):
-        lines.append(f"agree: on {report.gate['parity_images']}; drop and p: paired, validation")
+    if report.keras:
+        lines.append(f"Keras test accuracy {report.keras.test_accuracy:.3f}")
+    lines.append(f"agree: on {report.gate.parity_images}; drop and p: paired, validation")
     return "\n".join(line.rstrip() for line in lines)
 
 
-def export_options(cli: dict) -> ExportOptions:
-    """The export options click parsed (keyword names as the options'), checked, as one value."""
+def export_options(
+    family: str,
+    quantize: str | None,
+    qat: bool,
+    fits: str | None,
+    max_arena: str | None,
+    max_flash: str | None,
+    **options: object,
+) -> ExportOptions:
+    """The options click parsed, checked, as one value: click names its keywords after the
+    fields of ExportOptions and GateOptions, so each goes where its name says."""
     from herbi.export.api import ExportOptions
 
-    formats = select(cli["family"], cli["quantize"], cli["qat"])
-    if cli["qat_epochs"] < 1:
-        raise ExportError(f"--qat-epochs {cli['qat_epochs']}: must be at least 1")
-    arena, flash = (
-        None if n == NO_LIMIT else n
-        for n in limits(cli["fits"], cli["max_arena"], cli["max_flash"])
-    )
-    gate = GateOptions(
-        min_agreement=cli["min_agreement"],
-        max_drop=cli["max_drop"],
-        hard_limit=cli["hard_limit"],
-        alpha=cli["alpha"],
-        train_images=cli["parity_train_images"],
-    )
-    return ExportOptions(
-        formats=formats,
-        calibration_size=cli["calibration_size"],
-        parity_check=cli["check"],
-        gate_options=gate,
-        qat_epochs=cli["qat_epochs"],
-        reduce_range=cli["reduce_range"],
-        debug_quant=cli["debug_quant"],
-        limits=Limits(max_arena=arena, max_flash=flash),
-        score=cli["score"],
-        keep=cli["keep"],
-    )
+    formats = select(family, quantize, qat)
+    gate = GateOptions(**{f.name: options.pop(f.name) for f in fields(GateOptions)})
+    device = limits(fits, max_arena, max_flash)
+    return ExportOptions(formats, gate_options=gate, limits=device, **options)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -110,11 +98,11 @@ def export_options(cli: dict) -> ExportOptions:
 @click.option(
     "--calibration-size",
     type=int,
-    default=DEFAULT_SIZE,
+    default=CALIBRATION_IMAGES,
     help="Stratified train images used to calibrate int8 ranges.",
 )
 @click.option("--qat-epochs", type=int, default=3)
-@click.option("--check/--no-check", default=True, help="Parity check and gate.")
+@click.option("--check/--no-check", "parity_check", default=True, help="Parity check and gate.")
 @click.option(
     "--min-agreement",
     type=float,
@@ -141,6 +129,7 @@ def export_options(cli: dict) -> ExportOptions:
 )
 @click.option(
     "--parity-train-images",
+    "train_images",
     type=int,
     default=GATE.train_images,
     help="Train images (not the calibration ones) added to validation for agreement.",
@@ -181,7 +170,7 @@ def main(model_path: str, out_dir: str | None, data: str | None, verbose: bool, 
     """Export a trained model to deployable artifacts and prove each still does its job."""
     quiet_tensorflow(verbose)  # before TensorFlow is first imported
     try:
-        options = export_options(cli)
+        options = export_options(**cli)
         from herbi.common.run_folder import EXPORT_REPORT
         from herbi.export.api import check_writable, export_model
         from herbi.export.source import default_out, load_source, locate

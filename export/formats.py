@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from herbi.common.boards import Footprint
 from herbi.common.errors import ExportError, HerbiError
 from herbi.common.files import write_json
 from herbi.export import (
@@ -60,14 +61,6 @@ class BuildInputs:
         return float_input(self.calibration, self.scale)
 
 
-@dataclass(frozen=True)
-class Limits:
-    """A device's limits an artifact must fit (``--max-arena``/``--max-flash``, bytes)."""
-
-    max_arena: int | None = None
-    max_flash: int | None = None
-
-
 TFLM_MODEL, FOOTPRINT = "model.tflite", "footprint.json"
 
 
@@ -82,10 +75,10 @@ class Container:
     check: Callable[[Path, bool], list[str]]  # (model file, int8) -> problems
     files: Callable[[Path], list[Path]] = lambda path: [path]
     model: Callable[[Path], Path] = lambda path: path
-    annotate: Callable[[Path, dict], object] | None = None  # (artifact, facts)
+    annotate: Callable[[Path, PageFacts], object] | None = None  # (artifact, facts)
     backend: str | None = None  # herbi.runtime's engine for it (None: by the model's suffix)
     runs_in: str = "python"  # where the bench times it: "python" (workers) or "browser"
-    footprint: Callable[[Path], tflm.TflmFootprint] | None = None  # (model file) -> device costs
+    footprint: Callable[[Path], Footprint] | None = None  # (model file) -> device costs
     graph: Callable[[Path], onnx_graph.EngineGraph] | None = None  # what engines run of it
 
 
@@ -118,14 +111,25 @@ def write_page(data: bytes, path: Path, contract, int8: bool) -> None:
         web_export.write_web(model, path, {"format": contract.format})
 
 
-def update_info(web_dir: Path, facts: dict) -> Path:
-    """Add facts known only after the export's checks (say ``test_accuracy``) to model.json."""
+@dataclass(frozen=True)
+class PageFacts:
+    """What the page's info panel says of its model, known only once the export judged it."""
+
+    description: str
+    dataset: str
+    test_accuracy: float | None  # None: no parity check
+    exported: str  # the date
+    status: str
+
+
+def update_info(web_dir: Path, facts: PageFacts) -> Path:
+    """Add ``facts`` to model.json."""
     path = Path(web_dir) / web_export.INFO_FILE
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ExportError(f"{path}: cannot read the page's model info ({e})") from None
-    return write_json(path, {**meta, **facts})
+    return write_json(path, {**meta, **asdict(facts)})
 
 
 TFLITE = Container(

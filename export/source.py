@@ -7,16 +7,15 @@ Every way this can go wrong ends in one :class:`ExportError` line naming the fil
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from herbi.common.errors import ExportError
 from herbi.common.legacy_keras import use_legacy_keras, without_chatter
 from herbi.common.run_folder import RunFolder
 from herbi.runtime.errors import first_line
-from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE
 from herbi.train.data import Dataset, load_dataset
-from herbi.train.manifest import read_manifest
+from herbi.train.manifest import UnknownChoice, read_manifest
 
 
 @dataclass
@@ -24,7 +23,7 @@ class Source:
     model: object  # tf_keras.Model
     model_path: Path
     dataset: Dataset
-    unknown: tuple[str, float] = (DEFAULT_SCORE, DEFAULT_KEEP)  # the run's --score, --keep
+    unknown: UnknownChoice = field(default_factory=UnknownChoice)  # the run's --score, --keep
 
     @property
     def labels(self) -> list[str]:
@@ -109,5 +108,4 @@ def load_source(model: Path | str, data: Path | str | None = None) -> Source:
     manifest = read_manifest(RunFolder(model))
     dataset = manifest.data.load(data)
     check_image_classifier(keras_model, model_path, dataset.num_classes)
-    unknown = manifest.config.unknown
-    return Source(keras_model, model_path, dataset, (unknown.score, unknown.keep))
+    return Source(keras_model, model_path, dataset, manifest.config.unknown)

@@ -7,19 +7,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 
 import numpy as np
 
+from herbi.common.boards import ARENA_MARGIN, Footprint
 from herbi.common.errors import ExportError
 from herbi.runtime.errors import TFLMError
 from herbi.runtime.micro import tflm_interpreter
 from herbi.runtime.native import native_output, native_reason
-
-# 25% on top of the measured arena: room for optimized kernels' scratch buffers (CMSIS-NN's
-# convolutions ask for about 2 * kernel_h * kernel_w * in_channels bytes each) and the arena
-# start's 16-byte alignment. A stated allowance, not a measurement.
-ARENA_MARGIN = 0.25
 
 # TFLite builtin op -> the MicroMutableOpResolver method that registers its kernel (TFLM's
 # tensorflow/lite/micro/micro_mutable_op_resolver.h): "Add" + the op in CamelCase, but for two.
@@ -40,23 +35,6 @@ RESOLVER_METHODS = {op: "Add" + op.title().replace("_", "") for op in TFLM_OPS.s
 
 _ARENA = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 _MISSING_OP = re.compile(r"Didn't find op for builtin opcode '(\w+)'")
-
-
-@dataclass(frozen=True)
-class TflmFootprint:
-    """What an int8 model costs on a microcontroller, measured by TFLite Micro on this 64-bit
-    host with the reference kernels. ``flash_bytes`` is the model array alone: TFLM's own code
-    and kernels are not counted."""
-
-    arena_bytes: int  # arena_head + arena_tail: what the recording allocator used
-    arena_head: int  # non-persistent: the memory plan of activations and kernel scratch
-    arena_tail: int  # persistent: tensor/node structs and per-op data
-    flash_bytes: int
-    ops: tuple[str, ...]  # the distinct builtin ops, sorted (one resolver entry each)
-    macs: int  # per image
-    tflm_version: str  # the tflite-micro package that measured it
-    declared_arena_bytes: int  # kHerbiTensorArenaSize: measured + margin, a multiple of 16
-    arena_margin: float = ARENA_MARGIN
 
 
 def _flatbuffer(tflite: bytes):
@@ -119,7 +97,7 @@ def count_macs(tflite: bytes) -> int:
     return total
 
 
-def measure(tflite: bytes) -> TflmFootprint:
+def measure(tflite: bytes) -> Footprint:
     """Load, invoke once and read the arena report of ``tflite`` in TFLite Micro; an op TFLM
     or :data:`RESOLVER_METHODS` lacks is an ExportError naming it."""
     ops = model_ops(tflite)
@@ -163,7 +141,7 @@ def measure(tflite: bytes) -> TflmFootprint:
     arena = {kind: int(n) for kind, n in _ARENA.findall("\n".join(lines))}
     if set(arena) != {"total", "head", "tail"}:
         raise ExportError("TFLite Micro printed no arena report (tflite-micro changed?)")
-    return TflmFootprint(
+    return Footprint(
         arena_bytes=arena["total"],
         arena_head=arena["head"],
         arena_tail=arena["tail"],
@@ -173,21 +151,3 @@ def measure(tflite: bytes) -> TflmFootprint:
         tflm_version=tflite_micro.__version__,
         declared_arena_bytes=-(-math.ceil(arena["total"] * (1 + ARENA_MARGIN)) // 16) * 16,
     )
-
-
-def fits(footprint: TflmFootprint, max_arena: int | None, max_flash: int | None) -> list[str]:
-    """One line per limit the artifact exceeds; the arena compared is the declared one (what
-    the device reserves)."""
-    reasons = []
-    arena = footprint.declared_arena_bytes
-    if max_arena is not None and arena > max_arena:
-        reasons.append(
-            f"tensor arena {arena:,} bytes ({footprint.arena_bytes:,} measured + "
-            f"{ARENA_MARGIN:.0%} margin) exceeds --max-arena {max_arena:,} bytes"
-        )
-    if max_flash is not None and footprint.flash_bytes > max_flash:
-        reasons.append(
-            f"model array {footprint.flash_bytes:,} bytes exceeds --max-flash {max_flash:,} "
-            "bytes (TFLM's own code not counted)"
-        )
-    return reasons

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from herbi.common.boards import ARENA_MARGIN, Footprint
 from herbi.common.files import write_text
-from herbi.export.tflm import ARENA_MARGIN, RESOLVER_METHODS, TflmFootprint
+from herbi.export.tflm import RESOLVER_METHODS
 from herbi.runtime.contract import PIXEL_SCALE
 from herbi.runtime.quantize import exact_table
 from herbi.runtime.unknown import Unknown
@@ -61,7 +62,7 @@ def c_bytes(data: bytes | np.ndarray, fmt: str = "0x{:02x}") -> str:
 
 def model_header(
     tflite: bytes,
-    footprint: TflmFootprint,
+    footprint: Footprint,
     labels: list[str],
     input_quant: tuple[float, int],
     input_shape: tuple[int, ...],
@@ -158,7 +159,7 @@ const int8_t kHerbiPixelToInput[256] = {{
 """
 
 
-def ops_header(footprint: TflmFootprint) -> str:
+def ops_header(footprint: Footprint) -> str:
     adds = "\n".join(
         f"  if (resolver.{RESOLVER_METHODS[op]}() != kTfLiteOk) return kTfLiteError;"
         for op in footprint.ops
@@ -240,9 +241,7 @@ int HerbiClassify(const uint8_t* pixels, float* probability, float* score) {
 """
 
 
-def readme(
-    tflite: bytes, footprint: TflmFootprint, labels: list[str], unknown: Unknown | None
-) -> str:
+def readme(tflite: bytes, footprint: Footprint, labels: list[str], unknown: Unknown | None) -> str:
     arena = footprint.declared_arena_bytes
     return f"""# herbi model for TensorFlow Lite Micro
 
@@ -301,7 +300,7 @@ same dequantized score, so both answer unknown for the same images."""
 
 def write_sources(
     tflite: bytes,
-    footprint: TflmFootprint,
+    footprint: Footprint,
     labels: list[str],
     input_quant: tuple[float, int],
     input_shape: tuple[int, ...],

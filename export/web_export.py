@@ -11,12 +11,14 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from herbi.common.errors import ExportError
 from herbi.common.files import umask, write_json
+from herbi.export.artifacts import replace_with
 from herbi.runtime import Classifier
 
 SCHEMA = "herbi.web/1"
@@ -55,7 +57,7 @@ def runtime_version(dist: Path) -> str:
         return "unknown"
 
 
-def model_info(onnx_path: Path, dist: Path, info: dict) -> dict:
+def model_info(onnx_path: Path, dist: Path, info: Mapping[str, object]) -> dict:
     """``model.json``: the contract and the info panel's facts (``info``: what only the caller
     knows). Loaded with herbi.runtime first, so a file the device cannot run fails here."""
     classifier = Classifier.load(onnx_path, threads=1)
@@ -84,7 +86,7 @@ def model_info(onnx_path: Path, dist: Path, info: dict) -> dict:
     }
 
 
-def write_web(onnx_path: Path, out_dir: Path, info: dict) -> list[Path]:
+def write_web(onnx_path: Path, out_dir: Path, info: Mapping[str, object]) -> list[Path]:
     """Write the page for ``onnx_path`` into ``out_dir`` (replaced whole); return its files."""
     onnx_path, out_dir = Path(onnx_path), Path(out_dir)
     dist = runtime_dist()
@@ -102,25 +104,9 @@ def write_web(onnx_path: Path, out_dir: Path, info: dict) -> list[Path]:
             shutil.copyfile(dist / name, tmp / RUNTIME_DIR / name)
         shutil.copyfile(onnx_path, tmp / MODEL_FILE)
         write_json(tmp / INFO_FILE, meta)
-        swap_in(tmp, out_dir)
+        replace_with(tmp, out_dir)
     except OSError as e:
         raise ExportError(f"{out_dir}: cannot write the web page ({e.strerror or e})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # gone already when swapped in
     return sorted(p for p in out_dir.rglob("*") if p.is_file())
-
-
-def swap_in(new: Path, target: Path) -> None:
-    """Rename ``new`` onto ``target``; an existing ``target`` is moved aside, then deleted."""
-    if not target.exists():
-        new.rename(target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    target.rename(old / target.name)
-    try:
-        new.rename(target)
-    except OSError:
-        (old / target.name).rename(target)  # the previous page stays in place
-        old.rmdir()
-        raise
-    shutil.rmtree(old, ignore_errors=True)

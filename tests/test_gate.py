@@ -14,6 +14,7 @@ import pytest
 from scipy.stats import norm
 
 from herbi.export.calibration import calibration_indices
+from herbi.export.evidence import paired_test, parity_images, tango_interval
 from herbi.export.gate import (
     DEFAULT_ALPHA,
     DEFAULT_HARD_LIMIT,
@@ -21,10 +22,7 @@ from herbi.export.gate import (
     DEFAULT_MIN_AGREEMENT,
     GateOptions,
     judge,
-    paired_test,
-    parity_images,
     summary_line,
-    tango_interval,
 )
 
 Z95 = float(norm.ppf(0.975))

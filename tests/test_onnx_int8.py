@@ -107,7 +107,9 @@ def test_openvino_compiles_the_int8_model_and_agrees_with_onnx_runtime(fast_expo
     # The variant --reduce-range auto exports on this CPU. Without VNNI, 8-bit weights
     # saturate the int16 sums of AVX2's u8 x s8 multiply, and each engine saturates its own
     # way (seen on an AVX2-only AMD EPYC: 80% agreement, 112/255 apart; 7-bit: 99%, 5/255).
-    model = fast_exports["int8-7bit" if resolve_reduce_range("auto")[0] else "int8"]
+    model = fast_exports[
+        "int8-7bit" if resolve_reduce_range("auto").onnx_int8_7bit_weights else "int8"
+    ]
     ours = Classifier.load(model, threads=1).predict_proba(pixels)
     # f32: OpenVINO otherwise runs a CPU with bf16 support in bf16 where it keeps float.
     compiled = ov.Core().compile_model(str(model), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})

@@ -12,7 +12,16 @@ import pytest
 
 from herbi.benchmarks.mcu.latency import PUBLISHED, RESNET8_MACS, estimates
 from herbi.benchmarks.mcu.tables import family_table, flash_estimate, smallest_board
-from herbi.common.boards import BOARDS, FLASH_RESERVE, KB, SRAM_RESERVE, board, limits
+from herbi.common.boards import (
+    BOARDS,
+    FLASH_RESERVE,
+    KB,
+    SRAM_RESERVE,
+    Footprint,
+    Limits,
+    board,
+    limits,
+)
 from herbi.common.errors import HerbiError
 from herbi.train.recipes.fast import DEFAULT_SIZE, HPARAMS, SIZES
 from herbi.train.sizes import largest_fitting
@@ -32,7 +41,7 @@ def options(**given):
 def test_family_grows_in_every_cost_and_the_smallest_fits_a_small_board():
     members = list(SIZES.values())
     for cost in ("params", "macs", "flash_bytes", "declared_arena_bytes"):
-        values = [getattr(m.footprint, cost) for m in members]
+        values = [getattr(m if cost == "params" else m.footprint, cost) for m in members]
         assert values == sorted(set(values)), cost  # smallest first, strictly growing
     smallest = members[0].footprint
     assert smallest.flash_bytes <= 128 * KB and smallest.declared_arena_bytes <= 40 * KB
@@ -46,16 +55,16 @@ def test_recorded_parameters_and_macs_are_the_networks():
 
     for member in SIZES.values():
         model = fast_net(5, {**HPARAMS, **member.hparams()})
-        assert model.count_params() == member.footprint.params
+        assert model.count_params() == member.params
         assert model_macs(model) == member.footprint.macs
 
 
 def test_board_limits_keep_the_stated_reserves():
     nrf = board("NRF52832")  # any case
     assert (nrf.model_arena, nrf.model_flash) == (64 * KB - SRAM_RESERVE, 512 * KB - FLASH_RESERVE)
-    assert limits("nrf52832", None, None) == (nrf.model_arena, nrf.model_flash)
-    assert limits("nrf52832", "40KB", "1MB") == (40 * KB, nrf.model_flash)  # the tighter
-    assert limits(None, None, "100000")[1] == 100_000
+    assert limits("nrf52832", None, None) == Limits(nrf.model_arena, nrf.model_flash)
+    assert limits("nrf52832", "40KB", "1MB") == Limits(40 * KB, nrf.model_flash)  # the tighter
+    assert limits(None, None, "100000") == Limits(None, 100_000)  # None: no limit
     with pytest.raises(HerbiError) as error:
         board("arduino-uno")
     message = str(error.value)
@@ -77,8 +86,9 @@ def test_fits_picks_the_largest_member_that_fits():
     assert choose_size(options(size="m"), fast) == "m"
     assert choose_size(options(), fast) is None  # the recipe's default
     f = SIZES["s"].footprint
-    assert largest_fitting(SIZES, f.declared_arena_bytes, f.flash_bytes) == "s"
-    assert largest_fitting(SIZES, f.declared_arena_bytes - 1, f.flash_bytes) == "xs"
+    assert largest_fitting(SIZES, Limits(f.declared_arena_bytes, f.flash_bytes)) == "s"
+    assert largest_fitting(SIZES, Limits(f.declared_arena_bytes - 1, f.flash_bytes)) == "xs"
+    assert largest_fitting(SIZES, Limits()) == "l"
 
 
 @pytest.mark.parametrize(
@@ -189,9 +199,9 @@ def test_fits_then_export_passes_the_same_limits(limit, size, animals5, tmp_path
                                          "--out", str(out), *limit])  # fmt: skip
     assert result.exit_code == 0, result.output  # a limit exceeded would exit 3 (rejected)
     footprint = json.loads((out / "tflm-int8" / "footprint.json").read_text())
-    arena, flash = limits(*(dict(zip(limit[::2], limit[1::2], strict=True)).get(o)
-                            for o in ("--fits", "--max-arena", "--max-flash")))  # fmt: skip
-    assert footprint["declared_arena_bytes"] <= arena and footprint["flash_bytes"] <= flash
+    asked = limits(*(dict(zip(limit[::2], limit[1::2], strict=True)).get(o)
+                     for o in ("--fits", "--max-arena", "--max-flash")))  # fmt: skip
+    assert asked.admits(Footprint(**footprint))
     recorded = SIZES[size].footprint
     assert abs(footprint["declared_arena_bytes"] - recorded.declared_arena_bytes) <= 64
     assert abs(footprint["flash_bytes"] - recorded.flash_bytes) <= 256

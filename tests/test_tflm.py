@@ -21,7 +21,7 @@ from herbi.common import boards
 from herbi.common.errors import ExportError, HerbiError
 from herbi.common.far_ood import far_ood
 from herbi.common.units import parse_size
-from herbi.export.tflm import ARENA_MARGIN, RESOLVER_METHODS, fits, measure
+from herbi.export.tflm import RESOLVER_METHODS, measure
 from herbi.export.tflm_source import c_threshold, write_sources
 from herbi.export.to_tflite import convert
 from herbi.runtime import Classifier
@@ -118,7 +118,7 @@ def test_generated_source_compiles_to_the_model_bytes(
     )
     declared = footprint.declared_arena_bytes
     assert int(arena) == declared and declared % 16 == 0
-    assert 0 <= declared - footprint.arena_bytes * (1 + ARENA_MARGIN) < 16
+    assert 0 <= declared - footprint.arena_bytes * (1 + boards.ARENA_MARGIN) < 16
     assert int(n_labels) == len(LABELS) and labels == LABELS
 
 
@@ -410,18 +410,20 @@ def test_sizes_limits_and_boards(footprint):
     for junk in ("lots", "-1", "0", "1GB", "2 KBs"):
         with pytest.raises(HerbiError, match=r"^--max-flash "):
             parse_size(junk, "--max-flash")
-    assert fits(footprint, None, None) == []
-    assert fits(footprint, 1 << 20, 1 << 20) == []
+    assert boards.Limits().problems(footprint) == []
+    assert boards.Limits(1 << 20, 1 << 20).problems(footprint) == []
     arena = footprint.declared_arena_bytes
-    reasons = fits(footprint, arena - 1, footprint.flash_bytes - 1)
+    reasons = boards.Limits(arena - 1, footprint.flash_bytes - 1).problems(footprint)
     assert len(reasons) == 2 and "--max-arena" in reasons[0] and "--max-flash" in reasons[1]
-    assert fits(footprint, arena, footprint.flash_bytes) == []
-    table = boards.fits(arena, footprint.flash_bytes)
+    assert boards.Limits(arena, footprint.flash_bytes).problems(footprint) == []
+    table = boards.board_fits(footprint)
     assert [row[0] for row in table] == list(boards.BOARDS)
     assert all(ok == (b.model_arena >= arena and b.model_flash >= footprint.flash_bytes)
                for b, ok, _ in table)  # fmt: skip
     assert any(ok for _, ok, _ in table)
-    too_big = {b.name: ok for b, ok, _ in boards.fits(300 * 1024, 100 * 1024)}
+    big = boards.Footprint(macs=0, flash_bytes=100 * 1024, arena_bytes=0,
+                           declared_arena_bytes=300 * 1024)  # fmt: skip
+    too_big = {b.name: ok for b, ok, _ in boards.board_fits(big)}
     assert not too_big["nRF52840 (e.g. Arduino Nano 33 BLE Sense)"]
     assert too_big["ESP32-S3 (ESP32-S3-WROOM-1-N8)"]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from urllib.request import urlopen
 
@@ -32,7 +33,7 @@ from herbi.benchmarks.timing.browser import (
 from herbi.common.errors import ExportError
 from herbi.common.far_ood import far_ood
 from herbi.export import serve
-from herbi.export.formats import update_info
+from herbi.export.formats import PageFacts, update_info
 from herbi.export.web_export import ORT_ENV, write_web
 from herbi.runtime import Classifier
 from herbi.runtime.image import to_rgb_array
@@ -253,8 +254,9 @@ def test_reexport_replaces_the_folder(tiny_run, tiny_artifacts, tmp_path):
     assert info["size_bytes"] == (tiny_artifacts / "onnx-int8.onnx").stat().st_size
     # the copy keeps its contract inside: the Python runtime loads it as it is
     assert Classifier.load(web / "model.onnx").labels == info["classes"]
-    update_info(web, {"test_accuracy": 0.75})
-    assert json.loads((web / "model.json").read_text()) == {**info, "test_accuracy": 0.75}
+    facts = PageFacts("a description", "a dataset", 0.75, "2026-01-01", "ok")
+    update_info(web, facts)
+    assert json.loads((web / "model.json").read_text()) == {**info, **asdict(facts)}
 
 
 def test_serve_finds_the_page_or_says_why(tmp_path):

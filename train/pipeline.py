@@ -152,21 +152,22 @@ def choose_size(options: TrainOptions, recipe: Recipe, log: Log) -> str | None:
     if not recipe.sizes:
         raise OptionError(flag, f"recipe {recipe.name} has one size (the fast recipe has several)")
     try:
-        arena, flash = limits(options.fits, options.max_arena, options.max_flash)
+        limit = limits(options.fits, options.max_arena, options.max_flash)
     except HerbiError as e:
         raise OptionError(flag, str(e)) from None
-    size = largest_fitting(recipe.sizes, arena, flash)
+    arena, flash = limit_text(limit.max_arena), limit_text(limit.max_flash)
+    size = largest_fitting(recipe.sizes, limit)
     if size is None:
-        smallest = min(recipe.sizes.values(), key=lambda m: m.footprint.params).footprint
-        raise OptionError(flag, f"no size fits an arena of {limit_text(arena)} and a model "
-                          f"array of {limit_text(flash)} (the smallest needs "
+        smallest = min(recipe.sizes.values(), key=lambda m: m.params).footprint
+        raise OptionError(flag, f"no size fits an arena of {arena} and a model "
+                          f"array of {flash} (the smallest needs "
                           f"{smallest.declared_arena_bytes:,} and {smallest.flash_bytes:,} "
                           "bytes)")  # fmt: skip
     footprint = recipe.sizes[size].footprint
     log(
         f"herbi-train: size {size}, the largest that fits {options.fits or 'the limits'}: "
-        f"arena {footprint.declared_arena_bytes:,} bytes (limit: {limit_text(arena)}), model "
-        f"array {footprint.flash_bytes:,} bytes (limit: {limit_text(flash)}); recorded int8 "
+        f"arena {footprint.declared_arena_bytes:,} bytes (limit: {arena}), model "
+        f"array {footprint.flash_bytes:,} bytes (limit: {flash}); recorded int8 "
         "footprints"
     )
     return size

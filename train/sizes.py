@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from herbi.common.boards import Footprint, Limits
+
 # How every member's footprint was measured (tests/test_sizes.py re-measures some).
 FOOTPRINT_MEASURED = (
     "herbi-train --recipe fast --preset smoke --epochs 1 --size NAME on cifar10-animals5 "
@@ -27,26 +29,14 @@ ACCURACY_MEASURED = (
 
 
 @dataclass(frozen=True)
-class Footprint:
-    """One member's costs. They depend on the shapes, not the weights: a trained model's
-    differ by a few bytes. The arena is the host's (64-bit pointers: a 32-bit core's
-    persistent part is a little smaller); each class beyond 5 adds ~2 x features bytes of
-    flash (the last layer and the score head)."""
-
-    params: int  # the Keras classifier's parameters
-    macs: int  # multiply-accumulates per image, classifier (herbi.train.complexity)
-    flash_bytes: int  # the int8 .tflite: the model array in flash
-    arena_bytes: int  # TFLite Micro's arena, measured
-    declared_arena_bytes: int  # measured + herbi.export.tflm.ARENA_MARGIN, as the C++ declares
-
-
-@dataclass(frozen=True)
 class Member:
     """One size: the widths of the stem and each stage, which stages end with a residual
-    block, its measured footprint and accuracy."""
+    block, the Keras classifier's parameters, its measured int8 footprint (each class beyond 5
+    adds ~2 x features bytes of flash: the last layer and the score head) and accuracy."""
 
     widths: tuple[int, ...]
     residual: tuple[bool, ...]
+    params: int
     footprint: Footprint
     # Test accuracy, mean and 95% interval half-width over seeds 0, 1, 2 (the same schedule
     # for every size; train/recipes/fast.py says which, on which machine); None until measured.
@@ -57,12 +47,7 @@ class Member:
         return {"widths": self.widths, "residual": self.residual}
 
 
-def largest_fitting(sizes: Mapping[str, Member], max_arena: int, max_flash: int) -> str | None:
-    """The name of the largest member (by parameters) whose declared arena and model array
-    fit the limits, or None where none does."""
-    fitting = [
-        name
-        for name, m in sizes.items()
-        if m.footprint.declared_arena_bytes <= max_arena and m.footprint.flash_bytes <= max_flash
-    ]
-    return max(fitting, key=lambda name: sizes[name].footprint.params, default=None)
+def largest_fitting(sizes: Mapping[str, Member], limits: Limits) -> str | None:
+    """The name of the largest member (by parameters) that fits ``limits``, or None."""
+    fitting = [name for name, m in sizes.items() if limits.admits(m.footprint)]
+    return max(fitting, key=lambda name: sizes[name].params, default=None)

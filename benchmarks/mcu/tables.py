@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from herbi.benchmarks.mcu.latency import Estimate, estimates
 from herbi.benchmarks.mcu.unknown_cost import UnknownCost
-from herbi.common.boards import BOARDS, KB, TFLM_FLASH, Board, fits
+from herbi.common.boards import BOARDS, KB, TFLM_FLASH, Board, Footprint, board_fits
 from herbi.common.markdown import NONE, Column, ms, signed, table
-from herbi.export.tflm import TflmFootprint
 from herbi.train.sizes import ACCURACY_MEASURED, FOOTPRINT_MEASURED, Member
 
 FAMILY_PNG = "size_family.png"  # drawn once a size's accuracy is recorded (train.sizes.Member)
@@ -54,9 +53,9 @@ def flash_estimate(model_bytes: int) -> str:
             "from).")  # fmt: skip
 
 
-def boards_section(name: str, footprint: TflmFootprint) -> list[str]:
+def boards_section(name: str, footprint: Footprint) -> list[str]:
     """Which common boards the artifact ``name`` fits, each with its estimated latency."""
-    verdicts = fits(footprint.declared_arena_bytes, footprint.flash_bytes)
+    verdicts = board_fits(footprint)
     return ["", f"Fits ({name}: declared arena in one SRAM block, model array in flash, "
             "each less the reserve herbi.common.boards states; latency: MACs x cycles "
             "per MAC / clock from published MLPerf Tiny results, an estimate):",
@@ -90,12 +89,7 @@ def unknown_cost_table(costs: list[tuple[str, UnknownCost]]) -> list[str]:
 
 def smallest_board(member: Member) -> Board | None:
     """The board with the least SRAM (then flash) that takes ``member`` with the reserves."""
-    f = member.footprint
-    fitting = [
-        b
-        for b in BOARDS
-        if f.declared_arena_bytes <= b.model_arena and f.flash_bytes <= b.model_flash
-    ]
+    fitting = [b for b in BOARDS if b.limits.admits(member.footprint)]
     return min(fitting, key=lambda b: (b.sram_bytes, b.flash_bytes), default=None)
 
 
@@ -115,7 +109,7 @@ def family_table(sizes: dict[str, Member]) -> list[str]:
     columns: list[Column] = [
         ("size", lambda v: v[0]),
         ("widths (stem, stages)", lambda v: ", ".join(map(str, v[1].widths))),
-        ("parameters", lambda v: f"{v[1].footprint.params:,}"),
+        ("parameters", lambda v: f"{v[1].params:,}"),
         ("MACs per image", lambda v: f"{v[1].footprint.macs / 1e6:.1f}M"),
         ("int8 array KB", lambda v: f"{v[1].footprint.flash_bytes / KB:.1f}"),
         ("arena KB, declared (measured)", lambda v: f"{v[1].footprint.declared_arena_bytes / KB:.1f}"

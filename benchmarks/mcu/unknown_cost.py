@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from herbi.common.legacy_keras import without_chatter
-from herbi.export.tflm import TflmFootprint, measure
-from herbi.runtime.contract import PIXEL_SCALE
+from herbi.common.boards import Footprint
+from herbi.export.tflm import measure
 from herbi.runtime.micro import tflm_interpreter
 
 INVOKES = 200  # per model, alternating: 30 gave +11% on a loaded machine, 200 gives +0.0-0.2%
@@ -40,23 +39,6 @@ class UnknownCost:
         return self.host_ms_with / self.host_ms_without - 1
 
 
-def classifier_only(run_dir: Path, calibration_images: int) -> bytes:
-    """The run's classifier as int8 TFLite without the score, built as export builds it."""
-    from herbi.export.calibration import calibration_indices
-    from herbi.export.formats import BuildInputs
-    from herbi.export.rewrite import affine_batchnorms
-    from herbi.export.source import load_source
-    from herbi.export.to_tflite import build_int8
-
-    source = load_source(run_dir)
-    ds = source.dataset
-    calib = ds.x_train[calibration_indices(ds.y_train, calibration_images)]
-    model, _ = affine_batchnorms(source.model)
-    train, val = (ds.x_train, ds.y_train), (ds.x_val, ds.y_val)
-    with without_chatter():
-        return build_int8(BuildInputs(model, None, calib, train, val, PIXEL_SCALE))
-
-
 def host_ms(models: list[bytes], image: np.ndarray) -> list[float]:
     """Median milliseconds per invoke of each model, invoked in turn ``INVOKES`` times."""
     interpreters = [tflm_interpreter(m) for m in models]
@@ -71,10 +53,12 @@ def host_ms(models: list[bytes], image: np.ndarray) -> list[float]:
 
 
 def unknown_cost(
-    artifact: Path, footprint: TflmFootprint, run_dir: Path, calibration_images: int
+    artifact: Path, footprint: Footprint, run_dir: Path, calibration_images: int
 ) -> UnknownCost:
     """Measure the score's cost in the model file ``artifact`` (its footprint measured)."""
-    alone, artifact = classifier_only(run_dir, calibration_images), artifact.read_bytes()
+    from herbi.export.api import classifier_int8
+
+    alone, artifact = classifier_int8(run_dir, calibration_images), artifact.read_bytes()
     base = measure(alone)
     details = tflm_interpreter(artifact).get_input_details(0)
     with_score, without = host_ms([artifact, alone], np.zeros(details["shape"], details["dtype"]))

@@ -21,6 +21,7 @@ import tensorflow as tf
 import tf_keras as keras
 from tf_keras import layers
 
+from herbi.common.boards import Footprint
 from herbi.common.errors import DataError
 from herbi.runtime.contract import float_input
 from herbi.runtime.errors import ImageError
@@ -28,7 +29,7 @@ from herbi.runtime.image import image_files, to_rgb_array
 from herbi.train.complexity import model_macs
 from herbi.train.data import Dataset
 from herbi.train.recipe import Recipe, StageInputs, StagePlan, limit_per_class
-from herbi.train.sizes import Footprint, Member
+from herbi.train.sizes import Member
 
 # The size family (``herbi-train --size``; ``--fits`` picks the largest that fits a board).
 # Network: a stem conv, then three stages that each start with Conv-BN-ReLU-MaxPool and end
@@ -43,15 +44,15 @@ SIZES = {
     # under 2 minutes), mean and 95% t half-width; 2-core AMD EPYC (AVX-512, no AMX), float32.
     # MLPerf Tiny scale (its ResNet-8: 78k parameters, 12.5M MACs): <= 128 KB and 40 KB.
     "xs": Member((8, 12, 32, 48), (True, True, True),
-                 Footprint(82_237, 5_382_384, 100_768, 28_240, 35_312), (0.6507, 0.0201)),
+                 82_237, Footprint(5_382_384, 100_768, 28_240, 35_312), (0.6507, 0.0201)),
     # What a 64 KB-SRAM board takes (a 48 KB arena once herbi.common.boards' reserve is kept).
     "s": Member((8, 16, 32, 64), (True, True, True),
-                Footprint(122_877, 7_299_392, 142_928, 32_816, 41_024), (0.6707, 0.0434)),
+                122_877, Footprint(7_299_392, 142_928, 32_816, 41_024), (0.6707, 0.0434)),
     "m": Member((12, 24, 48, 80), (True, True, True),
-                Footprint(217_161, 15_004_048, 240_272, 46_096, 57_632), (0.6853, 0.0283)),
+                217_161, Footprint(15_004_048, 240_272, 46_096, 57_632), (0.6853, 0.0283)),
     # The model herbi has always trained: narrow enough for 80 epochs in 10 CPU minutes.
     "l": Member((16, 32, 64, 96), (True, True, True),
-                Footprint(339_669, 25_510_368, 365_832, 59_376, 74_224), (0.6907, 0.0402)),
+                339_669, Footprint(25_510_368, 365_832, 59_376, 74_224), (0.6907, 0.0402)),
 }  # fmt: skip
 DEFAULT_SIZE = "l"
 
