@@ -78,13 +78,16 @@ def test_fits_picks_the_largest_member_that_fits():
     from herbi.train.pipeline import choose_size
     from herbi.train.recipes import RECIPES
 
-    fast = RECIPES["fast"]
-    assert choose_size(options(fits="stm32l432kc"), fast) == "s"  # 64 KB SRAM, 256 KB flash
-    assert choose_size(options(fits=LARGEST.key), fast) == "l"
-    assert choose_size(options(max_arena="36KB"), fast) == "xs"
-    assert choose_size(options(fits="nrf52832", max_flash="100KB"), fast) == "xs"
-    assert choose_size(options(size="m"), fast) == "m"
-    assert choose_size(options(), fast) is None  # the recipe's default
+    fast, said = RECIPES["fast"], []
+    assert (
+        choose_size(options(fits="stm32l432kc"), fast, said.append) == "s"
+    )  # 64 KB SRAM, 256 KB flash
+    assert choose_size(options(fits=LARGEST.key), fast, said.append) == "l"
+    assert choose_size(options(max_arena="36KB"), fast, said.append) == "xs"
+    assert choose_size(options(fits="nrf52832", max_flash="100KB"), fast, said.append) == "xs"
+    assert choose_size(options(size="m"), fast, said.append) == "m"
+    assert choose_size(options(), fast, said.append) is None  # the recipe's default
+    assert said[0].startswith("herbi-train: size s, the largest that fits stm32l432kc: arena ")
     f = SIZES["s"].footprint
     assert largest_fitting(SIZES, Limits(f.declared_arena_bytes, f.flash_bytes)) == "s"
     assert largest_fitting(SIZES, Limits(f.declared_arena_bytes - 1, f.flash_bytes)) == "xs"
@@ -109,7 +112,7 @@ def test_size_options_refused_with_the_option_named(given, option, said):
 
     with pytest.raises(OptionError) as error:
         opts = options(**given)
-        choose_size(opts, RECIPES[opts.recipe_name])
+        choose_size(opts, RECIPES[opts.recipe_name], print)
     assert error.value.option == option and said in str(error.value)
 
 
