@@ -126,7 +126,8 @@ def test_outliers_train_towards_an_unsure_answer(animals5, tmp_path):
     outliers.mkdir()
     for i, image in enumerate(far_ood(40, seed=7)):
         Image.fromarray(image).save(outliers / f"{i}.png")
-    args = ["--data", str(animals5), "--recipe", "fast", "--preset", "smoke", "--epochs", "1"]
+    args = ["--data", str(animals5), "--recipe", "fast", "--preset", "smoke", "--epochs", "1",
+            "--size", "xs"]  # fmt: skip
     out = tmp_path / "run"
     done = CliRunner().invoke(main, [*args, "--outliers", str(outliers), "--out", str(out)])
     assert done.exit_code == 0, done.output
