@@ -20,12 +20,12 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from herbi.common.files import atomic_path, read_json, write_json
+from herbi.common.files import atomic_path, from_json, read_json, write_json
 from herbi.common.log import Log
 from herbi.common.run_folder import RunFolder
 from herbi.runtime.contract import float_input
 from herbi.train.data import Dataset
-from herbi.train.evaluate import ClassScore, Scores, keras_probs, score
+from herbi.train.evaluate import Scores, keras_probs, score
 from herbi.train.recipe import Recipe, StageInputs
 
 HISTORY_FIELDS = ("stage", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
@@ -68,18 +68,7 @@ def read_state(path: Path) -> tuple[StageResult, ...]:
     """The stages ``state.json`` records as finished (none before the first)."""
     if not path.exists():
         return ()
-
-    def scores(d) -> Scores:
-        per_class = {name: ClassScore(**c) for name, c in d["per_class"].items()}
-        rest = {k: v for k, v in d.items() if k not in ("per_class", "macro", "weighted")}
-        return Scores(**{**rest, "accuracy_ci95": tuple(rest["accuracy_ci95"])},
-                      per_class=per_class, macro=ClassScore(**d["macro"]),
-                      weighted=ClassScore(**d["weighted"]))  # fmt: skip
-
-    return tuple(
-        StageResult(**{**r, "val": scores(r["val"]), "test": scores(r["test"])})
-        for r in read_json(path)["stages"].values()
-    )
+    return tuple(from_json(StageResult, r) for r in read_json(path)["stages"].values())
 
 
 class Deadline(keras.callbacks.Callback):
