@@ -18,26 +18,10 @@ from pathlib import Path
 # (MLAS) and oneDNN pick on x86 and Arm; /proc/cpuinfo lists them among "flags" (x86) or
 # "Features" (Arm).
 ISA_FLAGS = (
-    "sse4_2",
-    "avx",
-    "avx2",
-    "fma",
-    "f16c",
-    "avx512f",
-    "avx512bw",
-    "avx512vl",
-    "avx512_vnni",
-    "avx_vnni",
-    "avx512_bf16",
-    "avx512_fp16",
-    "amx_tile",
-    "amx_int8",
-    "amx_bf16",
-    "neon",
-    "asimd",
-    "asimddp",
-    "i8mm",
-    "sve",
+    *("sse4_2", "avx", "avx2", "fma", "f16c"),
+    *("avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16"),
+    *("amx_tile", "amx_int8", "amx_bf16"),
+    *("neon", "asimd", "asimddp", "i8mm", "sve"),  # Arm
 )
 VNNI = {"avx512_vnni", "avx_vnni"}
 BF16 = {"avx512_bf16", "amx_bf16"}

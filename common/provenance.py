@@ -8,18 +8,9 @@ import subprocess
 from pathlib import Path
 
 PACKAGES = (
-    "herbi",
-    "tensorflow",
-    "tf-keras",
-    "tensorflow-model-optimization",
-    "tf2onnx",
-    "onnx",
-    "onnxruntime",
-    "ai-edge-litert",
-    "tflite-micro",
-    "numpy",
-    "scikit-learn",
-    "Pillow",
+    *("herbi", "tensorflow", "tf-keras", "tensorflow-model-optimization"),
+    *("tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "tflite-micro"),
+    *("numpy", "scikit-learn", "Pillow"),
 )
 
 
