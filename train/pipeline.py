@@ -42,7 +42,7 @@ from herbi.train.recipe import Recipe
 from herbi.train.recipes import RECIPES
 from herbi.train.report import write_metrics, write_plots, write_report
 from herbi.train.sizes import largest_fitting
-from herbi.train.trainer import TrainConfig, train_stages
+from herbi.train.trainer import train_stages
 
 RUNS = Path("runs")
 # ``reference`` was the name of the full schedule before every recipe had one; still accepted.
@@ -271,8 +271,7 @@ def train(
             deadline = started + plan.budget_seconds - RESERVE_SECONDS
         create(run.dir, point_latest)
     write_manifest(run, manifest)
-    train_config = TrainConfig(config.epochs, config.seed, config.precision, deadline)
-    stages = train_stages(recipe, ds, train_set, train_config, run, strategy, log)
+    stages = train_stages(recipe, ds, train_set, config, deadline, run, strategy, log)
     with atomic_path(run.model) as tmp:
         shutil.copyfile(run.checkpoint(stages[-1].stage), tmp)
     model = keras.models.load_model(run.model)

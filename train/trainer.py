@@ -26,6 +26,7 @@ from herbi.common.run_folder import RunFolder
 from herbi.runtime.contract import float_input
 from herbi.train.data import Dataset
 from herbi.train.evaluate import Scores, keras_probs, score
+from herbi.train.manifest import RunConfig
 from herbi.train.recipe import Recipe, StageInputs
 
 HISTORY_FIELDS = ("stage", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
@@ -42,14 +43,6 @@ def float32_model(model: keras.Model) -> keras.Model:
     clone = keras.models.clone_model(model, clone_function=as_float32)
     clone.set_weights(model.get_weights())
     return clone
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: dict[str, int]
-    seed: int
-    precision: str  # "float32" or "bfloat16" (resolved, never "auto")
-    deadline: float | None = None  # time.monotonic() by which training must stop (--budget)
 
 
 @dataclass(frozen=True)
@@ -151,12 +144,14 @@ def train_stages(
     recipe: Recipe,
     ds: Dataset,
     train_set: tuple[np.ndarray, np.ndarray],
-    train_config: TrainConfig,
+    config: RunConfig,
+    deadline: float | None,
     run: RunFolder,
     strategy: tf.distribute.Strategy,
     log: Log,
 ) -> tuple[StageResult, ...]:
-    """Train every stage of ``recipe`` on ``train_set`` (the recipe's train set); return each
+    """Train every stage of ``recipe`` on ``train_set`` (the recipe's train set) as ``config``
+    says, stopping by ``deadline`` (``time.monotonic()``, --budget) if any; return each
     stage's result, in order. A new run's folder is empty, so only a resumed run finds stages
     (``state.json``) and epochs (``BackupAndRestore``) to continue."""
     done = {r.stage: r for r in read_state(run.state)}
@@ -169,17 +164,17 @@ def train_stages(
             previous = best_path
             continue
         logged = logged_val_accuracy(run, stage)
-        epochs = train_config.epochs[stage]
+        epochs = config.epochs[stage]
         log(
             f"[{stage}] {epochs} epochs on {len(train_set[0]):,} images"
             + (f" (resuming after epoch {len(logged)})" if logged else "")
         )
         start = time.perf_counter()
-        with compute_precision(train_config.precision):
+        with compute_precision(config.precision):
             with strategy.scope():
                 prev_model = keras.models.load_model(previous) if previous else None
                 inputs = StageInputs(stage, epochs, prev_model, train_set, ds.num_classes,
-                                     train_config.seed, recipe.size, log)  # fmt: skip
+                                     config.seed, recipe.size, log)  # fmt: skip
                 plan = recipe.plan_stage(inputs)
             best = max(logged, default=-np.inf) if best_path.exists() else -np.inf
             callbacks = [
@@ -188,8 +183,8 @@ def train_stages(
                 BestCheckpoint(best_path, best),
                 HistoryCSV(run.history, stage),
             ]
-            if train_config.deadline:
-                callbacks.append(Deadline(train_config.deadline, log))
+            if deadline:
+                callbacks.append(Deadline(deadline, log))
             plan.model.fit(
                 plan.train, validation_data=val_set, epochs=epochs, verbose=2, callbacks=callbacks
             )
