@@ -105,15 +105,6 @@ def parse_epochs(
     return epochs
 
 
-def choose_preset(preset: str | None, recipe: Recipe, has_gpu: bool) -> tuple[str, str]:
-    """The preset to run and why (the first line herbi-train prints says it)."""
-    if preset:
-        return PRESET_ALIASES.get(preset, preset), "chosen with --preset"
-    if has_gpu:
-        return "full", f"a GPU is present: {recipe.schedule}"
-    return "cpu", f"no GPU found: the short CPU schedule (pass --preset full for {recipe.schedule})"
-
-
 def run(options: TrainOptions, started: float, log: Log) -> Path:
     """Train what ``options`` ask for, or resume it, into a run folder; return the folder.
     ``started`` is when the command started (``time.monotonic()``): what --budget counts from."""
@@ -174,8 +165,15 @@ def choose_size(options: TrainOptions, recipe: Recipe, log: Log) -> str | None:
 
 
 def settle_config(options: TrainOptions, recipe: Recipe, log: Log) -> RunConfig:
-    """The manifest's ``config`` section: preset, epochs, time budget and precision."""
-    preset, why = choose_preset(options.preset, recipe, bool(env.gpus()))
+    """The manifest's ``config`` section: preset (and why: the first line herbi-train prints),
+    epochs, time budget and precision."""
+    if options.preset:
+        preset, why = PRESET_ALIASES.get(options.preset, options.preset), "chosen with --preset"
+    elif env.gpus():
+        preset, why = "full", f"a GPU is present: {recipe.schedule}"
+    else:
+        preset = "cpu"
+        why = f"no GPU found: the short CPU schedule (pass --preset full for {recipe.schedule})"
     size = f", size {recipe.size}" if recipe.size else ""
     log(f"herbi-train: recipe {options.recipe_name}{size}, preset {preset} ({why})")
     preset_options = recipe.presets[preset]
