@@ -26,10 +26,9 @@ from herbi.common.provenance import git_commit, package_versions
 from herbi.common.run_folder import RunFolder
 from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE
 from herbi.train import environment as env
-from herbi.train.budget import RESERVE_SECONDS, parse_budget, plan_epochs, probe
+from herbi.train.budget import RESERVE_SECONDS, fit_budget, parse_budget
 from herbi.train.data import Dataset, load_dataset
 from herbi.train.manifest import (
-    BudgetPlan,
     DataSection,
     Manifest,
     RunConfig,
@@ -287,29 +286,6 @@ def train(
     write_report(run, ds, recipe, manifest, stages, calibration, model)
     write_manifest(run, manifest)
     return done(run, ds, stages[-1].test.accuracy, model, log)
-
-
-def fit_budget(
-    recipe: Recipe,
-    ds: Dataset,
-    train_set: tuple,
-    config: RunConfig,
-    strategy,
-    started: float,
-    log: Log,
-) -> BudgetPlan:
-    """The epochs that fit --budget on this machine (the command must stop by ``started`` plus
-    the budget less what scoring and files need)."""
-    budget = config.budget_seconds
-    log(f"[budget] {budget:.0f} s: timing {recipe.stages[0]} on this machine")
-    per_epoch = probe(recipe, ds, train_set, config.seed, strategy, config.precision, log)
-    plan = plan_epochs(budget, time.monotonic() - started, per_epoch, config.epochs)
-    log(
-        f"[budget] {per_epoch:.1f} s per epoch here: epochs {plan.epochs} "
-        f"({plan.reserve_seconds:.0f} s kept for scoring and files)"
-    )
-    env.seed_everything(config.seed)  # the probe drew random numbers; start afresh
-    return plan
 
 
 def done(run: RunFolder, ds: Dataset, accuracy: float, model, log: Log) -> Path:
