@@ -11,7 +11,6 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 
-
 def far_ood(n: int = 200, size: tuple[int, int] = (32, 32), seed: int = 0) -> np.ndarray:
     """``n`` uint8 RGB images ``(n, h, w, 3)``, the four kinds in equal shares, in order."""
     rng = np.random.default_rng(seed)
