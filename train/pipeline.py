@@ -115,13 +115,12 @@ def run(options: TrainOptions, started: float, log: Log) -> Path:
     recipe = recipe.sized(choose_size(options, recipe, log))
     config = settle_config(options, recipe, log)
     ds = load_dataset(options.data_path, options.val_fraction, options.seed, options.coarse)
-    run_dir, point_latest = new_run_dir(options.out, log)
+    run, point_latest = new_run_dir(options.out, log)
     manifest = Manifest(
         " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         config,
         DataSection.of(ds, options.data_path, options.val_fraction, options.seed, options.coarse),
     )
-    run = RunFolder(run_dir)
     return train(run, recipe, ds, manifest, options.strategy_name, log, started, point_latest)
 
 
@@ -202,19 +201,19 @@ def settle_config(options: TrainOptions, recipe: Recipe, log: Log) -> RunConfig:
     )
 
 
-def new_run_dir(out: Path | None, log: Log) -> tuple[Path, bool]:
+def new_run_dir(out: Path | None, log: Log) -> tuple[RunFolder, bool]:
     """Where this process writes a new run, and whether runs/latest is to point there."""
     if not env.is_chief():
         # Every worker runs the same steps (saving takes part in collective ops), but only the
         # chief's files are kept: the others write into a folder deleted at the end.
         log(f"herbi-train: {env.worker_name()}; the chief writes the run folder")
-        return Path(tempfile.mkdtemp(prefix="herbi-worker-")), False
+        return RunFolder(tempfile.mkdtemp(prefix="herbi-worker-")), False
     run_dir = out or RUNS / datetime.now().strftime("%Y%m%d-%H%M%S")
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise OptionError(
             "--out", f"{run_dir} exists and is not empty (use --resume to continue it)"
         )
-    return run_dir, out is None
+    return RunFolder(run_dir), out is None
 
 
 def resume(run: RunFolder, strategy_name: str, log: Log) -> Path:
