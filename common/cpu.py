@@ -69,8 +69,7 @@ def onednn_cap() -> str | None:
 
 def parse_cpuinfo(text: str) -> CpuInfo:
     """Model name, flags, physical core count and nominal MHz from ``/proc/cpuinfo`` text."""
-    name, flags, cores, mhz = None, set(), set(), None
-    physical_id = "0"
+    name, flags, cores, mhz, physical_id = None, set(), set(), None, "0"
     for line in text.splitlines():
         key, _, value = (part.strip() for part in line.partition(":"))
         if key == "model name" and name is None:
