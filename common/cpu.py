@@ -18,26 +18,10 @@ from pathlib import Path
 # (MLAS) and oneDNN pick on x86 and Arm; /proc/cpuinfo lists them among "flags" (x86) or
 # "Features" (Arm).
 ISA_FLAGS = (
-    "sse4_2",
-    "avx",
-    "avx2",
-    "fma",
-    "f16c",
-    "avx512f",
-    "avx512bw",
-    "avx512vl",
-    "avx512_vnni",
-    "avx_vnni",
-    "avx512_bf16",
-    "avx512_fp16",
-    "amx_tile",
-    "amx_int8",
-    "amx_bf16",
-    "neon",
-    "asimd",
-    "asimddp",
-    "i8mm",
-    "sve",
+    *("sse4_2", "avx", "avx2", "fma", "f16c"),
+    *("avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16"),
+    *("amx_tile", "amx_int8", "amx_bf16"),
+    *("neon", "asimd", "asimddp", "i8mm", "sve"),  # Arm
 )
 VNNI = {"avx512_vnni", "avx_vnni"}
 BF16 = {"avx512_bf16", "amx_bf16"}
@@ -85,8 +69,7 @@ def onednn_cap() -> str | None:
 
 def parse_cpuinfo(text: str) -> CpuInfo:
     """Model name, flags, physical core count and nominal MHz from ``/proc/cpuinfo`` text."""
-    name, flags, cores, mhz = None, set(), set(), None
-    physical_id = "0"
+    name, flags, cores, mhz, physical_id = None, set(), set(), None, "0"
     for line in text.splitlines():
         key, _, value = (part.strip() for part in line.partition(":"))
         if key == "model name" and name is None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-KINDS = ("noise", "flat colour", "texture", "text")
-
 
 def far_ood(n: int = 200, size: tuple[int, int] = (32, 32), seed: int = 0) -> np.ndarray:
     """``n`` uint8 RGB images ``(n, h, w, 3)``, the four kinds in equal shares, in order."""

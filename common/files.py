@@ -11,9 +11,14 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import fields, is_dataclass
 from pathlib import Path
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from herbi.common.errors import HerbiError
+
+T = TypeVar("T")
 
 
 def umask() -> int:
@@ -62,6 +67,28 @@ def read_json(path: Path | str) -> dict:
     if not isinstance(obj, dict):
         raise HerbiError(f"{path}: expected a JSON object")
     return obj
+
+
+def from_json(cls: type[T], obj: Any) -> T:
+    """The record ``cls`` from its ``dataclasses.asdict`` form read back from a file: nested
+    records, dicts of records and tuples rebuilt from the field types. Keys ``cls`` lacks are
+    ignored and missing fields take their defaults, so older and newer files still read."""
+    hints = get_type_hints(cls)
+    return cls(**{f.name: _typed(hints[f.name], obj[f.name]) for f in fields(cls) if f.name in obj})
+
+
+def _typed(hint: Any, value: Any) -> Any:
+    """``value`` as a field typed ``hint`` holds it."""
+    origin, args = get_origin(hint), [a for a in get_args(hint) if a is not type(None)]
+    if value is None:
+        return value
+    if is_dataclass(hint):
+        return from_json(hint, value)
+    if origin in (Union, UnionType):
+        return _typed(args[0], value)
+    if origin is dict:
+        return {k: _typed(args[1], v) for k, v in value.items()}
+    return tuple(value) if origin is tuple else value
 
 
 def save_figure(fig, path: Path) -> None:

@@ -8,18 +8,9 @@ import subprocess
 from pathlib import Path
 
 PACKAGES = (
-    "herbi",
-    "tensorflow",
-    "tf-keras",
-    "tensorflow-model-optimization",
-    "tf2onnx",
-    "onnx",
-    "onnxruntime",
-    "ai-edge-litert",
-    "tflite-micro",
-    "numpy",
-    "scikit-learn",
-    "Pillow",
+    *("herbi", "tensorflow", "tf-keras", "tensorflow-model-optimization"),
+    *("tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "tflite-micro"),
+    *("numpy", "scikit-learn", "Pillow"),
 )
 
 
@@ -36,13 +27,10 @@ def package_versions() -> dict[str, str]:
 
 def git_commit() -> str | None:
     """The commit of herbi's own source, when it runs from a git checkout."""
+    here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
         )
     except (OSError, subprocess.SubprocessError):
         return None

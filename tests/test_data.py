@@ -96,7 +96,7 @@ def test_missing_source_is_named(tmp_path):
 
 
 def test_reference_augmentation_triples_and_is_seeded(stand_in):
-    from herbi.train.augment import offline_augment
+    from herbi.train.recipes.reference import offline_augment
 
     x, y = stand_in.x_train[:40], stand_in.y_train[:40]
     xa, ya = offline_augment(x, y, copies=2, seed=3)

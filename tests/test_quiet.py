@@ -63,7 +63,7 @@ import herbi.train, herbi.export, herbi.export.api, herbi.export.serve, herbi.ru
 import herbi.train.cli, herbi.export.cli, herbi.benchmarks.cli
 changed = sorted(k for k in set(os.environ) ^ set(before) if k.startswith("TF_"))
 assert not changed and "tensorflow" not in sys.modules, (changed, sys.modules.get("tensorflow"))
-import herbi.train.model  # imports TensorFlow
+import herbi.train.recipes.reference  # imports TensorFlow
 from herbi.common.legacy_keras import use_legacy_keras
 use_legacy_keras()  # what herbi-export's load_keras does first
 import tensorflow as tf

@@ -57,7 +57,7 @@ def test_reference_cnn_matches_the_study():
     from tf_keras import layers
 
     from herbi.train.complexity import model_macs
-    from herbi.train.model import reference_cnn
+    from herbi.train.recipes.reference import reference_cnn
 
     model = reference_cnn(5)
     assert model.count_params() == 357_413

@@ -19,7 +19,8 @@ import tf_keras as keras
 from herbi.common.errors import HerbiError
 from herbi.common.log import Log
 from herbi.train.data import Dataset
-from herbi.train.manifest import BudgetPlan
+from herbi.train.environment import seed_everything
+from herbi.train.manifest import BudgetPlan, RunConfig
 from herbi.train.recipe import Recipe, StageInputs
 from herbi.train.trainer import BestCheckpoint, compute_precision, validation_set
 
@@ -49,23 +50,39 @@ class EpochTime(keras.callbacks.Callback):
         self.seconds = time.perf_counter() - self._start
 
 
-def probe(
-    recipe: Recipe, ds: Dataset, train_set: tuple, seed: int, strategy, precision: str, log: Log
-) -> float:
-    """Seconds per epoch of the recipe's first stage here, in ``precision``: a throwaway model,
-    epoch 2 timed, with the trainer's own per-epoch callbacks writing into a temporary folder."""
+def fit_budget(
+    recipe: Recipe,
+    ds: Dataset,
+    train_set: tuple,
+    config: RunConfig,
+    strategy,
+    started: float,
+    log: Log,
+) -> BudgetPlan:
+    """The epochs that fit --budget here: the command must stop by ``started`` plus the budget
+    less what scoring and files need. Epoch 2 of a throwaway model of the first stage is timed,
+    in the run's precision, with the trainer's own per-epoch callbacks writing into a
+    temporary folder."""
+    budget = config.budget_seconds
+    log(f"[budget] {budget:.0f} s: timing {recipe.stages[0]} on this machine")
     timer = EpochTime()
-    inputs = StageInputs(
-        recipe.stages[0], PROBE_EPOCHS, None, train_set, ds.num_classes, seed, recipe.size, log
-    )
-    with compute_precision(precision), tempfile.TemporaryDirectory(prefix="herbi-probe-") as tmp:
+    inputs = StageInputs(recipe.stages[0], PROBE_EPOCHS, None, train_set, ds.num_classes,
+                         config.seed, recipe.size, log)  # fmt: skip
+    probe_dir = tempfile.TemporaryDirectory(prefix="herbi-probe-")
+    with compute_precision(config.precision), probe_dir as tmp:
         with strategy.scope():
             plan = recipe.plan_stage(inputs)
         saves = [keras.callbacks.BackupAndRestore(f"{tmp}/backup"),
                  BestCheckpoint(Path(tmp, "best.keras"))]  # fmt: skip
         plan.model.fit(plan.train, validation_data=validation_set(ds), epochs=PROBE_EPOCHS,
                        verbose=0, callbacks=[*plan.callbacks, *saves, timer])  # fmt: skip
-    return timer.seconds
+    budget_plan = plan_epochs(budget, time.monotonic() - started, timer.seconds, config.epochs)
+    log(
+        f"[budget] {timer.seconds:.1f} s per epoch here: epochs {budget_plan.epochs} "
+        f"({budget_plan.reserve_seconds:.0f} s kept for scoring and files)"
+    )
+    seed_everything(config.seed)  # the probe drew random numbers; start afresh
+    return budget_plan
 
 
 def plan_epochs(

@@ -51,12 +51,8 @@ class Dataset:
 
 
 def is_cifar100(path: Path) -> bool:
-    return (
-        path.is_file()
-        or (path / ARCHIVE_NAME).is_file()
-        or (path / "cifar-100-python").is_dir()
-        or (path / "meta").is_file()
-    )
+    files = (path, path / ARCHIVE_NAME, path / "meta")
+    return any(f.is_file() for f in files) or (path / "cifar-100-python").is_dir()
 
 
 def stratified_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):

@@ -63,26 +63,22 @@ def device_description() -> str:
     return f"GPU: {', '.join(found)}" if found else f"CPU: {cpu_info().label()}"
 
 
-def bf16_is_fast() -> tuple[bool, str]:
-    """Whether bfloat16 compute pays here, and why: an Ampere or newer GPU, or a CPU with AMX
-    (AVX512-BF16 alone was slower than float32: docs/recipes.md)."""
-    found = tf.config.list_physical_devices("GPU")
-    if found:
-        details = [tf.config.experimental.get_device_details(gpu) for gpu in found]
-        fast = all(d.get("compute_capability", (0, 0)) >= (8, 0) for d in details)
-        return fast, "GPU with bfloat16 units" if fast else "GPU older than Ampere"
-    cap = onednn_cap()
-    if cap in ONEDNN_CAPS_WITHOUT_BF16:
-        return False, f"ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN below its bfloat16 kernels"
-    cpu = cpu_info()
-    return cpu.has_amx, f"CPU {'has' if cpu.has_amx else 'lacks'} AMX bfloat16 units"
-
-
 def resolve_precision(choice: str, recipe_allows_bf16: bool) -> tuple[str, str]:
-    """``--precision`` -> (``float32`` | ``bfloat16``, the reason written to the manifest)."""
+    """``--precision`` -> (``float32`` | ``bfloat16``, the reason written to the manifest).
+    ``auto`` takes bfloat16 where it pays: an Ampere or newer GPU, or a CPU with AMX
+    (AVX512-BF16 alone was slower than float32: docs/recipes.md)."""
     if choice != "auto":
         return choice, "chosen with --precision"
     if not recipe_allows_bf16:
         return "float32", "auto: the recipe trains in float32"
-    fast, why = bf16_is_fast()
+    found = tf.config.list_physical_devices("GPU")
+    if found:
+        details = [tf.config.experimental.get_device_details(gpu) for gpu in found]
+        fast = all(d.get("compute_capability", (0, 0)) >= (8, 0) for d in details)
+        why = "GPU with bfloat16 units" if fast else "GPU older than Ampere"
+    elif (cap := onednn_cap()) in ONEDNN_CAPS_WITHOUT_BF16:
+        fast, why = False, f"ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN below its bfloat16 kernels"
+    else:
+        fast = cpu_info().has_amx
+        why = f"CPU {'has' if fast else 'lacks'} AMX bfloat16 units"
     return ("bfloat16" if fast else "float32"), f"auto: {why}"

@@ -31,6 +31,11 @@ class ClassScore:
     f1: float
     support: int  # images of the class (all images for a mean)
 
+    def report_row(self) -> dict[str, float]:
+        """This score as a row of sklearn's classification report."""
+        values = (self.precision, self.recall, self.f1, float(self.support))
+        return dict(zip(("precision", "recall", "f1-score", "support"), values, strict=True))
+
 
 @dataclass(frozen=True)
 class Scores:
@@ -47,23 +52,10 @@ class Scores:
 
     def to_dict(self) -> dict:
         """metrics.json's form, as ever: ``per_class`` is sklearn's classification report."""
-
-        def row(c: ClassScore) -> dict:
-            return {
-                "precision": c.precision,
-                "recall": c.recall,
-                "f1-score": c.f1,
-                "support": float(c.support),
-            }
-
-        report = {name: row(c) for name, c in self.per_class.items()}
-        report.update(
-            {
-                "accuracy": self.accuracy,
-                "macro avg": row(self.macro),
-                "weighted avg": row(self.weighted),
-            }
-        )
+        report: dict[str, object] = {name: c.report_row() for name, c in self.per_class.items()}
+        report["accuracy"] = self.accuracy
+        report["macro avg"] = self.macro.report_row()
+        report["weighted avg"] = self.weighted.report_row()
         fields = {k: v for k, v in vars(self).items() if k not in ("macro", "weighted")}
         return {**fields, "per_class": report}
 

@@ -43,9 +43,7 @@ def _load_split(split_dir: Path, classes: list[str], size: tuple[int, int]):
 
 def load_image_folder(root: Path | str, size: tuple[int, int] = (32, 32)):
     """Return ``x_train, y_train, x_test, y_test, class_names`` from an image folder."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: no such folder")
+    root = Path(root)  # load_dataset has checked it exists (a file is CIFAR-100's)
     train_dirs = _class_dirs(root / "train")
     test_dirs = _class_dirs(root / "test")
     extra = sorted(set(test_dirs) - set(train_dirs))

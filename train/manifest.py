@@ -7,12 +7,12 @@ once, as a dataclass default.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from herbi.common.errors import DataError
-from herbi.common.files import read_json, write_json
+from herbi.common.files import from_json, read_json, write_json
 from herbi.common.run_folder import RunFolder
 from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE
 from herbi.train.data import Dataset, load_dataset
@@ -109,29 +109,12 @@ def write_manifest(run: RunFolder, manifest: Manifest) -> None:
 
 def read_manifest(run: RunFolder) -> Manifest:
     """The run's manifest; a missing or malformed field is one error naming the file."""
-    obj = read_json(run.manifest)
     try:
-        config = _record(RunConfig, obj["config"])
-        budget = obj.get("budget")
-        return _record(
-            Manifest,
-            obj,
-            config=replace(
-                config, unknown=_record(UnknownChoice, obj["config"].get("unknown", {}))
-            ),
-            data=_record(DataSection, obj["data"]),
-            budget=_record(BudgetPlan, budget) if budget else None,
-        )
+        return from_json(Manifest, read_json(run.manifest))
     except (KeyError, TypeError, AttributeError) as e:
         raise DataError(
             f"{run.manifest}: not a herbi run manifest ({type(e).__name__}: {e})"
         ) from None
-
-
-def _record(cls: type, obj: Any, **nested: Any) -> Any:
-    """``cls`` from the JSON object ``obj``: known fields only, ``nested`` records replacing."""
-    names = {f.name for f in fields(cls)}
-    return cls(**{**{k: v for k, v in obj.items() if k in names}, **nested})
 
 
 def run_dataset(run_dir: Path | str, source: str | Path | None = None) -> Dataset:

@@ -134,14 +134,6 @@ def calibrate(model: keras.Model, ds: Dataset, score: str, keep: float) -> Calib
     head = fit_head(model, score, ds.x_train, ds.y_train, PIXEL_SCALE)
     threshold = conformal_threshold(scores(model, head, ds.x_val, PIXEL_SCALE), keep)
     unknowns = far_ood(size=ds.x_train.shape[1:3])
-    kept = scores(model, head, ds.x_test, PIXEL_SCALE) >= threshold
-    rejected = scores(model, head, unknowns, PIXEL_SCALE) < threshold
-    return Calibration(
-        score,
-        keep,
-        threshold,
-        len(ds.x_val),
-        float(kept.mean()),
-        float(rejected.mean()),
-        len(unknowns),
-    )
+    kept = float((scores(model, head, ds.x_test, PIXEL_SCALE) >= threshold).mean())
+    rejected = float((scores(model, head, unknowns, PIXEL_SCALE) < threshold).mean())
+    return Calibration(score, keep, threshold, len(ds.x_val), kept, rejected, len(unknowns))

@@ -26,10 +26,9 @@ from herbi.common.provenance import git_commit, package_versions
 from herbi.common.run_folder import RunFolder
 from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE
 from herbi.train import environment as env
-from herbi.train.budget import RESERVE_SECONDS, parse_budget, plan_epochs, probe
+from herbi.train.budget import RESERVE_SECONDS, fit_budget, parse_budget
 from herbi.train.data import Dataset, load_dataset
 from herbi.train.manifest import (
-    BudgetPlan,
     DataSection,
     Manifest,
     RunConfig,
@@ -42,7 +41,7 @@ from herbi.train.recipe import Recipe
 from herbi.train.recipes import RECIPES
 from herbi.train.report import write_metrics, write_plots, write_report
 from herbi.train.sizes import largest_fitting
-from herbi.train.trainer import TrainConfig, train_stages
+from herbi.train.trainer import train_stages
 
 RUNS = Path("runs")
 # ``reference`` was the name of the full schedule before every recipe had one; still accepted.
@@ -105,15 +104,6 @@ def parse_epochs(
     return epochs
 
 
-def choose_preset(preset: str | None, recipe: Recipe, has_gpu: bool) -> tuple[str, str]:
-    """The preset to run and why (the first line herbi-train prints says it)."""
-    if preset:
-        return PRESET_ALIASES.get(preset, preset), "chosen with --preset"
-    if has_gpu:
-        return "full", f"a GPU is present: {recipe.schedule}"
-    return "cpu", f"no GPU found: the short CPU schedule (pass --preset full for {recipe.schedule})"
-
-
 def run(options: TrainOptions, started: float, log: Log) -> Path:
     """Train what ``options`` ask for, or resume it, into a run folder; return the folder.
     ``started`` is when the command started (``time.monotonic()``): what --budget counts from."""
@@ -125,13 +115,12 @@ def run(options: TrainOptions, started: float, log: Log) -> Path:
     recipe = recipe.sized(choose_size(options, recipe, log))
     config = settle_config(options, recipe, log)
     ds = load_dataset(options.data_path, options.val_fraction, options.seed, options.coarse)
-    run_dir, point_latest = new_run_dir(options.out, log)
+    run, point_latest = new_run_dir(options.out, log)
     manifest = Manifest(
         " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         config,
         DataSection.of(ds, options.data_path, options.val_fraction, options.seed, options.coarse),
     )
-    run = RunFolder(run_dir)
     return train(run, recipe, ds, manifest, options.strategy_name, log, started, point_latest)
 
 
@@ -174,8 +163,15 @@ def choose_size(options: TrainOptions, recipe: Recipe, log: Log) -> str | None:
 
 
 def settle_config(options: TrainOptions, recipe: Recipe, log: Log) -> RunConfig:
-    """The manifest's ``config`` section: preset, epochs, time budget and precision."""
-    preset, why = choose_preset(options.preset, recipe, bool(env.gpus()))
+    """The manifest's ``config`` section: preset (and why: the first line herbi-train prints),
+    epochs, time budget and precision."""
+    if options.preset:
+        preset, why = PRESET_ALIASES.get(options.preset, options.preset), "chosen with --preset"
+    elif env.gpus():
+        preset, why = "full", f"a GPU is present: {recipe.schedule}"
+    else:
+        preset = "cpu"
+        why = f"no GPU found: the short CPU schedule (pass --preset full for {recipe.schedule})"
     size = f", size {recipe.size}" if recipe.size else ""
     log(f"herbi-train: recipe {options.recipe_name}{size}, preset {preset} ({why})")
     preset_options = recipe.presets[preset]
@@ -205,19 +201,19 @@ def settle_config(options: TrainOptions, recipe: Recipe, log: Log) -> RunConfig:
     )
 
 
-def new_run_dir(out: Path | None, log: Log) -> tuple[Path, bool]:
+def new_run_dir(out: Path | None, log: Log) -> tuple[RunFolder, bool]:
     """Where this process writes a new run, and whether runs/latest is to point there."""
     if not env.is_chief():
         # Every worker runs the same steps (saving takes part in collective ops), but only the
         # chief's files are kept: the others write into a folder deleted at the end.
         log(f"herbi-train: {env.worker_name()}; the chief writes the run folder")
-        return Path(tempfile.mkdtemp(prefix="herbi-worker-")), False
+        return RunFolder(tempfile.mkdtemp(prefix="herbi-worker-")), False
     run_dir = out or RUNS / datetime.now().strftime("%Y%m%d-%H%M%S")
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise OptionError(
             "--out", f"{run_dir} exists and is not empty (use --resume to continue it)"
         )
-    return run_dir, out is None
+    return RunFolder(run_dir), out is None
 
 
 def resume(run: RunFolder, strategy_name: str, log: Log) -> Path:
@@ -271,8 +267,7 @@ def train(
             deadline = started + plan.budget_seconds - RESERVE_SECONDS
         create(run.dir, point_latest)
     write_manifest(run, manifest)
-    train_config = TrainConfig(config.epochs, config.seed, config.precision, deadline)
-    stages = train_stages(recipe, ds, train_set, train_config, run, strategy, log)
+    stages = train_stages(recipe, ds, train_set, config, deadline, run, strategy, log)
     with atomic_path(run.model) as tmp:
         shutil.copyfile(run.checkpoint(stages[-1].stage), tmp)
     model = keras.models.load_model(run.model)
@@ -290,29 +285,6 @@ def train(
     write_report(run, ds, recipe, manifest, stages, calibration, model)
     write_manifest(run, manifest)
     return done(run, ds, stages[-1].test.accuracy, model, log)
-
-
-def fit_budget(
-    recipe: Recipe,
-    ds: Dataset,
-    train_set: tuple,
-    config: RunConfig,
-    strategy,
-    started: float,
-    log: Log,
-) -> BudgetPlan:
-    """The epochs that fit --budget on this machine (the command must stop by ``started`` plus
-    the budget less what scoring and files need)."""
-    budget = config.budget_seconds
-    log(f"[budget] {budget:.0f} s: timing {recipe.stages[0]} on this machine")
-    per_epoch = probe(recipe, ds, train_set, config.seed, strategy, config.precision, log)
-    plan = plan_epochs(budget, time.monotonic() - started, per_epoch, config.epochs)
-    log(
-        f"[budget] {per_epoch:.1f} s per epoch here: epochs {plan.epochs} "
-        f"({plan.reserve_seconds:.0f} s kept for scoring and files)"
-    )
-    env.seed_everything(config.seed)  # the probe drew random numbers; start afresh
-    return plan
 
 
 def done(run: RunFolder, ds: Dataset, accuracy: float, model, log: Log) -> Path:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 
 from herbi.common.files import write_json, write_text
+from herbi.common.markdown import NONE, Column, pct, table
 from herbi.common.run_folder import RunFolder
 from herbi.train.data import Dataset
 from herbi.train.manifest import Manifest
@@ -18,10 +19,6 @@ from herbi.train.plots import plot_confusion, plot_curves, plot_grid
 from herbi.train.recipe import Recipe
 from herbi.train.recipes.reference import PUBLISHED_NOTE
 from herbi.train.trainer import StageResult
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
 
 
 def write_metrics(
@@ -80,11 +77,9 @@ def write_report(
         f"- Checkpoints picked on the validation split ({len(ds.y_val)} images); "
         f"test split ({len(ds.y_test)} images) only reported.",
         *stage_table(stages, recipe.published),
-        *class_table(ds.class_names, stages[-1]),
+        *class_table(stages[-1]),
         *unknown_section(unknown),
-        *["", "## Images per class", "", "| split | " + " | ".join(ds.class_names) + " |"],
-        "|---|" + "---|" * len(ds.class_names),
-        *(f"| {s} | " + " | ".join(map(str, n.values())) + " |" for s, n in ds.counts().items()),
+        *counts_table(ds),
         *["", "## Model", "", "```", "\n".join(summary).rstrip(), "```", ""],
         "Plots: `curves.png`, `confusion.png`, `samples.png`, `augmented.png`.",
         "",
@@ -94,35 +89,39 @@ def write_report(
 
 def stage_table(stages: tuple[StageResult, ...], published: Mapping[str, float]) -> list[str]:
     """Each stage's accuracy and F1 beside the study's published figure, with how it was got."""
-    lines = [
-        "",
-        "| stage | epochs | val acc | test acc (95% CI) | macro F1 | minutes | published test acc* |",
-        "|---|---|---|---|---|---|---|",
+    shown = {stage: pct(accuracy) for stage, accuracy in published.items()}
+    columns: list[Column] = [
+        ("stage", lambda r: r.stage),
+        ("epochs", lambda r: str(r.epochs)),
+        ("val acc", lambda r: pct(r.val.accuracy)),
+        (
+            "test acc (95% CI)",
+            lambda r: f"{pct(r.test.accuracy)} ({'–'.join(map(pct, r.test.accuracy_ci95))})",
+        ),
+        ("macro F1", lambda r: f"{r.test.macro_f1:.3f}"),
+        ("minutes", lambda r: f"{r.wall_seconds / 60:.1f}"),
+        ("published test acc*", lambda r: shown.get(r.stage, NONE)),
     ]
-    for r in stages:
-        lo, hi = r.test.accuracy_ci95
-        lines.append(
-            f"| {r.stage} | {r.epochs} | {_pct(r.val.accuracy)} | "
-            f"{_pct(r.test.accuracy)} ({_pct(lo)}–{_pct(hi)}) | {r.test.macro_f1:.3f} | "
-            f"{r.wall_seconds / 60:.1f} | {_pct(published[r.stage]) if r.stage in published else '—'} |"
-        )
-    if published:
-        lines += ["", f"\\* The study's figures: {PUBLISHED_NOTE} (which inflates them)."]
-    return lines
+    note = ["", f"\\* The study's figures: {PUBLISHED_NOTE} (which inflates them)."]
+    return ["", *table(columns, stages), *(note if published else [])]
 
 
-def class_table(class_names: list[str], final: StageResult) -> list[str]:
-    lines = [
-        "",
-        f"## Per class, test split ({final.stage} model)",
-        "",
-        "| class | precision | recall | F1 | support |",
-        "|---|---|---|---|---|",
+def class_table(final: StageResult) -> list[str]:
+    c = final.test.per_class
+    columns: list[Column] = [
+        ("class", str),
+        ("precision", lambda n: f"{c[n].precision:.3f}"),
+        ("recall", lambda n: f"{c[n].recall:.3f}"),
+        ("F1", lambda n: f"{c[n].f1:.3f}"),
+        ("support", lambda n: str(c[n].support)),
     ]
-    for name in class_names:
-        c = final.test.per_class[name]
-        lines.append(f"| {name} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.support} |")
-    return lines
+    return ["", f"## Per class, test split ({final.stage} model)", "", *table(columns, c)]
+
+
+def counts_table(ds: Dataset) -> list[str]:
+    counts = ds.counts()
+    columns = [("split", str), *((n, lambda s, n=n: str(counts[s][n])) for n in ds.class_names)]
+    return ["", "## Images per class", "", *table(columns, counts)]
 
 
 def unknown_section(u: Calibration) -> list[str]:
@@ -135,8 +134,8 @@ def unknown_section(u: Calibration) -> list[str]:
         f"An image whose `{u.score}` score is below **{u.threshold:.4f}** is answered "
         f"`unknown`. The threshold is the split-conformal quantile of the {u.val_images} "
         f"validation images at keep {u.keep}: a new image of a known class is kept with "
-        f"probability at least {u.keep:.0%}. Measured: {_pct(u.test_kept)} of the test "
-        f"images kept; {_pct(u.far_ood_rejected)} of {u.far_ood_images} generated "
+        f"probability at least {u.keep:.0%}. Measured: {pct(u.test_kept)} of the test "
+        f"images kept; {pct(u.far_ood_rejected)} of {u.far_ood_images} generated "
         "far-out-of-distribution images (noise, flat colours, textures, text) rejected. "
         "Each exported artifact sets its own threshold through its own runtime.",
     ]

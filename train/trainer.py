@@ -20,12 +20,13 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from herbi.common.files import atomic_path, read_json, write_json
+from herbi.common.files import atomic_path, from_json, read_json, write_json
 from herbi.common.log import Log
 from herbi.common.run_folder import RunFolder
 from herbi.runtime.contract import float_input
 from herbi.train.data import Dataset
-from herbi.train.evaluate import ClassScore, Scores, keras_probs, score
+from herbi.train.evaluate import Scores, keras_probs, score
+from herbi.train.manifest import RunConfig
 from herbi.train.recipe import Recipe, StageInputs
 
 HISTORY_FIELDS = ("stage", "epoch", "loss", "accuracy", "val_loss", "val_accuracy")
@@ -45,14 +46,6 @@ def float32_model(model: keras.Model) -> keras.Model:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    epochs: dict[str, int]
-    seed: int
-    precision: str  # "float32" or "bfloat16" (resolved, never "auto")
-    deadline: float | None = None  # time.monotonic() by which training must stop (--budget)
-
-
-@dataclass(frozen=True)
 class StageResult:
     """One finished stage: its length, its wall time and its best checkpoint's scores."""
 
@@ -68,18 +61,7 @@ def read_state(path: Path) -> tuple[StageResult, ...]:
     """The stages ``state.json`` records as finished (none before the first)."""
     if not path.exists():
         return ()
-
-    def scores(d) -> Scores:
-        per_class = {name: ClassScore(**c) for name, c in d["per_class"].items()}
-        rest = {k: v for k, v in d.items() if k not in ("per_class", "macro", "weighted")}
-        return Scores(**{**rest, "accuracy_ci95": tuple(rest["accuracy_ci95"])},
-                      per_class=per_class, macro=ClassScore(**d["macro"]),
-                      weighted=ClassScore(**d["weighted"]))  # fmt: skip
-
-    return tuple(
-        StageResult(**{**r, "val": scores(r["val"]), "test": scores(r["test"])})
-        for r in read_json(path)["stages"].values()
-    )
+    return tuple(from_json(StageResult, r) for r in read_json(path)["stages"].values())
 
 
 class Deadline(keras.callbacks.Callback):
@@ -162,12 +144,14 @@ def train_stages(
     recipe: Recipe,
     ds: Dataset,
     train_set: tuple[np.ndarray, np.ndarray],
-    train_config: TrainConfig,
+    config: RunConfig,
+    deadline: float | None,
     run: RunFolder,
     strategy: tf.distribute.Strategy,
     log: Log,
 ) -> tuple[StageResult, ...]:
-    """Train every stage of ``recipe`` on ``train_set`` (the recipe's train set); return each
+    """Train every stage of ``recipe`` on ``train_set`` (the recipe's train set) as ``config``
+    says, stopping by ``deadline`` (``time.monotonic()``, --budget) if any; return each
     stage's result, in order. A new run's folder is empty, so only a resumed run finds stages
     (``state.json``) and epochs (``BackupAndRestore``) to continue."""
     done = {r.stage: r for r in read_state(run.state)}
@@ -180,17 +164,17 @@ def train_stages(
             previous = best_path
             continue
         logged = logged_val_accuracy(run, stage)
-        epochs = train_config.epochs[stage]
+        epochs = config.epochs[stage]
         log(
             f"[{stage}] {epochs} epochs on {len(train_set[0]):,} images"
             + (f" (resuming after epoch {len(logged)})" if logged else "")
         )
         start = time.perf_counter()
-        with compute_precision(train_config.precision):
+        with compute_precision(config.precision):
             with strategy.scope():
                 prev_model = keras.models.load_model(previous) if previous else None
                 inputs = StageInputs(stage, epochs, prev_model, train_set, ds.num_classes,
-                                     train_config.seed, recipe.size, log)  # fmt: skip
+                                     config.seed, recipe.size, log)  # fmt: skip
                 plan = recipe.plan_stage(inputs)
             best = max(logged, default=-np.inf) if best_path.exists() else -np.inf
             callbacks = [
@@ -199,8 +183,8 @@ def train_stages(
                 BestCheckpoint(best_path, best),
                 HistoryCSV(run.history, stage),
             ]
-            if train_config.deadline:
-                callbacks.append(Deadline(train_config.deadline, log))
+            if deadline:
+                callbacks.append(Deadline(deadline, log))
             plan.model.fit(
                 plan.train, validation_data=val_set, epochs=epochs, verbose=2, callbacks=callbacks
             )

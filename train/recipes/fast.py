@@ -102,10 +102,8 @@ def fast_net(num_classes: int, hp: dict = HPARAMS) -> keras.Model:
             x = layers.Add()([x, conv_bn_relu(conv_bn_relu(x, filters), filters)])
     x = layers.GlobalAveragePooling2D()(x)
     # float32 logits and softmax whatever the compute dtype.
-    outputs = layers.Dense(
-        num_classes, activation="softmax", name="probabilities", dtype="float32"
-    )(x)
-    return keras.Model(inputs, outputs, name="fast_resnet")
+    probs = layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32")
+    return keras.Model(inputs, probs(x), name="fast_resnet")
 
 
 def warmup_cosine(steps: int, hp: dict = HPARAMS) -> keras.optimizers.schedules.CosineDecay:

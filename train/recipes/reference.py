@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
+from tf_keras import layers
 
-from herbi.train.augment import offline_augment
+from herbi.runtime.contract import float_input
 from herbi.train.data import Dataset
-from herbi.train.model import reference_cnn
 from herbi.train.recipe import Recipe, StageInputs, StagePlan, limit_per_class
 
 HPARAMS = {
@@ -40,6 +40,53 @@ PRESETS = {
 PUBLISHED_NOTE = (
     "CIFAR-100 coarse class 11, GPU, 300 epochs per stage, checkpoints picked on the test set"
 )
+
+
+def reference_cnn(num_classes: int = 5, bn_momentum: float = 0.99) -> keras.Model:
+    """The study's CNN, layer for layer (input: float32 images in [0, 1], NHWC); ``bn_momentum``
+    is Keras' default except in second-long tests."""
+    model = keras.Sequential(name="reference_cnn")
+    model.add(keras.Input((32, 32, 3), name="image"))
+    for filters, dropout in ((32, 0.25), (64, 0.3), (128, 0.35)):
+        for _ in range(2):
+            model.add(layers.Conv2D(filters, 3, padding="same", activation="relu"))
+            model.add(layers.BatchNormalization(momentum=bn_momentum))
+        model.add(layers.MaxPooling2D())
+        model.add(layers.Dropout(dropout))
+    model.add(layers.GlobalAveragePooling2D())
+    model.add(layers.Dense(512, activation="relu"))
+    model.add(layers.Dropout(0.5))
+    model.add(layers.Dense(num_classes, activation="softmax", name="probabilities"))
+    return model
+
+
+def offline_augment(
+    x: np.ndarray, y: np.ndarray, copies: int = 2, seed: int = 0, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """The study's offline augmentation: float32 images in [0, 1], the originals and ``copies``
+    augmented sets (the study's layers and factors, seeded so that a run repeats exactly),
+    shuffled."""
+    base = float_input(x)
+    augmenter = keras.Sequential(
+        [
+            layers.RandomFlip("horizontal_and_vertical", seed=seed),
+            layers.RandomRotation(0.2, seed=seed + 1),
+            layers.RandomZoom(0.3, seed=seed + 2),
+            layers.RandomContrast(0.3, seed=seed + 3),
+        ],
+        name="reference_augmentation",
+    )
+    sets = [base]
+    for _ in range(copies):
+        out = [
+            augmenter(base[i : i + batch_size], training=True).numpy()
+            for i in range(0, len(base), batch_size)
+        ]
+        sets.append(np.clip(np.concatenate(out), 0.0, 1.0))
+    images = np.concatenate(sets)
+    labels = np.concatenate([y] * (copies + 1))
+    order = np.random.default_rng(seed).permutation(len(images))
+    return images[order], labels[order]
 
 
 def train_set(ds: Dataset, preset: dict, seed: int) -> tuple[np.ndarray, np.ndarray]:
