@@ -60,62 +60,48 @@ def parse_formats(text: str, known: list[str]) -> tuple[list[str], bool]:
     return list(dict.fromkeys(names)), True
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.option(
     "--run",
     "run_dir",
     default="runs/latest",
-    show_default=True,
     help="Run folder: its model.keras, its export/ artifacts and its dataset are measured.",
 )
 @click.option(
     "--formats",
     default="all",
-    show_default=True,
     help="'all' or comma-separated format names from the export registry.",
 )
 @click.option(
     "--threads",
     default="1,all",
-    show_default=True,
     help="Thread counts to time at; 'all' = every CPU this process may use.",
 )
 @click.option(
     "--runs",
     type=click.IntRange(min=1),
-    default=None,
     help="Least timed batch-1 calls per figure [default: 200, or 10 with --quick].",
 )
 @click.option(
-    "--data",
-    default=None,
-    help="Measure on this dataset instead of the run's own (split the same way).",
+    "--data", help="Measure on this dataset instead of the run's own (split the same way)."
 )
 @click.option("--quick", is_flag=True, help="A few runs per figure: seconds per format (tests).")
 @click.option(
     "--openset",
     metavar="DATA_DIR",
-    default=None,
     help="Run the open-set protocol on this image folder (train/<class>, test/<class>): hold "
     "each class out in turn, train on the others, measure float32 and int8 artifacts.",
 )
-@click.option("--seeds", default="0,1,2", show_default=True, help="--openset: training seeds.")
+@click.option("--seeds", default="0,1,2", help="--openset: training seeds.")
 @click.option(
-    "--epochs",
-    type=click.IntRange(min=1),
-    default=40,
-    show_default=True,
-    help="--openset: fixed epochs per training.",
+    "--epochs", type=click.IntRange(min=1), default=40, help="--openset: fixed epochs per training."
 )
 @click.option(
     "--preset",
     type=click.Choice(["full", "cpu", "smoke"]),
-    default=None,
     help="--openset: herbi-train's preset [default: herbi-train's].",
 )
-@click.option(
-    "--classes", default=None, help="--openset: hold out only these classes, e.g. cat,dog."
-)
+@click.option("--classes", help="--openset: hold out only these classes, e.g. cat,dog.")
 @click.option(
     "--unknowns",
     multiple=True,
@@ -127,7 +113,6 @@ def parse_formats(text: str, known: list[str]) -> tuple[list[str], bool]:
 @click.option(
     "--out",
     default="runs/openset",
-    show_default=True,
     help="--openset: folder for the runs, openset.json and openset.md (reused: resumes).",
 )
 def main(openset: str | None, **cli) -> None:
