@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from herbi.benchmarks.openset.folds import Protocol, class_images, classes_of, export, train
+from herbi.benchmarks.openset.folds import SPLITS, Protocol, classes_of, export, train
 from herbi.benchmarks.openset.report import (
     OpensetReport,
     RunFigures,
@@ -94,7 +94,7 @@ def measured(
 ) -> RunFigures:
     """One run's figures: trained, exported and scored, or read back from an earlier call."""
     from herbi.benchmarks.openset.measure import Images, artifact_rates, keras_rates
-    from herbi.runtime.image import to_rgb_array
+    from herbi.runtime.image import image_files, to_rgb_array
     from herbi.train.manifest import read_manifest
 
     run = train(protocol, held, seed, log)
@@ -108,7 +108,8 @@ def measured(
     log(f"scoring {run.dir.name}")
     manifest = read_manifest(run)
     ds, config = manifest.data.load(), manifest.config
-    near = np.stack([to_rgb_array(p) for p in class_images(protocol, held)])
+    held_out = [p for split in SPLITS for p in image_files(protocol.data / split / held)]
+    near = np.stack([to_rgb_array(p) for p in held_out])  # all of them: none seen in training
     images = Images(ds.x_val, ds.x_test, ds.y_test, {"held_out": near, **unknowns})
     keras = keras_rates(run.model, images, (ds.x_train, ds.y_train), protocol.keep)
     rates = {k: artifact_rates(p, images) for k, p in artifacts.items()}

@@ -39,14 +39,10 @@ class ColdStart:
 def run_worker(task: str, **spec: object) -> dict:
     """Run one worker task (:func:`herbi.benchmarks.timing.worker.run`'s arguments) and return
     its JSON line (raise :class:`WorkerError` on failure)."""
-    spec = {"task": task, **spec}
+    spec_line = json.dumps({"task": task, **spec})
+    command = [sys.executable, "-m", "herbi.benchmarks.timing.worker", spec_line]
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "herbi.benchmarks.timing.worker", json.dumps(spec)],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-        )
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise WorkerError(f"{task} worker ran over {TIMEOUT_S} s") from None
     lines = done.stdout.strip().splitlines()
