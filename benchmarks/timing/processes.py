@@ -69,9 +69,7 @@ def cold_start(repeats: int, task: str, **spec: object) -> ColdStart:
         cold_start_ms=runs_ms[median],
         runs_ms=runs_ms,
         interpreter_start_ms=1e3 * (chosen["started_at"] - spawned),
-        import_ms=chosen["import_ms"],
-        load_ms=chosen["load_ms"],
-        first_prediction_ms=chosen["first_prediction_ms"],
+        **{phase: chosen[phase] for phase in ("import_ms", "load_ms", "first_prediction_ms")},
         peak_rss_mb=max(result["peak_rss_mb"] for _, result in runs),
         tensorflow_imported=any(result["tensorflow_imported"] for _, result in runs),
     )
