@@ -171,8 +171,8 @@ class Bench:
             )
             if fmt.container.runs_in == "browser":  # the page's own clock, on test images as PNGs
                 page = measure_page(copy.path, self.test.images)
-                self.log(f"{copy.path.name}: in Chromium {page.per_image_ms:.2f} ms per image, first "
-                         f"result {page.load_to_first_result_ms:.0f} ms after load")  # fmt: skip
+                self.log(f"{copy.path.name}: in Chromium {page.per_image_ms:.2f} ms per image, "
+                         f"first result {page.load_to_first_result_ms:.0f} ms after load")  # fmt: skip
                 return replace(row, browser=page, backend="onnxruntime-web")
             return self.in_workers(row, fmt.backend, copy.model)
         except HerbiError as e:

@@ -39,7 +39,8 @@ def boards_section(name: str, footprint: Footprint) -> list[str]:
 
     def basis(v: tuple) -> str:
         said = [
-            f"{e.basis.runtime}: {ms(e.ms)} ms ({e.basis.cycles_per_mac:.2f} cycles/MAC, [{e.basis.system}]({e.basis.source}))"
+            f"{e.basis.runtime}: {ms(e.ms)} ms ({e.basis.cycles_per_mac:.2f} cycles/MAC, "
+            f"[{e.basis.system}]({e.basis.source}))"
             for e in estimates(footprint.macs, v[0])
         ]
         return "; ".join(said) or "no published figure for this core"
@@ -55,7 +56,8 @@ def boards_section(name: str, footprint: Footprint) -> list[str]:
     return ["", f"Fits ({name}: declared arena in one SRAM block, model array in flash, "
             "each less the reserve herbi.common.boards states; latency: MACs x cycles "
             "per MAC / clock from published MLPerf Tiny results, an estimate):",
-            "", *table(columns, board_fits(footprint)), "", flash_estimate(footprint.flash_bytes)]  # fmt: skip
+            "", *table(columns, board_fits(footprint)),
+            "", flash_estimate(footprint.flash_bytes)]  # fmt: skip
 
 
 def unknown_cost_table(costs: list[tuple[str, UnknownCost]]) -> list[str]:
