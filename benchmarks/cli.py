@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -28,16 +29,27 @@ from herbi.common.options import keep_option, score_option
 from herbi.common.run_folder import RunFolder
 from herbi.runtime.unknown import DEFAULT_KEEP, DEFAULT_SCORE
 
+if TYPE_CHECKING:
+    from herbi.benchmarks.openset.folds import Protocol
+
 EXIT_FAILED = 3
 # Options of one mode only: the benchmark of a run, or the open-set protocol (--openset).
 BENCH_ONLY = ("run_dir", "formats", "threads", "runs", "data", "quick")
 OPENSET_ONLY = ("seeds", "epochs", "preset", "classes", "unknowns", "keep", "score", "out")
 
 
+def parse_list(text: str, option: str) -> list[str]:
+    """``a,b,c`` -> its items (duplicates dropped); an empty list is an error naming ``option``."""
+    items = list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    if not items:
+        raise BenchError(f"{option}: give at least one value")
+    return items
+
+
 def parse_threads(text: str, cores: int) -> tuple[int, ...]:
     """``1,all`` -> (1, cores): thread counts in the order given, duplicates dropped."""
     counts: list[int] = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
+    for part in parse_list(text, "--threads"):
         try:
             n = cores if part == "all" else int(part)
         except ValueError:
@@ -45,77 +57,82 @@ def parse_threads(text: str, cores: int) -> tuple[int, ...]:
         if n < 1:
             raise BenchError(f"--threads: {part!r} is not a whole number >= 1 or 'all'")
         counts.append(n)
-    if not counts:
-        raise BenchError("--threads: give at least one thread count")
     return tuple(dict.fromkeys(counts))
 
 
 def parse_formats(text: str, known: list[str]) -> tuple[list[str], bool]:
     """``all`` or comma-separated names -> (names, named explicitly); ``benchmark`` checks them."""
-    if text.strip() == "all":
-        return list(known), False
-    names = [p.strip() for p in text.split(",") if p.strip()]
-    if not names:
-        raise BenchError("--formats: give at least one format")
-    return list(dict.fromkeys(names)), True
+    return (list(known), False) if text.strip() == "all" else (parse_list(text, "--formats"), True)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+def make_protocol(data: str, seeds: str, classes: str | None, **options) -> Protocol:
+    """The protocol ``herbi-bench --openset`` asks for, every argument checked; ``options``
+    are Protocol's remaining fields (epochs, preset, keep, score, unknowns, out)."""
+    from herbi.benchmarks.openset.folds import Protocol, classes_of
+
+    root = Path(data)
+    if not root.is_dir():
+        raise BenchError(f"--openset {data}: no such folder")
+    known = classes_of(root)
+    held = parse_list(classes, "--classes") if classes else known
+    strange = [c for c in held if c not in known]
+    if strange:
+        raise BenchError(f"--classes: {strange[0]!r} is not a class of {root} ({', '.join(known)})")
+    items = parse_list(seeds, "--seeds")
+    try:
+        numbers = tuple(int(s) for s in items)
+    except ValueError:
+        raise BenchError(f"--seeds {seeds!r}: give whole numbers, e.g. 0,1,2") from None
+    for folder in options["unknowns"]:
+        if not Path(folder).is_dir():
+            raise BenchError(f"--unknowns {folder}: no such folder")
+    unknowns = tuple(Path(u) for u in options.pop("unknowns"))
+    out = Path(options.pop("out"))
+    return Protocol(root, tuple(held), numbers, unknowns=unknowns, out=out, **options)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.option(
     "--run",
     "run_dir",
     default="runs/latest",
-    show_default=True,
     help="Run folder: its model.keras, its export/ artifacts and its dataset are measured.",
 )
 @click.option(
     "--formats",
     default="all",
-    show_default=True,
     help="'all' or comma-separated format names from the export registry.",
 )
 @click.option(
     "--threads",
     default="1,all",
-    show_default=True,
     help="Thread counts to time at; 'all' = every CPU this process may use.",
 )
 @click.option(
     "--runs",
     type=click.IntRange(min=1),
-    default=None,
     help="Least timed batch-1 calls per figure [default: 200, or 10 with --quick].",
 )
 @click.option(
-    "--data",
-    default=None,
-    help="Measure on this dataset instead of the run's own (split the same way).",
+    "--data", help="Measure on this dataset instead of the run's own (split the same way)."
 )
 @click.option("--quick", is_flag=True, help="A few runs per figure: seconds per format (tests).")
 @click.option(
     "--openset",
     metavar="DATA_DIR",
-    default=None,
     help="Run the open-set protocol on this image folder (train/<class>, test/<class>): hold "
     "each class out in turn, train on the others, measure float32 and int8 artifacts.",
 )
-@click.option("--seeds", default="0,1,2", show_default=True, help="--openset: training seeds.")
+@click.option("--seeds", default="0,1,2", help="--openset: training seeds.")
 @click.option(
-    "--epochs",
-    type=click.IntRange(min=1),
-    default=40,
-    show_default=True,
-    help="--openset: fixed epochs per training.",
+    "--epochs", type=click.IntRange(min=1), default=40, help="--openset: fixed epochs per training."
 )
 @click.option(
     "--preset",
     type=click.Choice(["full", "cpu", "smoke"]),
-    default=None,
     help="--openset: herbi-train's preset [default: herbi-train's].",
 )
-@click.option(
-    "--classes", default=None, help="--openset: hold out only these classes, e.g. cat,dog."
-)
+@click.option("--classes", help="--openset: hold out only these classes, e.g. cat,dog.")
 @click.option(
     "--unknowns",
     multiple=True,
@@ -127,7 +144,6 @@ def parse_formats(text: str, known: list[str]) -> tuple[list[str], bool]:
 @click.option(
     "--out",
     default="runs/openset",
-    show_default=True,
     help="--openset: folder for the runs, openset.json and openset.md (reused: resumes).",
 )
 def main(openset: str | None, **cli) -> None:
@@ -159,7 +175,7 @@ def check_mode(ctx: click.Context, openset: str | None) -> None:
 
 def openset_mode(data: str, log: Log, **options: object) -> None:
     """The open-set protocol; one line per error, no traceback."""
-    from herbi.benchmarks.openset.protocol import make_protocol, run_protocol
+    from herbi.benchmarks.openset.protocol import run_protocol
     from herbi.benchmarks.openset.report import OPENSET_MD
 
     try:

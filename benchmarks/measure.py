@@ -19,7 +19,7 @@ from herbi.benchmarks.mcu.unknown_cost import UnknownCost, unknown_cost
 from herbi.benchmarks.records import BenchReport, DatasetInfo, Published, Quality, Row, Settings
 from herbi.benchmarks.run_folder import ExportedRun, Snapshot
 from herbi.benchmarks.timing import keras_original, machine
-from herbi.benchmarks.timing.browser import BrowserTiming, measure_page
+from herbi.benchmarks.timing.browser import measure_page
 from herbi.benchmarks.timing.keras_original import Complexity
 from herbi.benchmarks.timing.latency import Timing
 from herbi.benchmarks.timing.processes import ColdStart, WorkerError, cold_start, run_worker
@@ -38,10 +38,6 @@ KERAS_ROWS = {
     "keras": ("direct", "Keras original, direct call model(x)"),
     "keras-predict": ("predict", "Keras original, model.predict(x)"),
 }
-PUBLISHED_NOTE = (
-    "the study's figures: CIFAR-100 coarse class 11, GPU, 300 epochs per stage, "
-    "checkpoints picked on the test set; not measured here"
-)
 
 
 def dataset_info(ds: Dataset, run: ExportedRun, data: str | None) -> DatasetInfo:
@@ -103,13 +99,6 @@ class Bench:
         self.timing_spec = dict(pixels=str(self.test.pixels), batch=s.large_batch,
                                 latency=asdict(s.batch1_budget),
                                 batched=asdict(s.large_batch_budget))  # fmt: skip
-
-    def in_browser(self, page: Path) -> BrowserTiming:
-        """The page's load and per-image times in headless Chromium, on test images as PNGs."""
-        timing = measure_page(page, self.test.images)
-        self.log(f"{page.name}: in Chromium {timing.per_image_ms:.2f} ms per image, first "
-                 f"result {timing.load_to_first_result_ms:.0f} ms after load")  # fmt: skip
-        return timing
 
     def with_timing(self, row: Row, threads: int, timing: Timing, tensorflow: bool) -> Row:
         """``row`` with a worker's figures at ``threads`` (logged), and whether TensorFlow was
@@ -180,8 +169,11 @@ class Bench:
                 f"{name}: accuracy {100 * q.scores.accuracy:.1f}%, agreement {q.agreement:.3f}, "
                 f"max |dp| {q.max_prob_diff:.4f}"
             )
-            if fmt.container.runs_in == "browser":
-                return replace(row, browser=self.in_browser(copy.path), backend="onnxruntime-web")
+            if fmt.container.runs_in == "browser":  # the page's own clock, on test images as PNGs
+                page = measure_page(copy.path, self.test.images)
+                self.log(f"{copy.path.name}: in Chromium {page.per_image_ms:.2f} ms per image, "
+                         f"first result {page.load_to_first_result_ms:.0f} ms after load")  # fmt: skip
+                return replace(row, browser=page, backend="onnxruntime-web")
             return self.in_workers(row, fmt.backend, copy.model)
         except HerbiError as e:
             self.log(f"{name}: FAILED: {e}")
@@ -253,7 +245,7 @@ def benchmark(
     if changed:
         log(f"warning: {', '.join(changed)} changed in {run.run.dir} while it was measured")
     rows = [with_speedups(r, rows[0]) for r in rows]  # rows[0]: the Keras direct call
-    from herbi.train.recipes.reference import RECIPE as REFERENCE  # TensorFlow: only now
+    from herbi.train.recipes.reference import PUBLISHED_NOTE, RECIPE  # TensorFlow: only now
 
     return BenchReport(
         schema=SCHEMA,
@@ -267,7 +259,9 @@ def benchmark(
         parity_images=ref.images.description,
         model_complexity=complexity,
         settings=settings,
-        published=Published(REFERENCE.published, PUBLISHED_NOTE),
+        published=Published(
+            RECIPE.published, f"the study's figures: {PUBLISHED_NOTE}; not measured here"
+        ),
         rows={r.name: r for r in rows},
         changed_during_run=changed,
         failed=[r.name for r in rows if r.status == "failed"],

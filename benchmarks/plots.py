@@ -6,9 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from herbi.benchmarks.records import Row
 from herbi.common.files import save_figure
@@ -17,19 +15,14 @@ from herbi.train.sizes import ACCURACY_LABEL, Member
 
 def plot_accuracy_latency(rows: list[Row], threads: str, path: Path, label: str) -> None:
     """One point per format: batch-1 p50 (log scale) against test accuracy with its 95% CI."""
-    fig, ax = plt.subplots(figsize=(9, 5))
-    markers = "os^vD<>pP*Xh"
+    fig = Figure(figsize=(9, 5))
+    ax, markers, colors = fig.subplots(), "os^vD<>pP*Xh", matplotlib.colormaps["tab10"]
     for i, r in enumerate(rows):
         y, (lo, hi) = 100 * r.quality.scores.accuracy, r.quality.scores.accuracy_ci95
-        ax.errorbar(
-            r.timing[threads].batch1.p50_ms,
-            y,
-            yerr=[[y - 100 * lo], [100 * hi - y]],
-            fmt=markers[i % len(markers)],
-            color=plt.cm.tab10(i % 10),
-            capsize=3,
-            label=r.name + (" (rejected at export)" if r.rejected_at_export else ""),
-        )
+        x, yerr = r.timing[threads].batch1.p50_ms, [[y - 100 * lo], [100 * hi - y]]
+        name = r.name + (" (rejected at export)" if r.rejected_at_export else "")
+        fmt, color = markers[i % len(markers)], colors(i % 10)
+        ax.errorbar(x, y, yerr=yerr, fmt=fmt, color=color, capsize=3, label=name)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_xscale("log")
     ax.set_xlabel(f"latency p50, batch 1, {threads} thread(s) (ms, log scale)")
@@ -42,19 +35,13 @@ def plot_accuracy_latency(rows: list[Row], threads: str, path: Path, label: str)
 def plot_sizes(rows: list[Row], path: Path, label: str) -> None:
     """File size per format, with its ratio to the Keras original (each file drawn once)."""
     rows = list({r.file: r for r in reversed(rows)}.values())[::-1]
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
-    names = [r.name for r in rows]
-    sizes = [r.size_kb for r in rows]
+    fig = Figure(figsize=(8, 0.45 * len(rows) + 1.5))
+    ax, sizes = fig.subplots(), [r.size_kb for r in rows]
     colors = ["tab:grey" if r.kind == "keras" else "tab:blue" for r in rows]
-    bars = ax.barh(names, sizes, color=colors)
+    bars = ax.barh([r.name for r in rows], sizes, color=colors)
     for bar, r in zip(bars, rows, strict=True):
-        ax.text(
-            bar.get_width(),
-            bar.get_y() + bar.get_height() / 2,
-            f" {r.size_kb:.0f} KB ({r.size_ratio:.2f}×)",
-            va="center",
-            fontsize=8,
-        )
+        text = f" {r.size_kb:.0f} KB ({r.size_ratio:.2f}×)"
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, text, va="center", fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("file size (KB)")
     ax.set_xlim(0, max(sizes, default=1) * 1.35)
@@ -63,13 +50,12 @@ def plot_sizes(rows: list[Row], path: Path, label: str) -> None:
 
 
 def plot_family(sizes: dict[str, Member], path: Path) -> None:
-    """The fast recipe's sizes with a recorded accuracy: accuracy (mean of 3 seeds, 95% CI)
-    against the int8 model array's flash, each point named, with the 128 KB line the smallest
-    is held to."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    """The fast recipe's sizes with a recorded accuracy (``mcu.tables.family_measured``): accuracy
+    (mean of 3 seeds, 95% CI) against the int8 model array's flash, each point named, with the
+    128 KB line the smallest is held to."""
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for name, m in sizes.items():
-        if m.accuracy is None:
-            continue
         kb, (mean, half) = m.footprint.flash_bytes / 1024, m.accuracy
         ax.errorbar(kb, 100 * mean, yerr=100 * half, fmt="o", color="tab:blue", capsize=3)
         ax.annotate(f" {name}", (kb, 100 * mean), fontsize=9)

@@ -8,39 +8,13 @@ this machine measures are the arena and the model array (herbi.export.tflm).
 
 from __future__ import annotations
 
-from herbi.benchmarks.mcu.latency import Estimate, estimates
+from herbi.benchmarks.mcu.latency import estimates
 from herbi.benchmarks.mcu.unknown_cost import UnknownCost
 from herbi.common.boards import BOARDS, KB, TFLM_FLASH, Board, Footprint, board_fits
 from herbi.common.markdown import NONE, Column, ms, signed, table
 from herbi.train.sizes import ACCURACY_MEASURED, FOOTPRINT_MEASURED, Member
 
 FAMILY_PNG = "size_family.png"  # drawn once a size's accuracy is recorded (train.sizes.Member)
-
-
-def _span(values: list[float]) -> str:
-    low, high = ms(min(values)), ms(max(values))
-    return low if low == high else f"{low}–{high}"
-
-
-def _basis(e: Estimate) -> str:
-    p = e.basis
-    return (f"{p.runtime}: {ms(e.ms)} ms ({p.cycles_per_mac:.2f} cycles/MAC, "
-            f"[{p.system}]({p.source}))")  # fmt: skip
-
-
-def latency_columns(macs: int) -> list[Column]:
-    """Columns for a table of boards (items whose first element is a Board): the latency
-    range across published runtimes for ``macs`` per image, and where each figure comes from."""
-
-    def span(v: tuple) -> str:
-        found = estimates(macs, v[0])
-        return _span([e.ms for e in found]) if found else NONE
-
-    def basis(v: tuple) -> str:
-        return "; ".join(map(_basis, estimates(macs, v[0]))) or "no published figure for this core"
-
-    return [("latency ms, **estimate**", span),
-            ("from (runtime: estimate, cycles per MAC, MLPerf Tiny result)", basis)]  # fmt: skip
 
 
 def flash_estimate(model_bytes: int) -> str:
@@ -54,16 +28,35 @@ def flash_estimate(model_bytes: int) -> str:
 
 
 def boards_section(name: str, footprint: Footprint) -> list[str]:
-    """Which common boards the artifact ``name`` fits, each with its estimated latency."""
-    verdicts = board_fits(footprint)
+    """Which common boards the artifact ``name`` fits, each with its estimated latency: the
+    range across published runtimes, and where each figure comes from."""
+
+    def span(v: tuple) -> str:
+        times = [ms(e.ms) for e in estimates(footprint.macs, v[0])]  # slowest first
+        if not times:
+            return NONE
+        return times[0] if times[0] == times[-1] else f"{times[-1]}–{times[0]}"
+
+    def basis(v: tuple) -> str:
+        said = [
+            f"{e.basis.runtime}: {ms(e.ms)} ms ({e.basis.cycles_per_mac:.2f} cycles/MAC, "
+            f"[{e.basis.system}]({e.basis.source}))"
+            for e in estimates(footprint.macs, v[0])
+        ]
+        return "; ".join(said) or "no published figure for this core"
+
+    columns: list[Column] = [
+        ("board", lambda v: f"[{v[0].name}]({v[0].source})"),
+        ("core", lambda v: f"{v[0].core}, {v[0].clock_mhz} MHz"),
+        ("fits", lambda v: "yes" if v[1] else "**no**"),
+        ("why", lambda v: v[2]),
+        ("latency ms, **estimate**", span),
+        ("from (runtime: estimate, cycles per MAC, MLPerf Tiny result)", basis),
+    ]
     return ["", f"Fits ({name}: declared arena in one SRAM block, model array in flash, "
             "each less the reserve herbi.common.boards states; latency: MACs x cycles "
             "per MAC / clock from published MLPerf Tiny results, an estimate):",
-            "", *table([("board", lambda v: f"[{v[0].name}]({v[0].source})"),
-                        ("core", lambda v: f"{v[0].core}, {v[0].clock_mhz} MHz"),
-                        ("fits", lambda v: "yes" if v[1] else "**no**"),
-                        ("why", lambda v: v[2]),
-                        *latency_columns(footprint.macs)], verdicts),
+            "", *table(columns, board_fits(footprint)),
             "", flash_estimate(footprint.flash_bytes)]  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from herbi.common.boards import Footprint
 from herbi.export.tflm import measure
 from herbi.runtime.micro import tflm_interpreter
 
+EXTRA = ("flash_bytes", "arena_bytes", "declared_arena_bytes", "macs")  # footprint differences
 INVOKES = 200  # per model, alternating: 30 gave +11% on a loaded machine, 200 gives +0.0-0.2%
 
 
@@ -62,12 +63,6 @@ def unknown_cost(
     base = measure(alone)
     details = tflm_interpreter(artifact).get_input_details(0)
     with_score, without = host_ms([artifact, alone], np.zeros(details["shape"], details["dtype"]))
-    return UnknownCost(
-        flash_bytes=footprint.flash_bytes - base.flash_bytes,
-        arena_bytes=footprint.arena_bytes - base.arena_bytes,
-        declared_arena_bytes=footprint.declared_arena_bytes - base.declared_arena_bytes,
-        macs=footprint.macs - base.macs,
-        ops=tuple(op for op in footprint.ops if op not in base.ops),
-        host_ms_with=with_score,
-        host_ms_without=without,
-    )
+    extra = {k: getattr(footprint, k) - getattr(base, k) for k in EXTRA}
+    ops = tuple(op for op in footprint.ops if op not in base.ops)
+    return UnknownCost(**extra, ops=ops, host_ms_with=with_score, host_ms_without=without)

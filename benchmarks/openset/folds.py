@@ -19,7 +19,6 @@ from pathlib import Path
 from herbi.common.errors import BenchError
 from herbi.common.log import Log
 from herbi.common.run_folder import RunFolder
-from herbi.runtime.image import is_image_file
 from herbi.train.manifest import read_manifest
 
 FAR_OOD = 200  # generated images, a quarter of each kind
@@ -72,12 +71,6 @@ def fold_data(protocol: Protocol, held: str) -> Path:
                 link.parent.mkdir(parents=True, exist_ok=True)
                 link.symlink_to(source.resolve(), target_is_directory=True)
     return fold
-
-
-def class_images(protocol: Protocol, held: str) -> list[Path]:
-    """Every image of the held-out class, train and test: none was seen in training."""
-    folders = [protocol.data / split / held for split in SPLITS]
-    return sorted(p for f in folders for p in f.iterdir() if p.is_file() and is_image_file(p))
 
 
 def train(protocol: Protocol, held: str, seed: int, log: Log) -> RunFolder:

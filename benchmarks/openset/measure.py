@@ -52,12 +52,12 @@ class Rates:
     threshold: float
 
 
-def folder_images(folder: Path, size: tuple[int, int] = (32, 32)) -> np.ndarray:
+def folder_images(folder: Path) -> np.ndarray:
     """Every image file under ``folder`` (sorted), decoded as the runtime decodes them."""
     files = image_files(folder)
     if not files:
         raise BenchError(f"--unknowns {folder}: no images found")
-    return np.stack([to_rgb_array(p, size) for p in files])
+    return np.stack([to_rgb_array(p) for p in files])
 
 
 def rates(scores: dict[str, np.ndarray], threshold: float, accuracy: float) -> Rates:

@@ -11,11 +11,10 @@ where it stopped.
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 
-from herbi.benchmarks.openset.folds import Protocol, class_images, classes_of, export, train
+from herbi.benchmarks.openset.folds import SPLITS, Protocol, export, train
 from herbi.benchmarks.openset.report import (
     OpensetReport,
     RunFigures,
@@ -24,44 +23,11 @@ from herbi.benchmarks.openset.report import (
     write_report,
 )
 from herbi.benchmarks.timing.machine import describe, load_average
-from herbi.common.errors import BenchError
 from herbi.common.far_ood import far_ood
 from herbi.common.files import write_json
 from herbi.common.log import Log
 
 RUN_FIGURES = "openset.json"  # in each run folder: its figures, reused when settings match
-
-
-def parse_list(text: str, option: str) -> list[str]:
-    """``a,b,c`` -> its items (duplicates dropped); an empty list is an error naming ``option``."""
-    items = list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
-    if not items:
-        raise BenchError(f"{option}: give at least one value")
-    return items
-
-
-def make_protocol(data: str, seeds: str, classes: str | None, **options) -> Protocol:
-    """The protocol ``herbi-bench --openset`` asks for, every argument checked; ``options``
-    are Protocol's remaining fields (epochs, preset, keep, score, unknowns, out)."""
-    root = Path(data)
-    if not root.is_dir():
-        raise BenchError(f"--openset {data}: no such folder")
-    known = classes_of(root)
-    held = parse_list(classes, "--classes") if classes else known
-    strange = [c for c in held if c not in known]
-    if strange:
-        raise BenchError(f"--classes: {strange[0]!r} is not a class of {root} ({', '.join(known)})")
-    items = parse_list(seeds, "--seeds")
-    try:
-        numbers = tuple(int(s) for s in items)
-    except ValueError:
-        raise BenchError(f"--seeds {seeds!r}: give whole numbers, e.g. 0,1,2") from None
-    for folder in options["unknowns"]:
-        if not Path(folder).is_dir():
-            raise BenchError(f"--unknowns {folder}: no such folder")
-    unknowns = tuple(Path(u) for u in options.pop("unknowns"))
-    out = Path(options.pop("out"))
-    return Protocol(root, tuple(held), numbers, unknowns=unknowns, out=out, **options)
 
 
 def run_protocol(protocol: Protocol, log: Log) -> OpensetReport:
@@ -94,7 +60,7 @@ def measured(
 ) -> RunFigures:
     """One run's figures: trained, exported and scored, or read back from an earlier call."""
     from herbi.benchmarks.openset.measure import Images, artifact_rates, keras_rates
-    from herbi.runtime.image import to_rgb_array
+    from herbi.runtime.image import image_files, to_rgb_array
     from herbi.train.manifest import read_manifest
 
     run = train(protocol, held, seed, log)
@@ -108,7 +74,8 @@ def measured(
     log(f"scoring {run.dir.name}")
     manifest = read_manifest(run)
     ds, config = manifest.data.load(), manifest.config
-    near = np.stack([to_rgb_array(p) for p in class_images(protocol, held)])
+    held_out = [p for split in SPLITS for p in image_files(protocol.data / split / held)]
+    near = np.stack([to_rgb_array(p) for p in held_out])  # all of them: none seen in training
     images = Images(ds.x_val, ds.x_test, ds.y_test, {"held_out": near, **unknowns})
     keras = keras_rates(run.model, images, (ds.x_train, ds.y_train), protocol.keep)
     rates = {k: artifact_rates(p, images) for k, p in artifacts.items()}

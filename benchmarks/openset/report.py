@@ -60,13 +60,11 @@ class RunFigures:
     @classmethod
     def read(cls, path: Path, settings: RunSettings) -> RunFigures | None:
         """The figures cached in ``path`` if they were measured with ``settings``, else None."""
-        if not path.is_file() or read_json(path).get("settings") != asdict(settings):
+        found = read_json(path) if path.is_file() else {}
+        if found.get("settings") != asdict(settings):
             return None
-        found = read_json(path)
-        artifacts, keras = (
-            {k: Rates(**v) for k, v in found[s].items()} for s in ("artifacts", "keras")
-        )
-        return cls(**{**found, "settings": settings, "artifacts": artifacts, "keras": keras})
+        rates = {s: {k: Rates(**v) for k, v in found[s].items()} for s in ("artifacts", "keras")}
+        return cls(**{**found, "settings": settings, **rates})
 
 
 Summary = dict[str, dict[str, Interval]]  # row (artifact or score) -> figure -> Interval

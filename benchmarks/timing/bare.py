@@ -1,4 +1,4 @@
-"""The bare engine call, without herbi: what herbi.runtime's overhead is measured against.
+"""The bare engine call, without herbi, and herbi.runtime's overhead measured against it.
 
 It takes the model's input tensor already prepared, so timing it leaves out exactly what herbi
 adds: pixel conversion, checks, dequantization and ranking.
@@ -10,6 +10,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from herbi.benchmarks.timing.latency import Budget, Overhead, interleaved
+from herbi.runtime import Classifier
+from herbi.runtime.quantize import input_map
 from herbi.runtime.unknown import output_roles
 
 Call = Callable[[np.ndarray], list[np.ndarray]]
@@ -46,8 +49,17 @@ def onnx_call(path: str, threads: int) -> Call:
     return lambda x: session.run(fetch, {feed: x})
 
 
-def bare_call(path: str, threads: int, backend: str) -> Call | None:
-    """A batch-1 call of the engine herbi.runtime chose (its backend's name); None for an
-    engine without a separate bare API to compare with."""
-    make = {"litert": litert_call, "onnxruntime": onnx_call}.get(backend)
-    return make(path, threads) if make else None
+def overhead(
+    clf: Classifier, one: np.ndarray, path: str, threads: int, budget: Budget
+) -> Overhead | None:
+    """``classify`` of the first image of ``one`` (a batch of one) against the bare call, timed
+    in alternation; None for an engine without a separate bare API to compare with."""
+    make = {"litert": litert_call, "onnxruntime": onnx_call}.get(clf.backend.name)
+    if make is None:
+        return None
+    bare, image = make(path, threads), one[0]
+    prepared = input_map(clf.contract.scale, clf.backend.input_dtype, clf.backend.input_quant)(one)
+    classify, engine = interleaved([lambda: clf.classify(image), lambda: bare(prepared)], budget)
+    same = zip(bare(prepared), clf.backend.run(prepared), strict=True)
+    matches = all(np.array_equal(a, b) for a, b in same)
+    return Overhead(classify, engine, classify.p50_ms - engine.p50_ms, matches)

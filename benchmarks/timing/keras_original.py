@@ -49,9 +49,8 @@ def reference(model_path: Path, pixels: np.ndarray) -> tuple[np.ndarray, Complex
 
     model = load_keras(model_path)
     weights = int(sum(w.nbytes for w in model.get_weights()))
-    return keras_probs(model, pixels), Complexity(
-        model_macs(model), int(model.count_params()), weights
-    )
+    probs = keras_probs(model, pixels)
+    return probs, Complexity(model_macs(model), int(model.count_params()), weights)
 
 
 def _start_tensorflow(threads: int | None):

@@ -116,11 +116,6 @@ def interleaved(calls: list[Callable[[], object]], budget: Budget) -> list[Perce
     return [summary(ns) for ns in samples]
 
 
-def timeit(call: Callable[[], object], budget: Budget) -> Percentiles:
-    """Milliseconds per call of ``call``."""
-    return interleaved([call], budget)[0]
-
-
 def summary(samples_ns: list[int]) -> Percentiles:
     ms = np.asarray(samples_ns, np.float64) / 1e6
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
@@ -138,8 +133,8 @@ def batch1_and_throughput(
     """``predict``'s batch-1 latency on the first image, and its images per second at ``batch``
     images per call (``pixels`` cycled when there are fewer), from the median call time."""
     one, many = pixels[:1], pixels[np.arange(batch) % len(pixels)]
-    batch1 = timeit(lambda: predict(one), latency)
-    timing = timeit(lambda: predict(many), batched)
+    (batch1,) = interleaved([lambda: predict(one)], latency)
+    (timing,) = interleaved([lambda: predict(many)], batched)
     images_per_s = batch / (timing.p50_ms / 1e3)
     return Timing(batch1, Throughput(**asdict(timing), batch=batch, images_per_s=images_per_s))
 

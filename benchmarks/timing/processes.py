@@ -39,14 +39,10 @@ class ColdStart:
 def run_worker(task: str, **spec: object) -> dict:
     """Run one worker task (:func:`herbi.benchmarks.timing.worker.run`'s arguments) and return
     its JSON line (raise :class:`WorkerError` on failure)."""
-    spec = {"task": task, **spec}
+    spec_line = json.dumps({"task": task, **spec})
+    command = [sys.executable, "-m", "herbi.benchmarks.timing.worker", spec_line]
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "herbi.benchmarks.timing.worker", json.dumps(spec)],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-        )
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise WorkerError(f"{task} worker ran over {TIMEOUT_S} s") from None
     lines = done.stdout.strip().splitlines()
@@ -73,9 +69,7 @@ def cold_start(repeats: int, task: str, **spec: object) -> ColdStart:
         cold_start_ms=runs_ms[median],
         runs_ms=runs_ms,
         interpreter_start_ms=1e3 * (chosen["started_at"] - spawned),
-        import_ms=chosen["import_ms"],
-        load_ms=chosen["load_ms"],
-        first_prediction_ms=chosen["first_prediction_ms"],
+        **{phase: chosen[phase] for phase in ("import_ms", "load_ms", "first_prediction_ms")},
         peak_rss_mb=max(result["peak_rss_mb"] for _, result in runs),
         tensorflow_imported=any(result["tensorflow_imported"] for _, result in runs),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported by the tasks, after a cold start's clock has started
@@ -52,34 +52,17 @@ def measure_artifact(
     """Batch-1 latency, large-batch throughput and herbi's overhead over the bare engine."""
     import numpy as np
 
-    from herbi.benchmarks.timing.bare import bare_call
-    from herbi.benchmarks.timing.latency import (
-        Overhead,
-        Timing,
-        batch1_and_throughput,
-        interleaved,
-        peak_rss_mb,
-    )
+    from herbi.benchmarks.timing.bare import overhead
+    from herbi.benchmarks.timing.latency import batch1_and_throughput, peak_rss_mb
     from herbi.runtime import Classifier
-    from herbi.runtime.quantize import input_map
 
     images = np.load(pixels)
     clf = Classifier.load(path, threads, backend)
-    one = images[:1]
     timing = batch1_and_throughput(clf.predict_proba, images, batch, latency, batched)
-    prepared = input_map(clf.contract.scale, clf.backend.input_dtype, clf.backend.input_quant)(one)
-    bare = bare_call(path, threads, clf.backend.name)
-    overhead = None
-    if bare is not None:
-        image = one[0]
-        classify, engine = interleaved(
-            [lambda: clf.classify(image), lambda: bare(prepared)], latency
-        )
-        same = zip(bare(prepared), clf.backend.run(prepared), strict=True)
-        overhead = Overhead(classify, engine, classify.p50_ms - engine.p50_ms,
-                            all(np.array_equal(a, b) for a, b in same))  # fmt: skip
-    timing = Timing(timing.batch1, timing.throughput, peak_rss_mb(), overhead)
-    return ArtifactTiming(clf.backend.name, timing)
+    over = overhead(clf, images[:1], path, threads, latency)
+    return ArtifactTiming(
+        clf.backend.name, replace(timing, peak_rss_mb=peak_rss_mb(), overhead=over)
+    )
 
 
 def run(task: str, **spec) -> object:
