@@ -88,18 +88,7 @@ def write_tflm(data: bytes, path: Path, contract, int8: bool) -> None:
     kernels in Python)."""
     footprint = tflm.measure(data)  # refuses an op TFLite Micro lacks, naming it
     artifacts.write_tflite(data, path / TFLM_MODEL, contract, int8)
-    quant = read_sidecar(path / TFLM_MODEL).quantization["input"]
-    shape = (1, *contract.input_size, 3)
-    tflm_source.write_sources(
-        data,
-        footprint,
-        contract.labels,
-        (quant["scale"], quant["zero_point"]),
-        shape,
-        path,
-        pixel_scale=contract.scale,
-        unknown=contract.unknown,
-    )
+    tflm_source.write_sources(data, footprint, read_sidecar(path / TFLM_MODEL), path)
     write_json(path / FOOTPRINT, asdict(footprint))
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from herbi.common.boards import ARENA_MARGIN, Footprint
 from herbi.common.files import write_text
 from herbi.export.tflm import RESOLVER_METHODS
-from herbi.runtime.contract import PIXEL_SCALE
+from herbi.runtime.contract import Contract
 from herbi.runtime.quantize import exact_table
 from herbi.runtime.unknown import Unknown
 
@@ -60,16 +60,8 @@ def c_bytes(data: bytes | np.ndarray, fmt: str = "0x{:02x}") -> str:
     )
 
 
-def model_header(
-    tflite: bytes,
-    footprint: Footprint,
-    labels: list[str],
-    input_quant: tuple[float, int],
-    input_shape: tuple[int, ...],
-    pixel_scale: float,
-    unknown: Unknown | None,
-) -> str:
-    _, height, width, channels = input_shape
+def model_header(tflite: bytes, footprint: Footprint, contract: Contract) -> str:
+    (height, width), quant = contract.input_size, contract.quantization["input"]
     arena = footprint.declared_arena_bytes
     return f"""{GENERATED}
 // Model: {len(tflite):,} bytes, sha256 {hashlib.sha256(tflite).hexdigest()}.
@@ -84,19 +76,19 @@ extern const unsigned char kHerbiModel[];
 extern const unsigned int kHerbiModelLen;
 
 // Output index -> label.
-constexpr int kHerbiNumLabels = {len(labels)};
+constexpr int kHerbiNumLabels = {len(contract.labels)};
 extern const char* const kHerbiLabels[kHerbiNumLabels];
 
-// Input: one int8 NHWC image [1, {height}, {width}, {channels}]. A uint8 pixel value p becomes
+// Input: one int8 NHWC image [1, {height}, {width}, 3]. A uint8 pixel value p becomes
 // kHerbiPixelToInput[p] = clamp(round(p * kHerbiPixelScale / kHerbiInputScale)
 //                               + kHerbiInputZeroPoint, -128, 127),
 // tabulated exactly as herbi's Python runtime computes it.
 constexpr int kHerbiInputHeight = {height};
 constexpr int kHerbiInputWidth = {width};
-constexpr int kHerbiInputChannels = {channels};
-constexpr float kHerbiPixelScale = {c_float(pixel_scale)};
-constexpr float kHerbiInputScale = {c_float(input_quant[0])};
-constexpr int kHerbiInputZeroPoint = {int(input_quant[1])};
+constexpr int kHerbiInputChannels = 3;
+constexpr float kHerbiPixelScale = {c_float(contract.scale)};
+constexpr float kHerbiInputScale = {c_float(quant["scale"])};
+constexpr int kHerbiInputZeroPoint = {int(quant["zero_point"])};
 extern const int8_t kHerbiPixelToInput[256];
 
 // Tensor arena: {footprint.arena_bytes:,} bytes measured by TFLite Micro's recording allocator
@@ -105,7 +97,7 @@ extern const int8_t kHerbiPixelToInput[256];
 // buffers and alignment, rounded up to 16 bytes.
 constexpr size_t kHerbiTensorArenaSize = {arena};
 
-{unknown_constants(unknown)}
+{unknown_constants(contract.unknown)}
 #endif  // HERBI_MODEL_H_
 """
 
@@ -136,11 +128,10 @@ constexpr int kHerbiUnknown = -2;  // HerbiClassify's "none of the labels"
 """
 
 
-def model_source(
-    tflite: bytes, labels: list[str], input_quant: tuple[float, int], pixel_scale: float
-) -> str:
-    table = exact_table(pixel_scale, np.dtype(np.int8), input_quant)
-    names = ",\n".join(f"    {c_string(label)}" for label in labels)
+def model_source(tflite: bytes, contract: Contract) -> str:
+    quant = contract.quantization["input"]
+    table = exact_table(contract.scale, np.dtype(np.int8), (quant["scale"], quant["zero_point"]))
+    names = ",\n".join(f"    {c_string(label)}" for label in contract.labels)
     return f"""{GENERATED}
 #include "herbi_model.h"
 
@@ -241,7 +232,7 @@ int HerbiClassify(const uint8_t* pixels, float* probability, float* score) {
 """
 
 
-def readme(tflite: bytes, footprint: Footprint, labels: list[str], unknown: Unknown | None) -> str:
+def readme(tflite: bytes, footprint: Footprint, contract: Contract) -> str:
     arena = footprint.declared_arena_bytes
     return f"""# herbi model for TensorFlow Lite Micro
 
@@ -255,7 +246,7 @@ project; include `herbi_model.h` and `herbi_ops.h`.
 | `kHerbiTensorArenaSize` | {arena:,} bytes (measured + {ARENA_MARGIN:.0%} margin, rounded up to 16) |
 | ops ({len(footprint.ops)}) | {", ".join(footprint.ops)} |
 | MACs per image | {footprint.macs:,} (convolutions and fully connected layers) |
-| labels | {", ".join(labels)} |
+| labels | {", ".join(contract.labels)} |
 
 The arena was measured by TFLite Micro's own recording allocator (tflite-micro
 {footprint.tflm_version}, reference kernels, on a 64-bit host). On a 32-bit
@@ -264,7 +255,7 @@ need scratch buffers the reference kernels do not, which is what the margin is f
 figure is the model array alone: the interpreter and the kernels of the ops above (code whose
 size depends on the target and compiler) come on top.
 
-{unknown_text(unknown, labels)}
+{unknown_text(contract.unknown, contract.labels)}
 
 ## Example
 
@@ -298,27 +289,14 @@ of the labels are answered unknown too. herbi's Python runtime applies the same 
 same dequantized score, so both answer unknown for the same images."""
 
 
-def write_sources(
-    tflite: bytes,
-    footprint: Footprint,
-    labels: list[str],
-    input_quant: tuple[float, int],
-    input_shape: tuple[int, ...],
-    out_dir: Path,
-    pixel_scale: float = PIXEL_SCALE,
-    unknown: Unknown | None = None,
-) -> list[Path]:
-    """Write the four files into ``out_dir``; return their paths.
-
-    ``input_quant`` is the int8 input tensor's ``(scale, zero_point)``, ``input_shape`` its
-    NHWC shape with batch 1; ``unknown`` the contract's threshold (None: always a label).
-    """
+def write_sources(tflite: bytes, footprint: Footprint, contract: Contract, out_dir: Path) -> None:
+    """Write the four files into ``out_dir``, for the int8 model ``tflite`` whose sidecar
+    ``contract`` records its input quantization (its unknown threshold: None, always a label)."""
     files = {
-        "herbi_model.h": model_header(
-            tflite, footprint, labels, input_quant, input_shape, pixel_scale, unknown
-        ),
-        "herbi_model.cc": model_source(tflite, labels, input_quant, pixel_scale),
+        "herbi_model.h": model_header(tflite, footprint, contract),
+        "herbi_model.cc": model_source(tflite, contract),
         "herbi_ops.h": ops_header(footprint),
-        "README.md": readme(tflite, footprint, labels, unknown),
+        "README.md": readme(tflite, footprint, contract),
     }
-    return [write_text(Path(out_dir) / name, text) for name, text in files.items()]
+    for name, text in files.items():
+        write_text(Path(out_dir) / name, text)
