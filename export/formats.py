@@ -170,9 +170,6 @@ class Format:
     def files(self, path: Path) -> list[Path]:
         return self.container.files(path)
 
-    def check(self, path: Path) -> list[str]:
-        return self.container.check(self.container.model(path), self.int8)
-
     @property
     def backend(self) -> str | None:
         return self.container.backend
