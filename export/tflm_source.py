@@ -102,17 +102,8 @@ constexpr size_t kHerbiTensorArenaSize = {arena};
 """
 
 
-def unknown_constants(unknown: Unknown | None) -> str:
+def unknown_constants(unknown: Unknown) -> str:
     """The header's "none of these" block: the score output's meaning and its threshold."""
-    if unknown is None:
-        return """// Unknown: this export has no calibrated threshold, so HerbiClassify always names a label.
-constexpr bool kHerbiHasUnknown = false;
-constexpr char kHerbiUnknownScore[] = "";
-constexpr float kHerbiUnknownThreshold = 0.0f;  // unused
-constexpr float kHerbiUnknownKeep = 0.0f;
-constexpr int kHerbiUnknownImages = 0;
-constexpr int kHerbiUnknown = -2;  // HerbiClassify's "none of the labels"
-"""
     return f"""// Unknown ("none of these"): the model's one-value output is the {unknown.score} score,
 // higher for images more like the labels. An image whose dequantized score is below
 // kHerbiUnknownThreshold (strictly) is none of the labels: HerbiClassify returns kHerbiUnknown.
@@ -268,13 +259,8 @@ static.
 """
 
 
-def unknown_text(unknown: Unknown | None, labels: list[str]) -> str:
+def unknown_text(unknown: Unknown, labels: list[str]) -> str:
     """The README's section on the "none of these" answer."""
-    if unknown is None:
-        return (
-            "## Unknown images\n\nThis export has no calibrated unknown threshold: "
-            "`HerbiClassify` always names one of the labels."
-        )
     return f"""## Unknown images
 
 Besides the label probabilities, the model outputs one more value, the `{unknown.score}` score:
@@ -291,7 +277,7 @@ same dequantized score, so both answer unknown for the same images."""
 
 def write_sources(tflite: bytes, footprint: Footprint, contract: Contract, out_dir: Path) -> None:
     """Write the four files into ``out_dir``, for the int8 model ``tflite`` whose sidecar
-    ``contract`` records its input quantization (its unknown threshold: None, always a label)."""
+    ``contract`` records its input quantization and unknown threshold."""
     files = {
         "herbi_model.h": model_header(tflite, footprint, contract),
         "herbi_model.cc": model_source(tflite, contract),
