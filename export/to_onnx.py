@@ -52,10 +52,8 @@ class CalibrationReader:
     nothing from onnxruntime until a conversion actually runs.
     """
 
-    def __init__(self, images: np.ndarray, batch: int = 1):
-        self._batches = iter(
-            [{INPUT_NAME: images[i : i + batch]} for i in range(0, len(images), batch)]
-        )
+    def __init__(self, images: np.ndarray):
+        self._batches = iter([{INPUT_NAME: images[i : i + 1]} for i in range(len(images))])
 
     def get_next(self) -> dict | None:
         return next(self._batches, None)
