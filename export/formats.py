@@ -5,7 +5,6 @@ Importing this module loads no TensorFlow: builders import their converters lazi
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -15,7 +14,7 @@ import numpy as np
 
 from herbi.common.boards import Footprint
 from herbi.common.errors import ExportError, HerbiError
-from herbi.common.files import write_json
+from herbi.common.files import read_json, write_json
 from herbi.export import (
     artifacts,
     checks,
@@ -75,7 +74,7 @@ class Container:
     check: Callable[[Path, bool], list[str]]  # (model file, int8) -> problems
     files: Callable[[Path], list[Path]] = lambda path: [path]
     model: Callable[[Path], Path] = lambda path: path
-    annotate: Callable[[Path, PageFacts], object] | None = None  # (artifact, facts)
+    annotate: Callable[[Path, PageFacts], None] | None = None  # (artifact, facts)
     backend: str | None = None  # herbi.runtime's engine for it (None: by the model's suffix)
     runs_in: str = "python"  # where the bench times it: "python" (workers) or "browser"
     footprint: Callable[[Path], Footprint] | None = None  # (model file) -> device costs
@@ -111,14 +110,10 @@ class PageFacts:
     status: str
 
 
-def update_info(web_dir: Path, facts: PageFacts) -> Path:
+def update_info(web_dir: Path, facts: PageFacts) -> None:
     """Add ``facts`` to model.json."""
     path = Path(web_dir) / web_export.INFO_FILE
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ExportError(f"{path}: cannot read the page's model info ({e})") from None
-    return write_json(path, {**meta, **asdict(facts)})
+    write_json(path, {**read_json(path), **asdict(facts)})
 
 
 TFLITE = Container(
