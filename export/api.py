@@ -26,7 +26,7 @@ from herbi.common.log import Log
 from herbi.common.run_folder import EXPORT_REPORT
 from herbi.export import artifacts, evidence
 from herbi.export.calibration import CALIBRATION_IMAGES, calibration_indices
-from herbi.export.evidence import Evidence, GateEvidence, Reference, parity_images
+from herbi.export.evidence import GateEvidence, Reference, parity_images
 from herbi.export.formats import FORMATS, BuildInputs, Format, PageFacts, check_known
 from herbi.export.gate import GateOptions, judge, summary_line
 from herbi.export.report import (
@@ -82,7 +82,7 @@ class Job:
     keep: float  # each artifact's unknown threshold keeps this share of known images
     reference: Reference | None  # None: no parity check
     options: ExportOptions
-    data: str  # the dataset's description, for an artifact's own facts
+    data: str  # the dataset as the web page names it (file names without their folders)
     log: Log
 
 
@@ -156,7 +156,8 @@ def prepare(
     )
     contract = Contract(labels=source.labels, input_size=source.input_size)
     stage = artifacts.staging(out_dir)
-    job = Job(out_dir, stage, inputs, contract, keep, reference, options, ds.source, log)
+    data = " ".join(Path(w).name if "/" in w else w for w in ds.source.split(" "))
+    job = Job(out_dir, stage, inputs, contract, keep, reference, options, data, log)
     return job, report
 
 
@@ -256,8 +257,9 @@ def export_format(fmt: Format, job: Job) -> ArtifactResult:
     if reasons:
         job.log(f"[{fmt.name}] REJECTED: {'; '.join(reasons)}")
     status = "rejected" if reasons else "ok"
-    if fmt.container.annotate:
-        fmt.container.annotate(path, facts(fmt, job.data, status, found))
+    if fmt.container.annotate:  # what the web page says of its model
+        accuracy, day = found.test.accuracy_artifact if found else None, time.strftime("%Y-%m-%d")
+        fmt.container.annotate(path, PageFacts(fmt.description, job.data, accuracy, day, status))
     size_kb, sha256 = round(model.stat().st_size / 1024, 1), sha256_file(model)
     published = artifacts.publish(fmt.files(path), job.out_dir, bool(reasons))
     return ArtifactResult(
@@ -294,10 +296,3 @@ def staged(fmt: Format, data: bytes, job: Job) -> tuple[Contract, Footprint | No
     threshold = conformal_threshold(scores, job.keep)
     job.log(f"[{fmt.name}] unknown: {score} below {threshold:.4f}")
     return replace(contract, unknown=Unknown(score, threshold, job.keep, len(pixels))), footprint
-
-
-def facts(fmt: Format, data: str, status: str, found: Evidence | None) -> PageFacts:
-    """What an artifact that shows itself to people (the web page) says about itself."""
-    readable = " ".join(Path(w).name if "/" in w else w for w in data.split(" "))
-    accuracy = found.test.accuracy_artifact if found else None
-    return PageFacts(fmt.description, readable, accuracy, time.strftime("%Y-%m-%d"), status)
