@@ -1,10 +1,8 @@
 """``export_model``: build every requested format, check it, compare it with Keras, report.
 
-:func:`prepare` does once, one job per call, what every format shares: the calibration images,
-the batch-norm rewrite, the reduce-range choice, the unknown score's head, the builders'
-inputs, the Keras reference and the report's header. :func:`export_format` then builds each
-format, measures its unknown threshold on its model file alone (staged), writes the artifact
-once with that threshold, judges it and publishes it.
+:func:`prepare` does once what every format shares, one job per call; :func:`export_format`
+then builds each format, measures its unknown threshold on its model file alone (staged),
+writes the artifact once with that threshold, judges it and publishes it.
 """
 
 from __future__ import annotations
@@ -113,7 +111,9 @@ def export_model(
 def prepare(
     source: Source, out_dir: Path, options: ExportOptions, log: Log
 ) -> tuple[Job, ExportReport]:
-    """What every format shares, in this order (each step is one job)."""
+    """What every format shares, one job per step: the calibration images, the batch-norm
+    rewrite, the reduce-range choice, the unknown score's head, the builders' inputs, the Keras
+    reference and the report's header."""
     ds = source.dataset
     calibration = calibration_indices(ds.y_train, options.calibration_size)
     model, rewritten = affine_batchnorms(source.model)
@@ -251,9 +251,8 @@ def export_format(fmt: Format, job: Job) -> ArtifactResult:
             reasons += judge(found.paired_val, agreement.agreement, job.options.gate_options)
     debug_csv = None
     if job.options.debug_quant and fmt.debug:
-        debug_csv = write_text(
-            job.out_dir / f"{fmt.name}.debug.csv", fmt.debug(job.inputs, model)
-        ).name
+        table = fmt.debug(job.inputs, model)
+        debug_csv = write_text(job.out_dir / f"{fmt.name}.debug.csv", table).name
     if reasons:
         job.log(f"[{fmt.name}] REJECTED: {'; '.join(reasons)}")
     status = "rejected" if reasons else "ok"
