@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from herbi.export.report import ExportReport
 
 EXIT_REJECTED = 3
-GATE = GateOptions()  # the gate options' defaults
 TABLE_ROW = "{:<16} {:>8} {:>9} {:>8} {:>20} {:>5} {:>7} {:>9} {:>10}  {}"
 
 
@@ -82,7 +81,7 @@ def gate_option(flag: str, help: str, field: str = "") -> Callable:
     """An option of the gate: its keyword is the GateOptions field of its name, its default
     and type that field's."""
     field = field or flag[2:].replace("-", "_")
-    default = getattr(GATE, field)
+    default = getattr(GateOptions(), field)
     return click.option(flag, field, type=type(default), default=default, help=help)
 
 

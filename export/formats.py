@@ -202,7 +202,6 @@ FORMATS: dict[str, Format] = {
 }  # fmt: skip
 
 DEFAULT_QUANTIZE = {"tflite": "int8", "onnx": "none", "tflm": "int8", "web": "int8"}
-FAMILIES = (*DEFAULT_QUANTIZE, "all")
 
 
 def check_known(
@@ -219,7 +218,7 @@ def select(family: str, quantize: str | None = None, qat: bool = False) -> list[
 
     ``tflite`` defaults to int8, ``onnx`` to float32; ``all`` is every registry entry.
     """
-    check_known([family], [*FAMILIES, *FORMATS])
+    check_known([family], [*DEFAULT_QUANTIZE, "all", *FORMATS])
     if family not in DEFAULT_QUANTIZE:
         if quantize is not None or qat:
             raise ExportError(f"--format {family} takes no --quantize or --qat")
