@@ -165,10 +165,9 @@ def resolve_reduce_range(choice: str) -> ReduceRange:
     """``--reduce-range`` -> 7-bit ONNX int8 weights or not, with the reason the report records."""
     if choice != "auto":
         return ReduceRange(choice == "on", "chosen with --reduce-range")
-    vnni = cpu_info().has_vnni
-    return ReduceRange(
-        not vnni, f"auto: this CPU {'has' if vnni else 'lacks'} VNNI ({cpu_info().name})"
-    )
+    cpu = cpu_info()
+    said = "has" if cpu.has_vnni else "lacks"
+    return ReduceRange(not cpu.has_vnni, f"auto: this CPU {said} VNNI ({cpu.name})")
 
 
 def score_head(source: Source, options: ExportOptions):

@@ -163,9 +163,8 @@ def main(model_path: str, out_dir: str | None, data: str | None, verbose: bool, 
         locate(model_path, data)
         out = default_out(model_path) if out_dir is None else Path(out_dir)
         check_writable(out)  # before minutes of loading and converting
-        report = export_model(
-            load_source(model_path, data), out, options, log=lambda msg: click.echo(msg, err=True)
-        )
+        source = load_source(model_path, data)
+        report = export_model(source, out, options, log=lambda msg: click.echo(msg, err=True))
     except HerbiError as e:
         raise click.ClickException(str(e)) from None
     click.echo(table(report))
