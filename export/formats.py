@@ -43,7 +43,6 @@ class BuildInputs:
     val: tuple[np.ndarray, np.ndarray]
     scale: float
     qat_epochs: int = 3
-    qat_learning_rate: float = 1e-6  # only reproduce the trained model in int8 (docs/export.md)
     reduce_range: bool = False  # ONNX int8: 7-bit weights (see export.to_onnx)
 
     def scored(self, onnx: bool = False, classifier: object = None):
