@@ -390,7 +390,7 @@ def test_graph_check_catches_an_unfolded_batch_norm(bn_after_relu, tmp_path):
     raw = convert(int8_converter(bn_after_relu.model, calibration))
     path = tmp_path / "raw.tflite"
     path.write_bytes(raw)
-    problems = FORMATS["tflite-int8"].check(path)
+    problems = tflite_problems(path, int8=True)
     assert any("MUL" in p and "unfolded batch norm" in p for p in problems)
 
 
