@@ -1,10 +1,8 @@
 """``export_model``: build every requested format, check it, compare it with Keras, report.
 
-:func:`prepare` does once, one job per call, what every format shares: the calibration images,
-the batch-norm rewrite, the reduce-range choice, the unknown score's head, the builders'
-inputs, the Keras reference and the report's header. :func:`export_format` then builds each
-format, measures its unknown threshold on its model file alone (staged), writes the artifact
-once with that threshold, judges it and publishes it.
+:func:`prepare` does once what every format shares, one job per call; :func:`export_format`
+then builds each format, measures its unknown threshold on its model file alone (staged),
+writes the artifact once with that threshold, judges it and publishes it.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from herbi.common.log import Log
 from herbi.common.run_folder import EXPORT_REPORT
 from herbi.export import artifacts, evidence
 from herbi.export.calibration import CALIBRATION_IMAGES, calibration_indices
-from herbi.export.evidence import Evidence, GateEvidence, ParityImages, Reference, parity_images
+from herbi.export.evidence import GateEvidence, Reference, parity_images
 from herbi.export.formats import FORMATS, BuildInputs, Format, PageFacts, check_known
 from herbi.export.gate import GateOptions, judge, summary_line
 from herbi.export.report import (
@@ -44,8 +42,6 @@ from herbi.runtime.classifier import Classifier
 from herbi.runtime.contract import PIXEL_SCALE, Contract, sha256_file
 from herbi.runtime.unknown import Unknown, conformal_threshold
 from herbi.train.evaluate import keras_probs
-
-PROBE = "probe"  # the staging subfolder where a model file alone is measured
 
 
 @dataclass(frozen=True)
@@ -84,7 +80,7 @@ class Job:
     keep: float  # each artifact's unknown threshold keeps this share of known images
     reference: Reference | None  # None: no parity check
     options: ExportOptions
-    data: str  # the dataset's description, for an artifact's own facts
+    data: str  # the dataset as the web page names it (file names without their folders)
     log: Log
 
 
@@ -115,7 +111,9 @@ def export_model(
 def prepare(
     source: Source, out_dir: Path, options: ExportOptions, log: Log
 ) -> tuple[Job, ExportReport]:
-    """What every format shares, in this order (each step is one job)."""
+    """What every format shares, one job per step: the calibration images, the batch-norm
+    rewrite, the reduce-range choice, the unknown score's head, the builders' inputs, the Keras
+    reference and the report's header."""
     ds = source.dataset
     calibration = calibration_indices(ds.y_train, options.calibration_size)
     model, rewritten = affine_batchnorms(source.model)
@@ -128,8 +126,13 @@ def prepare(
     )
     # Parity images: validation first (the paired test's labelled images), then train images
     # outside the calibration set (agreement needs no labels); the test split only reported.
-    images = parity_images(ds, calibration, options.gate_options.train_images)
-    reference = keras_reference(source, images) if options.parity_check else None
+    gate = options.gate_options
+    images = parity_images(ds, calibration, gate.train_images)
+    reference = None
+    if options.parity_check:
+        parity = keras_probs(source.model, images.pixels, PIXEL_SCALE)
+        test = keras_probs(source.model, ds.x_test, PIXEL_SCALE)
+        reference = Reference(images, parity, ds.x_test, test, ds.y_test, source.labels)
     report = ExportReport(
         model=str(source.model_path),
         data=ds.source,
@@ -138,12 +141,23 @@ def prepare(
         unknown=UnknownSetting(head.score, keep, len(ds.x_val)),
         reduce_range=reduce_range,
         batchnorms_as_depthwise=rewritten,
-        gate=gate_settings(options, images),
+        gate=GateSettings(
+            enabled=options.parity_check and options.gate,
+            max_arena_bytes=options.limits.max_arena,
+            max_flash_bytes=options.limits.max_flash,
+            parity_images=images.description,
+            parity_train_images=gate.train_images,
+            min_agreement=gate.min_agreement,
+            max_drop_points=gate.max_drop,
+            hard_limit_points=gate.hard_limit,
+            alpha=gate.alpha,
+        ),
         keras=reference.accuracy() if reference else None,
     )
     contract = Contract(labels=source.labels, input_size=source.input_size)
     stage = artifacts.staging(out_dir)
-    job = Job(out_dir, stage, inputs, contract, keep, reference, options, ds.source, log)
+    data = " ".join(Path(w).name if "/" in w else w for w in ds.source.split(" "))
+    job = Job(out_dir, stage, inputs, contract, keep, reference, options, data, log)
     return job, report
 
 
@@ -151,10 +165,9 @@ def resolve_reduce_range(choice: str) -> ReduceRange:
     """``--reduce-range`` -> 7-bit ONNX int8 weights or not, with the reason the report records."""
     if choice != "auto":
         return ReduceRange(choice == "on", "chosen with --reduce-range")
-    vnni = cpu_info().has_vnni
-    return ReduceRange(
-        not vnni, f"auto: this CPU {'has' if vnni else 'lacks'} VNNI ({cpu_info().name})"
-    )
+    cpu = cpu_info()
+    said = "has" if cpu.has_vnni else "lacks"
+    return ReduceRange(not cpu.has_vnni, f"auto: this CPU {said} VNNI ({cpu.name})")
 
 
 def score_head(source: Source, options: ExportOptions):
@@ -196,29 +209,6 @@ def build_inputs(
     )
 
 
-def keras_reference(source: Source, images: ParityImages) -> Reference:
-    """The Keras model's probabilities on the parity images and the test split."""
-    ds = source.dataset
-    parity, test = (keras_probs(source.model, x, PIXEL_SCALE) for x in (images.pixels, ds.x_test))
-    return Reference(images, parity, ds.x_test, test, ds.y_test, source.labels)
-
-
-def gate_settings(options: ExportOptions, images: ParityImages) -> GateSettings:
-    """The report's record of what the gate was asked."""
-    gate = options.gate_options
-    return GateSettings(
-        enabled=options.parity_check and options.gate,
-        max_arena_bytes=options.limits.max_arena,
-        max_flash_bytes=options.limits.max_flash,
-        parity_images=images.description,
-        parity_train_images=gate.train_images,
-        min_agreement=gate.min_agreement,
-        max_drop_points=gate.max_drop,
-        hard_limit_points=gate.hard_limit,
-        alpha=gate.alpha,
-    )
-
-
 def classifier_int8(run_dir: Path, calibration_images: int) -> bytes:
     """The run's classifier alone (no unknown score) as int8 TFLite, converted as export converts
     its int8 artifacts (the same batch-norm rewrite and calibration images): what the bench
@@ -247,22 +237,27 @@ def export_format(fmt: Format, job: Job) -> ArtifactResult:
         return ArtifactResult("failed", [f"{fmt.name}: {e}"])
     build_seconds = round(time.perf_counter() - started, 2)
     model = fmt.model(path)
-    problems = fmt.check(path) + (job.options.limits.problems(footprint) if footprint else [])
+    problems = fmt.container.check(model, fmt.int8)
+    problems += job.options.limits.problems(footprint) if footprint else []
     reasons, found, gate = list(problems), None, None
     if job.reference is not None:
-        found, gate = evaluated(fmt, model, job)
+        found = evidence.evaluate(model, fmt.backend, job.reference)
+        agreement, summary = found.agreement, summary_line(found.paired_val)
+        gate = GateEvidence(agreement, found.paired_val.rounded(), summary)
+        job.log(f"[{fmt.name}] agreement {agreement.agreement:.4f} on {agreement.images}")
+        job.log(f"[{fmt.name}] {summary}")
         if job.options.gate:
-            reasons += judge(found.paired_val, found.agreement.agreement, job.options.gate_options)
+            reasons += judge(found.paired_val, agreement.agreement, job.options.gate_options)
     debug_csv = None
     if job.options.debug_quant and fmt.debug:
-        debug_csv = write_text(
-            job.out_dir / f"{fmt.name}.debug.csv", fmt.debug(job.inputs, model)
-        ).name
+        table = fmt.debug(job.inputs, model)
+        debug_csv = write_text(job.out_dir / f"{fmt.name}.debug.csv", table).name
     if reasons:
         job.log(f"[{fmt.name}] REJECTED: {'; '.join(reasons)}")
     status = "rejected" if reasons else "ok"
-    if fmt.container.annotate:
-        fmt.container.annotate(path, facts(fmt, job.data, status, found))
+    if fmt.container.annotate:  # what the web page says of its model
+        accuracy, day = found.test.accuracy_artifact if found else None, time.strftime("%Y-%m-%d")
+        fmt.container.annotate(path, PageFacts(fmt.description, job.data, accuracy, day, status))
     size_kb, sha256 = round(model.stat().st_size / 1024, 1), sha256_file(model)
     published = artifacts.publish(fmt.files(path), job.out_dir, bool(reasons))
     return ArtifactResult(
@@ -287,37 +282,15 @@ def staged(fmt: Format, data: bytes, job: Job) -> tuple[Contract, Footprint | No
     measured on its model file alone, staged with the contract so far: the threshold is the one
     the artifact's own runtime gives, and the artifact is then written once, with it."""
     contract = replace(job.contract, format=fmt.name)
-    probe = job.stage / PROBE / fmt.model(Path(fmt.filename)).name
+    probe = job.stage / "probe" / fmt.model(Path(fmt.filename)).name
+    pixels, score = job.inputs.val[0], job.inputs.head.score
     try:
         artifacts.write_model(data, probe, contract, fmt.int8)
         # A device format's footprint first: it names an op the device lacks.
         footprint = fmt.container.footprint(probe) if fmt.container.footprint else None
-        unknown = calibrated(fmt, probe, job)
+        _, scores = Classifier.load(probe, backend=fmt.backend).predict(pixels)
     finally:
         shutil.rmtree(probe.parent, ignore_errors=True)
-    return replace(contract, unknown=unknown), footprint
-
-
-def calibrated(fmt: Format, model: Path, job: Job) -> Unknown:
-    """The artifact's unknown threshold: its own runtime's scores on the validation images."""
-    pixels = job.inputs.val[0]
-    _, scores = Classifier.load(model, backend=fmt.backend).predict(pixels)
     threshold = conformal_threshold(scores, job.keep)
-    job.log(f"[{fmt.name}] unknown: {job.inputs.head.score} below {threshold:.4f}")
-    return Unknown(job.inputs.head.score, threshold, job.keep, len(pixels))
-
-
-def evaluated(fmt: Format, model: Path, job: Job) -> tuple[Evidence, GateEvidence]:
-    """The artifact's evidence, and what of it the gate judges (logged)."""
-    found = evidence.evaluate(model, fmt.backend, job.reference)
-    summary = summary_line(found.paired_val)
-    job.log(f"[{fmt.name}] agreement {found.agreement.agreement:.4f} on {found.agreement.images}")
-    job.log(f"[{fmt.name}] {summary}")
-    return found, GateEvidence(found.agreement, found.paired_val.rounded(), summary)
-
-
-def facts(fmt: Format, data: str, status: str, found: Evidence | None) -> PageFacts:
-    """What an artifact that shows itself to people (the web page) says about itself."""
-    readable = " ".join(Path(w).name if "/" in w else w for w in data.split(" "))
-    accuracy = found.test.accuracy_artifact if found else None
-    return PageFacts(fmt.description, readable, accuracy, time.strftime("%Y-%m-%d"), status)
+    job.log(f"[{fmt.name}] unknown: {score} below {threshold:.4f}")
+    return replace(contract, unknown=Unknown(score, threshold, job.keep, len(pixels))), footprint

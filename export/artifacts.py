@@ -23,12 +23,9 @@ def tflite_io_quantization(path: Path) -> dict:
     """``{"input": {...}, "output": {...}}`` scale/zero point of int8 I/O tensors, else {}."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interp = Interpreter(model_path=str(path))
-    found = {}
-    for role, details in (
-        ("input", interp.get_input_details()[0]),
-        ("output", interp.get_output_details()[0]),
-    ):
+    interp, found = Interpreter(model_path=str(path)), {}
+    ins, outs = interp.get_input_details(), interp.get_output_details()
+    for role, details in (("input", ins[0]), ("output", outs[0])):
         scale, zero = details["quantization"]
         if scale:
             found[role] = {"dtype": details["dtype"].__name__, "scale": scale, "zero_point": zero}
@@ -98,8 +95,7 @@ def write_onnx(data: bytes, path: Path, contract: Contract, int8: bool) -> None:
 def write_model(data: bytes, path: Path, contract: Contract, int8: bool) -> None:
     """The model file alone with its contract, written as its suffix says (``.tflite`` with a
     sidecar, ``.onnx`` with metadata): what a runtime loads."""
-    writer = write_onnx if path.suffix == ".onnx" else write_tflite
-    writer(data, path, contract, int8)
+    (write_onnx if path.suffix == ".onnx" else write_tflite)(data, path, contract, int8)
 
 
 def staging(out_dir: Path) -> Path:

@@ -9,6 +9,7 @@ files are kept as ``*.rejected`` and ``export_report.json`` says why).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from herbi.export.report import ExportReport
 
 EXIT_REJECTED = 3
-GATE = GateOptions()  # the gate options' defaults
 TABLE_ROW = "{:<16} {:>8} {:>9} {:>8} {:>20} {:>5} {:>7} {:>9} {:>10}  {}"
 
 
@@ -77,6 +77,14 @@ def export_options(
     return ExportOptions(formats, gate_options=gate, limits=device, **options)
 
 
+def gate_option(flag: str, help: str, field: str = "") -> Callable:
+    """An option of the gate: its keyword is the GateOptions field of its name, its default
+    and type that field's."""
+    field = field or flag[2:].replace("-", "_")
+    default = getattr(GateOptions(), field)
+    return click.option(flag, field, type=type(default), default=default, help=help)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.option("--model", "model_path", required=True, help="Run folder or .keras file.")
 @click.option(
@@ -87,14 +95,11 @@ def export_options(
 )
 @click.option(
     "--quantize",
-    default=None,
     help="int8|float16|dynamic|none (tflite, default int8) or none|int8 (onnx, default none).",
 )
 @click.option("--qat", is_flag=True, help="Quantization-aware training, then int8 TFLite.")
-@click.option("--out", "out_dir", default=None, help="Output folder [default: <run>/export].")
-@click.option(
-    "--data", default=None, help="Dataset to split and compare on (needed for a .keras file)."
-)
+@click.option("--out", "out_dir", help="Output folder [default: <run>/export].")
+@click.option("--data", help="Dataset to split and compare on (needed for a .keras file).")
 @click.option(
     "--calibration-size",
     type=int,
@@ -103,36 +108,19 @@ def export_options(
 )
 @click.option("--qat-epochs", type=int, default=3)
 @click.option("--check/--no-check", "parity_check", default=True, help="Parity check and gate.")
-@click.option(
+@gate_option(
     "--min-agreement",
-    type=float,
-    default=GATE.min_agreement,
-    help="Refuse below this agreement with Keras on the parity images (validation + train).",
+    "Refuse below this agreement with Keras on the parity images (validation + train).",
 )
-@click.option(
-    "--max-drop",
-    type=float,
-    default=GATE.max_drop,
-    help="Accuracy points on validation; refuses only a statistically significant drop.",
+@gate_option(
+    "--max-drop", "Accuracy points on validation; refuses only a statistically significant drop."
 )
-@click.option(
-    "--alpha",
-    type=float,
-    default=GATE.alpha,
-    help="Significance level of the exact McNemar test that --max-drop needs.",
-)
-@click.option(
-    "--hard-limit",
-    type=float,
-    default=GATE.hard_limit,
-    help="Refuse when the drop's 95% upper bound exceeds this many points.",
-)
-@click.option(
+@gate_option("--alpha", "Significance level of the exact McNemar test that --max-drop needs.")
+@gate_option("--hard-limit", "Refuse when the drop's 95% upper bound exceeds this many points.")
+@gate_option(
     "--parity-train-images",
+    "Train images (not the calibration ones) added to validation for agreement.",
     "train_images",
-    type=int,
-    default=GATE.train_images,
-    help="Train images (not the calibration ones) added to validation for agreement.",
 )
 @click.option(
     "--reduce-range",
@@ -142,18 +130,15 @@ def export_options(
 )
 @click.option(
     "--max-arena",
-    default=None,
     help="Microcontroller formats: refuse a tensor arena (measured + margin) above this, e.g. 256KB.",
 )
 @click.option(
     "--max-flash",
-    default=None,
     help="Microcontroller formats: refuse a model array above this many bytes, e.g. 1MB.",
 )
 @click.option(
     "--fits",
     metavar="BOARD",
-    default=None,
     help="Microcontroller formats: refuse what does not fit BOARD (e.g. stm32l432kc), its SRAM and flash less a reserve for TFLM and the application (herbi.common.boards); with --max-arena/--max-flash the tighter limit counts.",
 )
 @score_option(
@@ -178,9 +163,8 @@ def main(model_path: str, out_dir: str | None, data: str | None, verbose: bool, 
         locate(model_path, data)
         out = default_out(model_path) if out_dir is None else Path(out_dir)
         check_writable(out)  # before minutes of loading and converting
-        report = export_model(
-            load_source(model_path, data), out, options, log=lambda msg: click.echo(msg, err=True)
-        )
+        source = load_source(model_path, data)
+        report = export_model(source, out, options, log=lambda msg: click.echo(msg, err=True))
     except HerbiError as e:
         raise click.ClickException(str(e)) from None
     click.echo(table(report))

@@ -5,7 +5,6 @@ Importing this module loads no TensorFlow: builders import their converters lazi
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -15,7 +14,7 @@ import numpy as np
 
 from herbi.common.boards import Footprint
 from herbi.common.errors import ExportError, HerbiError
-from herbi.common.files import write_json
+from herbi.common.files import read_json, write_json
 from herbi.export import (
     artifacts,
     checks,
@@ -44,7 +43,6 @@ class BuildInputs:
     val: tuple[np.ndarray, np.ndarray]
     scale: float
     qat_epochs: int = 3
-    qat_learning_rate: float = 1e-6  # only reproduce the trained model in int8 (docs/export.md)
     reduce_range: bool = False  # ONNX int8: 7-bit weights (see export.to_onnx)
 
     def scored(self, onnx: bool = False, classifier: object = None):
@@ -75,7 +73,7 @@ class Container:
     check: Callable[[Path, bool], list[str]]  # (model file, int8) -> problems
     files: Callable[[Path], list[Path]] = lambda path: [path]
     model: Callable[[Path], Path] = lambda path: path
-    annotate: Callable[[Path, PageFacts], object] | None = None  # (artifact, facts)
+    annotate: Callable[[Path, PageFacts], None] | None = None  # (artifact, facts)
     backend: str | None = None  # herbi.runtime's engine for it (None: by the model's suffix)
     runs_in: str = "python"  # where the bench times it: "python" (workers) or "browser"
     footprint: Callable[[Path], Footprint] | None = None  # (model file) -> device costs
@@ -88,18 +86,7 @@ def write_tflm(data: bytes, path: Path, contract, int8: bool) -> None:
     kernels in Python)."""
     footprint = tflm.measure(data)  # refuses an op TFLite Micro lacks, naming it
     artifacts.write_tflite(data, path / TFLM_MODEL, contract, int8)
-    quant = read_sidecar(path / TFLM_MODEL).quantization["input"]
-    shape = (1, *contract.input_size, 3)
-    tflm_source.write_sources(
-        data,
-        footprint,
-        contract.labels,
-        (quant["scale"], quant["zero_point"]),
-        shape,
-        path,
-        pixel_scale=contract.scale,
-        unknown=contract.unknown,
-    )
+    tflm_source.write_sources(data, footprint, read_sidecar(path / TFLM_MODEL), path)
     write_json(path / FOOTPRINT, asdict(footprint))
 
 
@@ -122,14 +109,10 @@ class PageFacts:
     status: str
 
 
-def update_info(web_dir: Path, facts: PageFacts) -> Path:
+def update_info(web_dir: Path, facts: PageFacts) -> None:
     """Add ``facts`` to model.json."""
     path = Path(web_dir) / web_export.INFO_FILE
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ExportError(f"{path}: cannot read the page's model info ({e})") from None
-    return write_json(path, {**meta, **asdict(facts)})
+    write_json(path, {**read_json(path), **asdict(facts)})
 
 
 TFLITE = Container(
@@ -181,9 +164,6 @@ class Format:
     def files(self, path: Path) -> list[Path]:
         return self.container.files(path)
 
-    def check(self, path: Path) -> list[str]:
-        return self.container.check(self.container.model(path), self.int8)
-
     @property
     def backend(self) -> str | None:
         return self.container.backend
@@ -221,7 +201,6 @@ FORMATS: dict[str, Format] = {
 }  # fmt: skip
 
 DEFAULT_QUANTIZE = {"tflite": "int8", "onnx": "none", "tflm": "int8", "web": "int8"}
-FAMILIES = (*DEFAULT_QUANTIZE, "all")
 
 
 def check_known(
@@ -238,7 +217,7 @@ def select(family: str, quantize: str | None = None, qat: bool = False) -> list[
 
     ``tflite`` defaults to int8, ``onnx`` to float32; ``all`` is every registry entry.
     """
-    check_known([family], [*FAMILIES, *FORMATS])
+    check_known([family], [*DEFAULT_QUANTIZE, "all", *FORMATS])
     if family not in DEFAULT_QUANTIZE:
         if quantize is not None or qat:
             raise ExportError(f"--format {family} takes no --quantize or --qat")

@@ -11,23 +11,17 @@ from dataclasses import dataclass
 from herbi.common.errors import ExportError
 from herbi.export.evidence import PairedTest
 
-# Defaults of the gate's options; docs/export.md gives the measurements that chose each.
-DEFAULT_TRAIN_SAMPLE = 5000  # train images beside validation: agreement's error ~0.2 points
-DEFAULT_MIN_AGREEMENT = 0.97  # over 5 standard errors under the reference model's int8 agreement
-DEFAULT_MAX_DROP = 1.0  # accuracy points, refused only when also significant at DEFAULT_ALPHA
-DEFAULT_ALPHA = 0.05  # of the exact McNemar test
-DEFAULT_HARD_LIMIT = 5.0  # points: the drop's 95% upper bound must rule out a loss this large
-
 
 @dataclass(frozen=True)
 class GateOptions:
-    """The gate's strictness (``herbi-export`` options of the same names)."""
+    """The gate's strictness (``herbi-export`` options of the same names); docs/export.md gives
+    the measurements that chose each default."""
 
-    min_agreement: float = DEFAULT_MIN_AGREEMENT
-    max_drop: float = DEFAULT_MAX_DROP
-    hard_limit: float = DEFAULT_HARD_LIMIT
-    alpha: float = DEFAULT_ALPHA
-    train_images: int = DEFAULT_TRAIN_SAMPLE
+    min_agreement: float = 0.97  # over 5 standard errors under the reference model's int8 agreement
+    max_drop: float = 1.0  # accuracy points, refused only when also significant at ``alpha``
+    hard_limit: float = 5.0  # points: the drop's 95% upper bound must rule out a loss this large
+    alpha: float = 0.05  # of the exact McNemar test
+    train_images: int = 5000  # train images beside validation: agreement's error ~0.2 points
 
     def __post_init__(self) -> None:
         """A one-line ExportError naming the option out of range."""

@@ -49,9 +49,7 @@ class OpCensus:
 
     @property
     def float(self) -> int:
-        return sum(
-            n for op, n in self.ops.items() if not runs_in_int8(op) and op not in DATA_MOVEMENT
-        )
+        return sum(n for op, n in self.ops.items() if op not in DATA_MOVEMENT) - self.int8
 
     @property
     def coverage(self) -> float:

@@ -16,6 +16,7 @@ from herbi.export.to_tflite import convert, int8_converter
 from herbi.runtime.contract import float_input
 
 BATCH_SIZE = 64
+LEARNING_RATE = 1e-6  # only reproduce the trained model in int8 (docs/export.md)
 SEED = 0
 # tfmot 0.8's MovingAverageQuantizer hard-codes this decay for the activation ranges of the
 # wrapped layers (variables named below). The input's QuantizeLayer uses AllValuesQuantizer
@@ -35,14 +36,6 @@ def frozen_bn_copy(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
     return copy
-
-
-def quantize(model):
-    """tfmot's default 8-bit scheme: fake-quantized weights and activations, BN folded (those
-    that cannot fold were already rewritten by :mod:`herbi.export.rewrite`, as tfmot needs)."""
-    import tensorflow_model_optimization as tfmot
-
-    return tfmot.quantization.keras.quantize_model(model)
 
 
 def calibrate_ranges(q_model, images: np.ndarray, passes: int = CALIBRATION_PASSES) -> None:
@@ -71,15 +64,16 @@ def quantization_aware(inputs):
     The fine-tune distils the float model (its own probabilities, not the labels): export's QAT
     exists to reproduce the trained model in int8 (docs/export.md has the measurement).
     """
+    import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
     keras.utils.set_random_seed(SEED)  # same model, same data -> the same QAT artifact
-    try:
-        q_model = quantize(frozen_bn_copy(inputs.classifier))
+    try:  # tfmot's default 8-bit scheme; the batch norms that cannot fold were rewritten
+        q_model = tfmot.quantization.keras.quantize_model(frozen_bn_copy(inputs.classifier))
     except (ValueError, RuntimeError, TypeError) as e:
         raise ExportError(f"tfmot cannot quantize this model ({e})") from None
     calibrate_ranges(q_model, inputs.float_calibration())
-    q_model.compile(keras.optimizers.Adam(inputs.qat_learning_rate), "categorical_crossentropy")
+    q_model.compile(keras.optimizers.Adam(LEARNING_RATE), "categorical_crossentropy")
     x_tr, x_val = (float_input(x, inputs.scale) for x, _ in (inputs.train, inputs.val))
     teacher_tr = inputs.classifier.predict(x_tr, batch_size=256, verbose=0)
     teacher_val = inputs.classifier.predict(x_val, batch_size=256, verbose=0)

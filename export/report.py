@@ -1,8 +1,4 @@
-"""export_report.json: what herbi-export built, judged and decided, typed until it is written.
-
-Exporting some formats into a folder keeps what an earlier report there said of the others
-(:func:`write_report`), so the file always describes every artifact in the folder.
-"""
+"""export_report.json: what herbi-export built, judged and decided, typed until it is written."""
 
 from __future__ import annotations
 

@@ -34,13 +34,15 @@ def _rewritable(layer) -> bool:
     )
 
 
-def _affine(bn) -> tuple[np.ndarray, np.ndarray]:
-    """The batch norm's inference-time scale and shift, per channel."""
+def _depthwise_weights(bn) -> list[np.ndarray]:
+    """The batch norm's inference-time scale and shift, per channel, as the kernel and bias of
+    a 1x1 DepthwiseConv2D."""
     channels = int(bn.input_shape[-1])
     gamma = bn.gamma.numpy() if bn.scale else np.ones(channels, np.float32)
     beta = bn.beta.numpy() if bn.center else np.zeros(channels, np.float32)
     scale = gamma / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
-    return scale, beta - bn.moving_mean.numpy() * scale
+    shift = beta - bn.moving_mean.numpy() * scale
+    return [scale.reshape(1, 1, -1, 1).astype(np.float32), shift.astype(np.float32)]
 
 
 def affine_batchnorms(model):
@@ -59,12 +61,6 @@ def affine_batchnorms(model):
 
     copy = keras.models.clone_model(model, clone_function=clone)
     for layer in model.layers:
-        new = copy.get_layer(layer.name)
-        if layer.name in targets:
-            scale, shift = _affine(layer)
-            new.set_weights(
-                [scale.reshape(1, 1, -1, 1).astype(np.float32), shift.astype(np.float32)]
-            )
-        else:
-            new.set_weights(layer.get_weights())
+        weights = _depthwise_weights(layer) if layer.name in targets else layer.get_weights()
+        copy.get_layer(layer.name).set_weights(weights)
     return copy, sorted(targets)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -66,24 +68,11 @@ def find_web_dir(path: Path) -> Path:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class WebServer:
-    """A static server running in a daemon thread; use as a context manager or call close()."""
+    """Where a server :func:`start_server` runs answers."""
 
     url: str
-    httpd: ThreadingHTTPServer
-    thread: threading.Thread
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
-
-    def __enter__(self) -> WebServer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def make_server(web_dir: Path, port: int) -> ThreadingHTTPServer:
@@ -95,12 +84,19 @@ def make_server(web_dir: Path, port: int) -> ThreadingHTTPServer:
         raise ExportError(f"--port {port}: cannot listen on {HOST} ({e.strerror or e})") from None
 
 
-def start_server(web_dir: Path, port: int = 0) -> WebServer:
-    """Serve ``web_dir`` on 127.0.0.1 from a background thread (port 0: any free port)."""
+@contextmanager
+def start_server(web_dir: Path, port: int = 0) -> Iterator[WebServer]:
+    """Serve ``web_dir`` on 127.0.0.1 from a background thread while the ``with`` block runs
+    (port 0: any free port)."""
     httpd = make_server(Path(web_dir), port)
     thread = threading.Thread(target=httpd.serve_forever, name="herbi-serve", daemon=True)
     thread.start()
-    return WebServer(f"http://{HOST}:{httpd.server_address[1]}/", httpd, thread)
+    try:
+        yield WebServer(f"http://{HOST}:{httpd.server_address[1]}/")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -101,11 +101,10 @@ def load_source(model: Path | str, data: Path | str | None = None) -> Source:
     """
     model_path = locate(model, data)
     keras_model = load_keras(model_path)
-    if not Path(model).is_dir():
-        dataset = load_dataset(data)
-        check_image_classifier(keras_model, model_path, dataset.num_classes)
-        return Source(keras_model, model_path, dataset)
-    manifest = read_manifest(RunFolder(model))
-    dataset = manifest.data.load(data)
+    if Path(model).is_dir():
+        manifest = read_manifest(RunFolder(model))
+        dataset, unknown = manifest.data.load(data), manifest.config.unknown
+    else:
+        dataset, unknown = load_dataset(data), UnknownChoice()
     check_image_classifier(keras_model, model_path, dataset.num_classes)
-    return Source(keras_model, model_path, dataset, manifest.config.unknown)
+    return Source(keras_model, model_path, dataset, unknown)

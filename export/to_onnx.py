@@ -7,10 +7,10 @@ The int8 model keeps a float32 input and output; its weights are int8 per channe
 activations uint8, calibrated on train images. Unsigned activations are what ONNX Runtime's
 CPU kernels fuse end to end (max-pools and residual adds included, in NHWC, so no layout
 shuffles between layers), what its x86 kernels (u8 x s8) are fastest at, and what OpenVINO
-compiles on AMX Xeons too (it refuses signed activations there). ``reduce_range`` (7-bit weights) suits CPUs without VNNI, where
-full-range weights can saturate the 16-bit accumulation of ``vpmaddubsw``; with VNNI the full
-range is exact. ``herbi-export --reduce-range auto`` decides from the exporting machine's CPU,
-and the report records the choice.
+compiles on AMX Xeons too (it refuses signed activations there). ``reduce_range`` (7-bit
+weights) suits CPUs without VNNI, where full-range weights can saturate the 16-bit
+accumulation of ``vpmaddubsw``; with VNNI the full range is exact. ``--reduce-range auto``
+decides from the exporting machine's CPU, and the report records the choice.
 """
 
 from __future__ import annotations
@@ -46,16 +46,11 @@ def build_float32(inputs) -> bytes:
 
 class CalibrationReader:
     """ONNX Runtime's calibration reader protocol (``get_next``) over float model inputs, one
-    image per batch as the models take them.
+    image per batch as the models take them; duck-typed, so this module imports nothing from
+    onnxruntime until a conversion runs."""
 
-    Duck-typed rather than subclassing ``CalibrationDataReader`` so this module imports
-    nothing from onnxruntime until a conversion actually runs.
-    """
-
-    def __init__(self, images: np.ndarray, batch: int = 1):
-        self._batches = iter(
-            [{INPUT_NAME: images[i : i + batch]} for i in range(0, len(images), batch)]
-        )
+    def __init__(self, images: np.ndarray):
+        self._batches = iter([{INPUT_NAME: images[i : i + 1]} for i in range(len(images))])
 
     def get_next(self) -> dict | None:
         return next(self._batches, None)

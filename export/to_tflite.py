@@ -15,17 +15,11 @@ import numpy as np
 from herbi.common.errors import ExportError
 from herbi.runtime.errors import first_line
 
-CALIBRATION_BATCH = 1  # the converter calibrates one sample per step
-
 
 def representative_dataset(images: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
-    """Calibration generator over float model inputs (``BuildInputs.float_calibration``)."""
-
-    def gen() -> Iterator[list[np.ndarray]]:
-        for i in range(0, len(images), CALIBRATION_BATCH):
-            yield [images[i : i + CALIBRATION_BATCH]]
-
-    return gen
+    """Calibration generator over float model inputs (``BuildInputs.float_calibration``), one
+    image a step, as the converter calibrates."""
+    return lambda: ([images[i : i + 1]] for i in range(len(images)))
 
 
 def converter(model, optimize: bool = False):

@@ -88,7 +88,6 @@ def model_info(onnx_path: Path, dist: Path, info: Mapping[str, object]) -> dict:
 
 def write_web(onnx_path: Path, out_dir: Path, info: Mapping[str, object]) -> list[Path]:
     """Write the page for ``onnx_path`` into ``out_dir`` (replaced whole); return its files."""
-    onnx_path, out_dir = Path(onnx_path), Path(out_dir)
     dist = runtime_dist()
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"{out_dir}: exists and is not a folder")

@@ -390,7 +390,7 @@ def test_graph_check_catches_an_unfolded_batch_norm(bn_after_relu, tmp_path):
     raw = convert(int8_converter(bn_after_relu.model, calibration))
     path = tmp_path / "raw.tflite"
     path.write_bytes(raw)
-    problems = FORMATS["tflite-int8"].check(path)
+    problems = tflite_problems(path, int8=True)
     assert any("MUL" in p and "unfolded batch norm" in p for p in problems)
 
 
@@ -446,13 +446,14 @@ def test_a_failing_format_is_reported_and_the_others_still_built(tiny_run, tmp_p
 def test_calibrate_ranges_sets_activation_ranges_to_the_observed_ones():
     """One EMA step from tfmot's [-6, 6] would leave the max at 5.995; the inversion in
     calibrate_ranges lands on the observed range: inputs in [0, 1] times a weight of 2."""
+    import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
-    from herbi.export.qat import ACTIVATION_RANGE, calibrate_ranges, quantize
+    from herbi.export.qat import ACTIVATION_RANGE, calibrate_ranges
 
     model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(1, 1, use_bias=False)])
     model.layers[0].set_weights([np.full((1, 1, 1, 1), 2.0, np.float32)])
-    q_model = quantize(model)
+    q_model = tfmot.quantization.keras.quantize_model(model)
     calibrate_ranges(q_model, np.linspace(0, 1, 128, dtype=np.float32).reshape(8, 4, 4, 1), 1)
     ranges = {
         v.name.split("/")[-1].split(":")[0]: float(v.numpy())

@@ -15,16 +15,9 @@ from scipy.stats import norm
 
 from herbi.export.calibration import calibration_indices
 from herbi.export.evidence import paired_test, parity_images, tango_interval
-from herbi.export.gate import (
-    DEFAULT_ALPHA,
-    DEFAULT_HARD_LIMIT,
-    DEFAULT_MAX_DROP,
-    DEFAULT_MIN_AGREEMENT,
-    GateOptions,
-    judge,
-    summary_line,
-)
+from herbi.export.gate import GateOptions, judge, summary_line
 
+DEFAULT = GateOptions()
 Z95 = float(norm.ppf(0.975))
 
 
@@ -218,11 +211,11 @@ def test_real_int8_gate_refuses_broken_calibration_and_passes_normal_calibration
     # 14.9-30.5, p 5e-05 / 6e-08: all three rules refuse it, the interval's low end 8+ points
     # above --max-drop, its high end 20+ over --hard-limit, p three decades under --alpha.
     assert judge(good.paired_val, good.agreement.agreement, GateOptions()) == []
-    assert good.agreement.agreement >= DEFAULT_MIN_AGREEMENT + 0.01
+    assert good.agreement.agreement >= DEFAULT.min_agreement + 0.01
     assert collapse > 0.9 and bad_agreement < 0.5
     low, high = bad["interval_points"]
-    assert low > DEFAULT_MAX_DROP + 5 and bad["p_value"] < DEFAULT_ALPHA / 100
-    assert high > DEFAULT_HARD_LIMIT + 5
+    assert low > DEFAULT.max_drop + 5 and bad["p_value"] < DEFAULT.alpha / 100
+    assert high > DEFAULT.hard_limit + 5
 
 
 @pytest.mark.parametrize(

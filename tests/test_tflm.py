@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -74,9 +75,8 @@ def input_quant(int8_model) -> tuple[float, int]:
 @pytest.fixture(scope="module")
 def sources(int8_model, footprint, input_quant, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tflm")
-    unknown = read_sidecar(int8_model[0]).unknown
-    shape = (1, 32, 32, 3)
-    write_sources(int8_model[1], footprint, LABELS, input_quant, shape, out, unknown=unknown)
+    contract = replace(read_sidecar(int8_model[0]), labels=LABELS)
+    write_sources(int8_model[1], footprint, contract, out)
     return out
 
 
