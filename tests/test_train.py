@@ -249,7 +249,7 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(animals5, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["replicas"] == 2 and manifest["status"] == "finished"
     # A whole model: more bytes than its float32 weights alone.
-    assert (out / "model.keras").stat().st_size > 4 * SIZES["xs"].footprint.params
+    assert (out / "model.keras").stat().st_size > 4 * SIZES["xs"].params
 
 
 def free_ports(n: int) -> list[int]:
