@@ -32,10 +32,6 @@ def run_fixed_batch(
     return [np.concatenate(outputs)[:n] for outputs in zip(*slices, strict=True)]
 
 
-# LiteRT's C++ logger announces XNNPACK on fd 2 once per process; nothing to act on.
-LITERT_BANNER = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-
-
 class LiteRTBackend:
     """A ``.tflite`` model in the LiteRT interpreter (XNNPACK applied by default)."""
 
@@ -49,7 +45,8 @@ class LiteRTBackend:
         self.contract = read_sidecar(path, data)
         try:
             self._interpreter = Interpreter(model_content=data, num_threads=threads)
-            with filtered_stderr(lambda line: line.startswith(LITERT_BANNER)):
+            # LiteRT's C++ logger announces XNNPACK on fd 2 once per process; nothing to act on.
+            with filtered_stderr(lambda line: line.startswith("INFO: Created TensorFlow Lite")):
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"{path}: not a valid TFLite model ({first_line(e)})") from None

@@ -91,16 +91,9 @@ class Classifier:
     def predict(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities ``(N, classes)`` and unknown scores ``(N,)`` (None for an artifact
         without a score), float32, for a uint8 batch ``(N, h, w, 3)``."""
-        if (
-            not isinstance(pixels, np.ndarray)
-            or pixels.dtype != np.uint8
-            or pixels.shape[1:] != self._pixel_shape
-        ):
-            got = (
-                f"{pixels.dtype} array of shape {pixels.shape}"
-                if isinstance(pixels, np.ndarray)
-                else type(pixels).__name__
-            )
+        arr = isinstance(pixels, np.ndarray)
+        if not arr or pixels.dtype != np.uint8 or pixels.shape[1:] != self._pixel_shape:
+            got = f"{pixels.dtype} array of shape {pixels.shape}" if arr else type(pixels).__name__
             want = ", ".join(map(str, self._pixel_shape))
             raise ImageError(f"pixels: expected uint8 of shape (N, {want}), got {got}")
         n = len(pixels)
