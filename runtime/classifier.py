@@ -20,7 +20,8 @@ import numpy as np
 from herbi.runtime.backends import open_backend
 from herbi.runtime.contract import Contract
 from herbi.runtime.errors import ImageError, ModelError
-from herbi.runtime.inputs import ImageInput, is_batch, to_batch, to_pixels
+from herbi.runtime.image import ImageSource, to_rgb_array
+from herbi.runtime.inputs import is_batch, to_batch
 from herbi.runtime.prediction import Prediction, rank
 from herbi.runtime.quantize import input_map, output_map
 from herbi.runtime.unknown import Unknown
@@ -119,7 +120,7 @@ class Classifier:
 
     def classify(
         self,
-        images: ImageInput | list[ImageInput] | np.ndarray,
+        images: ImageSource | list[ImageSource],
         top_k: int = 1,
         threshold: float | str | None = CONTRACT,
     ) -> Prediction | list[Prediction]:
@@ -135,5 +136,5 @@ class Classifier:
         limit = self.threshold_for(threshold)
         if is_batch(images):
             return rank(*self.predict(to_batch(images, self.input_size)), self.labels, top_k, limit)
-        pixels = to_pixels(images, self.input_size)[np.newaxis]
+        pixels = to_rgb_array(images, self.input_size)[np.newaxis]
         return rank(*self.predict(pixels), self.labels, top_k, limit)[0]
