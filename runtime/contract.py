@@ -66,20 +66,14 @@ class Contract:
         if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
             raise ContractError(f"{source}: not a herbi contract (expected schema {SCHEMA!r})")
         labels = raw.get("labels")
-        if (
-            not isinstance(labels, list)
-            or not labels
-            or not all(isinstance(s, str) and s for s in labels)
-        ):
+        named = isinstance(labels, list) and all(isinstance(s, str) and s for s in labels)
+        if not named or not labels:
             raise ContractError(f"{source}: contract has no list of labels")
         if len(set(labels)) != len(labels):
             raise ContractError(f"{source}: contract labels are not unique")
         size = raw.get("input_size")
-        if not (
-            isinstance(size, list)
-            and len(size) == 2
-            and all(type(v) is int and v > 0 for v in size)
-        ):
+        pair = isinstance(size, list) and len(size) == 2
+        if not pair or not all(type(v) is int and v > 0 for v in size):
             raise ContractError(f"{source}: contract input_size must be [height, width] > 0")
         scale = raw.get("scale")
         if type(scale) not in (int, float) or not 0 < scale < float("inf"):
