@@ -168,10 +168,7 @@ class OnnxBackend:
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         batch = self.input_shape[0]
         if batch > 0 and len(x) != batch:
-            return run_fixed_batch(self._invoke, x, batch)
-        return self._invoke(x)
-
-    def _invoke(self, x: np.ndarray) -> list[np.ndarray]:
+            return run_fixed_batch(self.run, x, batch)
         return self._session.run(self._output_names, {self._input_name: x})
 
 
