@@ -69,10 +69,7 @@ class LiteRTBackend:
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         if len(x) != self._batch and not self._resize(len(x)):
-            return run_fixed_batch(self._invoke, x, self._batch)
-        return self._invoke(x)
-
-    def _invoke(self, x: np.ndarray) -> list[np.ndarray]:
+            return run_fixed_batch(self.run, x, self._batch)
         self._interpreter.set_tensor(self._input, x)
         self._interpreter.invoke()
         return [self._interpreter.get_tensor(i) for i in self._outputs]
