@@ -88,20 +88,16 @@ def _error(message: str) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option(
-    "--accept-all",
-    is_flag=True,
-    help="Always name a class: ignore the model's unknown threshold.",
+    "--accept-all", is_flag=True, help="Always name a class: ignore the model's unknown threshold."
 )
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
-    default=None,
     help="CPU threads for the model (default: the backend's own).",
 )
 @click.option(
     "--backend",
     type=click.Choice(list(BACKENDS)),
-    default=None,
     help="Engine (default: by the file's suffix); tflm runs a .tflite with TensorFlow Lite Micro's kernels.",
 )
 def main(
