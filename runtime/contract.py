@@ -83,15 +83,9 @@ class Contract:
         if not isinstance(quantization, dict) or not isinstance(sha256, (str, type(None))):
             raise ContractError(f"{source}: contract quantization/sha256 fields are malformed")
         unknown = raw.get("unknown")
-        return cls(
-            labels=labels,
-            input_size=(size[0], size[1]),
-            scale=float(scale),
-            format=str(raw.get("format", "")),
-            quantization=quantization,
-            sha256=sha256,
-            unknown=None if unknown is None else Unknown.from_dict(unknown, source),
-        )
+        unknown = None if unknown is None else Unknown.from_dict(unknown, source)
+        fmt = str(raw.get("format", ""))
+        return cls(labels, (size[0], size[1]), float(scale), fmt, quantization, sha256, unknown)
 
 
 def sha256_file(path: Path) -> str:
