@@ -206,7 +206,6 @@ def board_fits(footprint: Footprint) -> list[tuple[Board, bool, str]]:
 
 
 def limit_text(limit: int | None) -> str:
-    """A limit in words."""
     return "no limit" if limit is None else f"{limit:,} bytes"
 
 

@@ -85,8 +85,7 @@ class LiteRTBackend:
             return False
         with contextlib.suppress(ValueError, RuntimeError):
             self._set_batch(n)
-            out_shape = tuple(self._interpreter.get_tensor(self._outputs[0]).shape)
-            if out_shape[:1] == (n,):
+            if self._interpreter.get_tensor(self._outputs[0]).shape[:1] == (n,):
                 return True
         self._resizable = False
         self._set_batch(max(self.input_shape[0], 1))  # a batch of -1 (any) is put back as 1
