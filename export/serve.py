@@ -25,7 +25,6 @@ import click
 from herbi.common.errors import ExportError
 
 HOST = "127.0.0.1"  # the page is for this machine's browser; nothing else may reach it
-DEFAULT_PORT = 8000
 WEB_FOLDERS = ("web-int8", "web", "web-float32")  # what herbi-export may have named the page
 
 
@@ -93,7 +92,7 @@ def start_server(web_dir: Path, port: int = 0) -> Iterator[str]:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 def main(folder: Path, port: int) -> None:
     """Serve the web page exported into FOLDER (a run, an export folder or the page itself)."""
     try:
