@@ -1,8 +1,6 @@
 """Common microcontroller boards, what of their memory a model may take, and whether it fits.
 
-One footprint type (:class:`Footprint`: what a recipe's size records, what TFLite Micro
-measures), one way to say how much memory a model may take (:class:`Limits`, None: no limit)
-and one fit rule (:meth:`Limits.arena_fits`, :meth:`Limits.flash_fits`), which
+One footprint type, one "no limit" (None) and one fit rule (:class:`Limits`), which
 ``herbi-train --fits``, ``herbi-export`` and the bench's board table all apply.
 
 Which memory counts:
@@ -53,15 +51,13 @@ ARENA_MARGIN = 0.25
 
 @dataclass(frozen=True)
 class Footprint:
-    """What an int8 model costs on a microcontroller: measured by TFLite Micro on this 64-bit
-    host with the reference kernels (herbi.export.tflm), or recorded for a recipe's size
-    (herbi.train.sizes; then without the arena's parts, ops and version). Costs depend on the
-    shapes, not the weights. ``flash_bytes`` is the model array alone: TFLM's own code and
-    kernels are not counted; the arena is the host's (64-bit pointers: a 32-bit core's
-    persistent part is a little smaller)."""
+    """What an int8 model costs on a microcontroller (the shapes decide, not the weights):
+    measured by TFLite Micro's reference kernels on this 64-bit host (herbi.export.tflm; a
+    32-bit core's persistent arena part is a little smaller), or recorded for a recipe's size
+    (herbi.train.sizes; then without the arena's parts, ops and version)."""
 
     macs: int  # per image (measured: the .tflite's ops; recorded: the Keras classifier's)
-    flash_bytes: int  # the int8 .tflite: the model array in flash
+    flash_bytes: int  # the int8 .tflite: the model array in flash, TFLM's own code not counted
     arena_bytes: int  # arena_head + arena_tail: what the recording allocator used
     declared_arena_bytes: int  # kHerbiTensorArenaSize: measured + margin, a multiple of 16
     arena_head: int | None = None  # non-persistent: activations' plan and kernel scratch
@@ -210,7 +206,6 @@ def board_fits(footprint: Footprint) -> list[tuple[Board, bool, str]]:
 
 
 def limit_text(limit: int | None) -> str:
-    """A limit in words."""
     return "no limit" if limit is None else f"{limit:,} bytes"
 
 

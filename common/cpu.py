@@ -82,12 +82,8 @@ def parse_cpuinfo(text: str) -> CpuInfo:
             cores.add((physical_id, value))
         elif key == "cpu MHz" and mhz is None:
             mhz = float(value)
-    return CpuInfo(
-        name or platform.processor() or platform.machine(),
-        frozenset(flags),
-        len(cores) or None,
-        mhz,
-    )
+    name = name or platform.processor() or platform.machine()
+    return CpuInfo(name, frozenset(flags), len(cores) or None, mhz)
 
 
 @functools.cache

@@ -25,15 +25,10 @@ def far_ood(n: int = 200, size: tuple[int, int] = (32, 32), seed: int = 0) -> np
         ((np.sin(fy * yy + fx * xx) > 0)[..., None] * rng.integers(0, 256, 3)).astype(np.uint8)
         for fy, fx in rng.uniform(0.2, 1.5, (counts[2], 2))
     ]
-    return np.concatenate([noise, flat, np.stack(textures), text_images(counts[3], size, rng)])
-
-
-def text_images(n: int, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """A line of text on a plain background, drawn at 3x and scaled down (Pillow's font)."""
-    images = []
-    for i in range(n):
-        colours = [tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(2)]
-        page = Image.new("RGB", (size[1] * 3, size[0] * 3), colours[0])
-        ImageDraw.Draw(page).text((5, size[0]), f"herbi {i}", fill=colours[1])
-        images.append(np.asarray(page.resize(size[::-1], Image.BICUBIC)))
-    return np.stack(images)
+    text = []  # a line of text on a plain background, drawn at 3x and scaled down
+    for i in range(counts[3]):
+        back, ink = (tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(2))
+        page = Image.new("RGB", (w * 3, h * 3), back)
+        ImageDraw.Draw(page).text((5, h), f"herbi {i}", fill=ink)
+        text.append(np.asarray(page.resize((w, h), Image.BICUBIC)))
+    return np.concatenate([noise, flat, np.stack(textures), np.stack(text)])

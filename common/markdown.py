@@ -13,7 +13,6 @@ NONE = "—"  # a cell with no figure
 
 
 def row(cells: Iterable[str]) -> str:
-    """One table line."""
     return "| " + " | ".join(cells) + " |"
 
 

@@ -9,9 +9,6 @@ import click
 
 from herbi.runtime.unknown import SCORES
 
-# A share of known-class images strictly between 0 and 1 (all or none promises nothing).
-KEEP = click.FloatRange(0, 1, min_open=True, max_open=True)
-
 
 def score_option(default: str | None, help: str) -> Callable:
     """``--score``: one of the unknown scores an artifact can compute."""
@@ -21,5 +18,7 @@ def score_option(default: str | None, help: str) -> Callable:
 
 
 def keep_option(default: float | None, help: str) -> Callable:
-    """``--keep``: the share of known-class images the unknown threshold keeps."""
-    return click.option("--keep", type=KEEP, default=default, show_default=bool(default), help=help)
+    """``--keep``: the share of known-class images the unknown threshold keeps, strictly between
+    0 and 1 (all or none promises nothing)."""
+    keep = click.FloatRange(0, 1, min_open=True, max_open=True)
+    return click.option("--keep", type=keep, default=default, show_default=bool(default), help=help)

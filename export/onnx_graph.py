@@ -22,10 +22,6 @@ DATA_MOVEMENT = frozenset(
 )
 
 
-def runs_in_int8(op_type: str) -> bool:
-    return op_type.startswith("QLinear") or op_type in INT8_KERNELS
-
-
 # The unknown score's layers (herbi.train.openset) keep this in their node names: a few float
 # ops on one feature vector, counted apart from the classifier's.
 SCORE_HEAD = "/unknown_"
@@ -45,7 +41,9 @@ class OpCensus:
 
     @property
     def int8(self) -> int:
-        return sum(n for op, n in self.ops.items() if runs_in_int8(op))
+        return sum(
+            n for op, n in self.ops.items() if op.startswith("QLinear") or op in INT8_KERNELS
+        )
 
     @property
     def float(self) -> int:

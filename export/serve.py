@@ -16,7 +16,6 @@ import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -26,7 +25,6 @@ import click
 from herbi.common.errors import ExportError
 
 HOST = "127.0.0.1"  # the page is for this machine's browser; nothing else may reach it
-DEFAULT_PORT = 8000
 WEB_FOLDERS = ("web-int8", "web", "web-float32")  # what herbi-export may have named the page
 
 
@@ -68,13 +66,6 @@ def find_web_dir(path: Path) -> Path:
     )
 
 
-@dataclass(frozen=True)
-class WebServer:
-    """Where a server :func:`start_server` runs answers."""
-
-    url: str
-
-
 def make_server(web_dir: Path, port: int) -> ThreadingHTTPServer:
     """Bind ``HOST:port`` (0: a free port) serving ``web_dir``; ExportError when it cannot."""
     handler = functools.partial(_Handler, directory=str(web_dir))
@@ -85,14 +76,14 @@ def make_server(web_dir: Path, port: int) -> ThreadingHTTPServer:
 
 
 @contextmanager
-def start_server(web_dir: Path, port: int = 0) -> Iterator[WebServer]:
+def start_server(web_dir: Path, port: int = 0) -> Iterator[str]:
     """Serve ``web_dir`` on 127.0.0.1 from a background thread while the ``with`` block runs
-    (port 0: any free port)."""
+    (port 0: any free port); the block gets the server's URL."""
     httpd = make_server(Path(web_dir), port)
     thread = threading.Thread(target=httpd.serve_forever, name="herbi-serve", daemon=True)
     thread.start()
     try:
-        yield WebServer(f"http://{HOST}:{httpd.server_address[1]}/")
+        yield f"http://{HOST}:{httpd.server_address[1]}/"
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -101,7 +92,7 @@ def start_server(web_dir: Path, port: int = 0) -> Iterator[WebServer]:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 def main(folder: Path, port: int) -> None:
     """Serve the web page exported into FOLDER (a run, an export folder or the page itself)."""
     try:

@@ -32,10 +32,6 @@ def run_fixed_batch(
     return [np.concatenate(outputs)[:n] for outputs in zip(*slices, strict=True)]
 
 
-# LiteRT's C++ logger announces XNNPACK on fd 2 once per process; nothing to act on.
-LITERT_BANNER = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-
-
 class LiteRTBackend:
     """A ``.tflite`` model in the LiteRT interpreter (XNNPACK applied by default)."""
 
@@ -49,7 +45,8 @@ class LiteRTBackend:
         self.contract = read_sidecar(path, data)
         try:
             self._interpreter = Interpreter(model_content=data, num_threads=threads)
-            with filtered_stderr(lambda line: line.startswith(LITERT_BANNER)):
+            # LiteRT's C++ logger announces XNNPACK on fd 2 once per process; nothing to act on.
+            with filtered_stderr(lambda line: line.startswith("INFO: Created TensorFlow Lite")):
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"{path}: not a valid TFLite model ({first_line(e)})") from None
@@ -72,10 +69,7 @@ class LiteRTBackend:
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         if len(x) != self._batch and not self._resize(len(x)):
-            return run_fixed_batch(self._invoke, x, self._batch)
-        return self._invoke(x)
-
-    def _invoke(self, x: np.ndarray) -> list[np.ndarray]:
+            return run_fixed_batch(self.run, x, self._batch)
         self._interpreter.set_tensor(self._input, x)
         self._interpreter.invoke()
         return [self._interpreter.get_tensor(i) for i in self._outputs]
@@ -91,8 +85,7 @@ class LiteRTBackend:
             return False
         with contextlib.suppress(ValueError, RuntimeError):
             self._set_batch(n)
-            out_shape = tuple(self._interpreter.get_tensor(self._outputs[0]).shape)
-            if out_shape[:1] == (n,):
+            if self._interpreter.get_tensor(self._outputs[0]).shape[:1] == (n,):
                 return True
         self._resizable = False
         self._set_batch(max(self.input_shape[0], 1))  # a batch of -1 (any) is put back as 1
@@ -171,10 +164,7 @@ class OnnxBackend:
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         batch = self.input_shape[0]
         if batch > 0 and len(x) != batch:
-            return run_fixed_batch(self._invoke, x, batch)
-        return self._invoke(x)
-
-    def _invoke(self, x: np.ndarray) -> list[np.ndarray]:
+            return run_fixed_batch(self.run, x, batch)
         return self._session.run(self._output_names, {self._input_name: x})
 
 

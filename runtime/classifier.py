@@ -20,7 +20,8 @@ import numpy as np
 from herbi.runtime.backends import open_backend
 from herbi.runtime.contract import Contract
 from herbi.runtime.errors import ImageError, ModelError
-from herbi.runtime.inputs import ImageInput, is_batch, to_batch, to_pixels
+from herbi.runtime.image import ImageSource, to_rgb_array
+from herbi.runtime.inputs import is_batch, to_batch
 from herbi.runtime.prediction import Prediction, rank
 from herbi.runtime.quantize import input_map, output_map
 from herbi.runtime.unknown import Unknown
@@ -91,16 +92,9 @@ class Classifier:
     def predict(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities ``(N, classes)`` and unknown scores ``(N,)`` (None for an artifact
         without a score), float32, for a uint8 batch ``(N, h, w, 3)``."""
-        if (
-            not isinstance(pixels, np.ndarray)
-            or pixels.dtype != np.uint8
-            or pixels.shape[1:] != self._pixel_shape
-        ):
-            got = (
-                f"{pixels.dtype} array of shape {pixels.shape}"
-                if isinstance(pixels, np.ndarray)
-                else type(pixels).__name__
-            )
+        arr = isinstance(pixels, np.ndarray)
+        if not arr or pixels.dtype != np.uint8 or pixels.shape[1:] != self._pixel_shape:
+            got = f"{pixels.dtype} array of shape {pixels.shape}" if arr else type(pixels).__name__
             want = ", ".join(map(str, self._pixel_shape))
             raise ImageError(f"pixels: expected uint8 of shape (N, {want}), got {got}")
         n = len(pixels)
@@ -126,7 +120,7 @@ class Classifier:
 
     def classify(
         self,
-        images: ImageInput | list[ImageInput] | np.ndarray,
+        images: ImageSource | list[ImageSource],
         top_k: int = 1,
         threshold: float | str | None = CONTRACT,
     ) -> Prediction | list[Prediction]:
@@ -142,5 +136,5 @@ class Classifier:
         limit = self.threshold_for(threshold)
         if is_batch(images):
             return rank(*self.predict(to_batch(images, self.input_size)), self.labels, top_k, limit)
-        pixels = to_pixels(images, self.input_size)[np.newaxis]
+        pixels = to_rgb_array(images, self.input_size)[np.newaxis]
         return rank(*self.predict(pixels), self.labels, top_k, limit)[0]

@@ -1,12 +1,11 @@
 """``herbi-classify MODEL IMAGE_OR_DIR...``: classify image files with an exported model.
 
 One line per image on stdout (``--json``: one JSON object per line), in argument order; an
-image the model's unknown score places outside its classes says ``unknown``, with the score
-and the threshold (``--accept-all``: always a class);
-folders are scanned recursively for image files and quoted globs are expanded. An image that
-cannot be read is reported by name on stderr and the rest still run. Exit status: 0 when every
-image was classified, 1 when some could not be (or an argument matched nothing), 2 for a bad
-command line or a model that cannot be loaded.
+image the model's unknown score places outside its classes says ``unknown``, with the score and
+the threshold (``--accept-all``: always a class); folders are scanned recursively for image
+files and quoted globs are expanded. An image that cannot be read is reported by name on stderr
+and the rest still run. Exit status: 0 when every image was classified, 1 when some could not
+be (or an argument matched nothing), 2 for a bad command line or a model that cannot be loaded.
 """
 
 from __future__ import annotations
@@ -89,20 +88,16 @@ def _error(message: str) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option(
-    "--accept-all",
-    is_flag=True,
-    help="Always name a class: ignore the model's unknown threshold.",
+    "--accept-all", is_flag=True, help="Always name a class: ignore the model's unknown threshold."
 )
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
-    default=None,
     help="CPU threads for the model (default: the backend's own).",
 )
 @click.option(
     "--backend",
     type=click.Choice(list(BACKENDS)),
-    default=None,
     help="Engine (default: by the file's suffix); tflm runs a .tflite with TensorFlow Lite Micro's kernels.",
 )
 def main(

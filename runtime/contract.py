@@ -66,20 +66,14 @@ class Contract:
         if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
             raise ContractError(f"{source}: not a herbi contract (expected schema {SCHEMA!r})")
         labels = raw.get("labels")
-        if (
-            not isinstance(labels, list)
-            or not labels
-            or not all(isinstance(s, str) and s for s in labels)
-        ):
+        named = isinstance(labels, list) and all(isinstance(s, str) and s for s in labels)
+        if not named or not labels:
             raise ContractError(f"{source}: contract has no list of labels")
         if len(set(labels)) != len(labels):
             raise ContractError(f"{source}: contract labels are not unique")
         size = raw.get("input_size")
-        if not (
-            isinstance(size, list)
-            and len(size) == 2
-            and all(type(v) is int and v > 0 for v in size)
-        ):
+        pair = isinstance(size, list) and len(size) == 2
+        if not pair or not all(type(v) is int and v > 0 for v in size):
             raise ContractError(f"{source}: contract input_size must be [height, width] > 0")
         scale = raw.get("scale")
         if type(scale) not in (int, float) or not 0 < scale < float("inf"):
@@ -89,23 +83,13 @@ class Contract:
         if not isinstance(quantization, dict) or not isinstance(sha256, (str, type(None))):
             raise ContractError(f"{source}: contract quantization/sha256 fields are malformed")
         unknown = raw.get("unknown")
-        return cls(
-            labels=labels,
-            input_size=(size[0], size[1]),
-            scale=float(scale),
-            format=str(raw.get("format", "")),
-            quantization=quantization,
-            sha256=sha256,
-            unknown=None if unknown is None else Unknown.from_dict(unknown, source),
-        )
+        unknown = None if unknown is None else Unknown.from_dict(unknown, source)
+        fmt = str(raw.get("format", ""))
+        return cls(labels, (size[0], size[1]), float(scale), fmt, quantization, sha256, unknown)
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def sidecar_path(model_path: Path | str) -> Path:

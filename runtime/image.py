@@ -27,7 +27,7 @@ RESAMPLE = Image.Resampling.BICUBIC  # antialiased when shrinking (Pillow scales
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
-ImageSource = str | os.PathLike | bytes | Image.Image
+ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray  # an array: array_to_rgb
 
 
 def source_name(source: object) -> str:
@@ -143,6 +143,8 @@ def to_rgb_array(
     source: ImageSource, size: tuple[int, int] = (32, 32), name: str | None = None
 ) -> np.ndarray:
     """Return an ``(height, width, 3)`` uint8 array ready for a model of ``size`` (h, w)."""
+    if isinstance(source, np.ndarray):
+        return array_to_rgb(source, size, name or "array")
     label = name or source_name(source)
     img = open_image(source, label)
     try:

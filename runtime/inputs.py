@@ -13,9 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from herbi.runtime.errors import ImageError
-from herbi.runtime.image import ImageSource, array_to_rgb, to_rgb_array
-
-ImageInput = ImageSource | np.ndarray
+from herbi.runtime.image import ImageSource, to_rgb_array
 
 
 def is_batch(images: object) -> bool:
@@ -25,14 +23,7 @@ def is_batch(images: object) -> bool:
     )
 
 
-def to_pixels(image: ImageInput, size: tuple[int, int], name: str | None = None) -> np.ndarray:
-    """One image -> uint8 ``(h, w, 3)``."""
-    if isinstance(image, np.ndarray):
-        return array_to_rgb(image, size, name or "array")
-    return to_rgb_array(image, size, name)
-
-
-def to_batch(images: Sequence[ImageInput] | np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def to_batch(images: Sequence[ImageSource] | np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A batch -> uint8 ``(N, h, w, 3)``; errors name the file, or the item's position."""
     h, w = size
     if isinstance(images, np.ndarray):
@@ -43,5 +34,5 @@ def to_batch(images: Sequence[ImageInput] | np.ndarray, size: tuple[int, int]) -
     out = np.empty((len(images), h, w, 3), np.uint8)
     for i, image in enumerate(images):
         named = isinstance(image, (str, os.PathLike))
-        out[i] = to_pixels(image, size, None if named else f"images[{i}]")
+        out[i] = to_rgb_array(image, size, None if named else f"images[{i}]")
     return out

@@ -81,8 +81,7 @@ class TFLMBackend:
             (np.dtype(o["dtype"]), tuple(int(d) for d in o["shape"][1:])) for o in outputs
         ]
         self.output_quants = [
-            tensor_quant(path, "output", dtype, _quant(o))
-            for (dtype, _), o in zip(self._empty, outputs, strict=True)
+            tensor_quant(path, "output", np.dtype(o["dtype"]), _quant(o)) for o in outputs
         ]
         self._path = path
 

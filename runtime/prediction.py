@@ -50,15 +50,12 @@ class Prediction:
         def entry(r: Prediction | Ranked) -> dict:
             return {"label": r.label, "index": r.index, "probability": round(r.probability, 6)}
 
-        extra = {} if self.score is None else {"score": round(self.score, 6)}
+        out = {**entry(self), "unknown": self.unknown}
+        if self.score is not None:
+            out["score"] = round(self.score, 6)
         if self.threshold is not None:
-            extra["threshold"] = round(self.threshold, 6)
-        return {
-            **entry(self),
-            "unknown": self.unknown,
-            **extra,
-            "top_k": [entry(r) for r in self.top_k],
-        }
+            out["threshold"] = round(self.threshold, 6)
+        return {**out, "top_k": [entry(r) for r in self.top_k]}
 
 
 def rank(

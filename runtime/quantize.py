@@ -69,11 +69,4 @@ def output_map(quant: tuple[float, int] | None) -> Map:
     if quant is None:
         return lambda out: out.astype(np.float32, copy=False)
     scale, zero = np.float32(quant[0]), np.float32(quant[1])
-
-    def dequantize(out: np.ndarray) -> np.ndarray:
-        y = out.astype(np.float32)
-        y -= zero
-        y *= scale
-        return y
-
-    return dequantize
+    return lambda out: (out.astype(np.float32) - zero) * scale

@@ -29,7 +29,7 @@ DEFAULT_KEEP = 0.95
 class Unknown:
     """How an artifact answers "none of these" (the contract's ``unknown`` field).
 
-    ``score``: the second output's name (see ``herbi.train.openset.SCORES``); ``threshold``:
+    ``score``: the second output's name (one of :data:`SCORES`); ``threshold``:
     an image scoring below it is unknown; ``keep``: the share of known-class images the
     threshold keeps, guaranteed as above; ``images``: the validation images it came from.
     """

@@ -176,8 +176,8 @@ def test_page_agrees_with_runtime(
     samples = sorted(cifar100_samples.glob("*.png"))
     far, known = far_and_known
     images = [*samples, *photos, *far, *known]
-    with serve.start_server(web) as server, chromium_page(chromium) as page:
-        cards = {c.file: c for c in classify_files(page, server.url, [*images, not_an_image])}
+    with serve.start_server(web) as url, chromium_page(chromium) as page:
+        cards = {c.file: c for c in classify_files(page, url, [*images, not_an_image])}
         answers = {a["file"]: a for a in page.evaluate(READ_ANSWERS)}
 
     assert sorted(cards) == sorted(f.name for f in [*images, not_an_image])
@@ -222,8 +222,8 @@ def test_screenshot(
     write_web(tiny_artifacts / "onnx-int8.onnx", web, _info(tiny_run, "web-int8"))
     files = [*sorted(cifar100_samples.glob("*.png"))[10:13], photos[5], photos[4], not_an_image]
     shot = tiny_run / "web-page.png"
-    with serve.start_server(web) as server, chromium_page(chromium, (1100, 800)) as page:
-        cards = classify_files(page, server.url, files)
+    with serve.start_server(web) as url, chromium_page(chromium, (1100, 800)) as page:
+        cards = classify_files(page, url, files)
         page.screenshot(path=str(shot), full_page=True)
     assert [c.file for c in cards] == [f.name for f in files]
     with Image.open(shot) as img:
@@ -270,9 +270,9 @@ def test_serve_finds_the_page_or_says_why(tmp_path):
     result = CliRunner().invoke(serve.main, [str(tmp_path / "nowhere")])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [f"Error: {tmp_path / 'nowhere'}: no such folder"]
-    with serve.start_server(web) as server:
-        with urlopen(server.url + "index.html") as response:
+    with serve.start_server(web) as url:
+        with urlopen(url + "index.html") as response:
             assert response.headers["Content-Type"].startswith("text/html")
         (web / "x.wasm").write_bytes(b"\0asm")
-        with urlopen(server.url + "x.wasm") as response:
+        with urlopen(url + "x.wasm") as response:
             assert response.headers["Content-Type"] == "application/wasm"

@@ -156,8 +156,8 @@ def measure_page(web_dir: Path, images: list[Path]) -> BrowserTiming:
     """Load the page in a fresh headless Chromium, classify ``images`` (at least two), time it."""
     if len(images) < 2:
         raise BenchError("measure_page: give at least two images (one cold run, one warm)")
-    with start_server(web_dir) as server, chromium_page() as page:
-        cards = classify_files(page, server.url, images)
+    with start_server(web_dir) as url, chromium_page() as page:
+        cards = classify_files(page, url, images)
         timing = page.evaluate("window.herbiTiming")
         version = page.context.browser.version
     failed = [c for c in cards if c.error]
