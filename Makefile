@@ -33,8 +33,10 @@ export: install
 bench: install
 	$(BIN)/herbi-bench --run $(RUN)
 
+# Two worker processes, each test file whole in one (its module fixtures built once): on a quiet
+# 2-core AMD EPYC 421 s serial, 306 s this way (2026-12-08). `pytest` alone runs serially.
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
