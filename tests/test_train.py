@@ -288,3 +288,14 @@ def test_multiworker_trains_in_sync_and_only_the_chief_writes(animals5, tmp_path
     digests = [out.split("weights sha256 ")[1].split(";")[0].split()[0] for out in outputs]
     assert digests[0] == digests[1]
     assert not list(Path(tempfile.gettempdir()).glob("herbi-worker-*"))
+
+
+def test_a_state_file_herbi_cannot_read_is_one_error_naming_it(tmp_path):
+    """--resume over a state.json of another form (an older herbi's) says so, no traceback."""
+    from herbi.common.errors import HerbiError
+    from herbi.train.trainer import read_state
+
+    state = tmp_path / "state.json"
+    state.write_text('{"stages": {"base": {"epochs": 1, "val": {"accuracy": 0.5}}}}')
+    with pytest.raises(HerbiError, match=r"state\.json: not readable as finished stages"):
+        read_state(state)

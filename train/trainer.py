@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from herbi.common.errors import HerbiError
 from herbi.common.files import atomic_path, from_json, read_json, write_json
 from herbi.common.log import Log
 from herbi.common.run_folder import RunFolder
@@ -61,7 +62,11 @@ def read_state(path: Path) -> tuple[StageResult, ...]:
     """The stages ``state.json`` records as finished (none before the first)."""
     if not path.exists():
         return ()
-    return tuple(from_json(StageResult, r) for r in read_json(path)["stages"].values())
+    try:
+        return tuple(from_json(StageResult, r) for r in read_json(path)["stages"].values())
+    except (KeyError, TypeError, AttributeError) as e:  # e.g. written by an older herbi
+        raise HerbiError(f"{path}: not readable as finished stages ({type(e).__name__}: {e}); "
+                         "train the run again") from None  # fmt: skip
 
 
 class Deadline(keras.callbacks.Callback):
