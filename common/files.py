@@ -73,6 +73,8 @@ def from_json(cls: type[T], obj: Any) -> T:
     """The record ``cls`` from its ``dataclasses.asdict`` form read back from a file: nested
     records, dicts of records and tuples rebuilt from the field types. Keys ``cls`` lacks are
     ignored and missing fields take their defaults, so older and newer files still read."""
+    if not isinstance(obj, dict):
+        raise TypeError(f"{cls.__name__}: expected a JSON object, got {type(obj).__name__}")
     hints = get_type_hints(cls)
     return cls(**{f.name: _typed(hints[f.name], obj[f.name]) for f in fields(cls) if f.name in obj})
 
@@ -81,6 +83,8 @@ def _typed(hint: Any, value: Any) -> Any:
     """``value`` as a field typed ``hint`` holds it."""
     origin, args = get_origin(hint), [a for a in get_args(hint) if a is not type(None)]
     if value is None:
+        if hint is not Any and type(None) not in get_args(hint):
+            raise TypeError(f"null where a {hint} is needed")
         return value
     if is_dataclass(hint):
         return from_json(hint, value)

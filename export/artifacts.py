@@ -130,10 +130,9 @@ def replace_with(new: Path, target: Path) -> None:
     try:
         new.rename(target)
     except OSError:
-        (aside / target.name).rename(target)
+        (aside / target.name).rename(target)  # should this fail too, the old copy stays aside
         raise
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def remove(files: list[Path], out_dir: Path) -> None:

@@ -165,3 +165,14 @@ def test_tensorflow_starts_quietly_and_still_reports_failures(tmp_path):
 )  # fmt: skip
 def test_tf_chatter_hides_notes_and_keeps_real_warnings(line, chatter):
     assert bool(TF_CHATTER.match(line)) is chatter
+
+
+def test_a_manifest_with_null_sections_is_one_error_naming_it(tmp_path):
+    """from_json refuses null where a record is needed, so no reader meets None later."""
+    from herbi.common.run_folder import RunFolder
+    from herbi.train.manifest import read_manifest
+
+    run = RunFolder(tmp_path)
+    run.manifest.write_text('{"command": "x", "config": null, "data": null}')
+    with pytest.raises(DataError, match=r"manifest\.json: not a herbi run manifest"):
+        read_manifest(run)

@@ -2,7 +2,8 @@
 effects (issue 27).
 
 herbi-train runs its whole start-up here (TensorFlow's import, the GPU probe, herbi's first
-line) and stops at a missing ``--data``: a few seconds a case. herbi-export's end-to-end run
+line) and stops at a missing ``--data``: a few seconds a case; herbi-bench likewise stops at a
+missing ``--run`` once TensorFlow has started. herbi-export's end-to-end run
 is test_export.py's ``test_console_script_starts_quietly``, under the level 2 that
 conftest.py sets.
 """
@@ -32,7 +33,7 @@ def user_env(level: str | None) -> dict[str, str]:
 
 
 def test_herbi_train_speaks_first_at_every_level(tmp_path):
-    """Unset, 1, 2 and 3 side by side (each start is mostly TensorFlow's import)."""
+    """herbi-train unset, 1, 2 and 3 side by side, and herbi-bench at 2 (each start is mostly TensorFlow's import)."""
     missing = tmp_path / "missing"
     exe = Path(sys.executable).parent / "herbi-train"
     starts = {
@@ -45,6 +46,17 @@ def test_herbi_train_speaks_first_at_every_level(tmp_path):
         )
         for level in (None, "1", "2", "3")
     }
+    # herbi-bench loads TensorFlow before it reads its run (the Keras reference, --openset).
+    bench = subprocess.Popen(
+        [exe.with_name("herbi-bench"), "--run", str(missing)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=user_env("2"),
+    )
+    out, err = bench.communicate(timeout=300)
+    assert bench.returncode == 1 and out == "", out + err
+    assert err.splitlines() == [f"Error: {missing}: no such run folder (--run)"], err
     for level, start in starts.items():
         out, err = start.communicate(timeout=300)
         said = f"TF_CPP_MIN_LOG_LEVEL={level}:\n{out}{err}"
