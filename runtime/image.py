@@ -186,6 +186,8 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
-def image_files(folder: Path) -> list[Path]:
-    """The image files under ``folder``, recursively, sorted: what a folder argument means."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+def image_files(folder: Path, recursive: bool = True) -> list[Path]:
+    """The image files under ``folder``, sorted: recursively, what a folder argument means; one
+    level deep, what a class folder of a dataset holds."""
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found if p.is_file() and is_image_file(p))

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from herbi.common.errors import DataError
-from herbi.runtime.image import ImageError, is_image_file, to_rgb_array
+from herbi.runtime.image import ImageError, image_files, to_rgb_array
 
 
 def _class_dirs(split_dir: Path) -> dict[str, Path]:
@@ -29,7 +29,7 @@ def _class_dirs(split_dir: Path) -> dict[str, Path]:
 def _load_split(split_dir: Path, classes: list[str], size: tuple[int, int]):
     images, labels = [], []
     for label, name in enumerate(classes):
-        files = sorted(p for p in (split_dir / name).iterdir() if p.is_file() and is_image_file(p))
+        files = image_files(split_dir / name, recursive=False)
         if not files:
             raise DataError(f"{split_dir / name}: class folder has no images")
         for path in files:

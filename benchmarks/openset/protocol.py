@@ -60,7 +60,7 @@ def measured(
 ) -> RunFigures:
     """One run's figures: trained, exported and scored, or read back from an earlier call."""
     from herbi.benchmarks.openset.measure import Images, artifact_rates, keras_rates
-    from herbi.runtime.image import is_image_file, to_rgb_array
+    from herbi.runtime.image import image_files, to_rgb_array
     from herbi.train.manifest import read_manifest
 
     run = train(protocol, held, seed, log)
@@ -75,8 +75,7 @@ def measured(
     manifest = read_manifest(run)
     ds, config = manifest.data.load(), manifest.config
     # One level deep, as training reads a class folder (train.imagefolder).
-    folders = [protocol.data / split / held for split in SPLITS]
-    held_out = sorted(p for f in folders for p in f.iterdir() if p.is_file() and is_image_file(p))
+    held_out = [p for s in SPLITS for p in image_files(protocol.data / s / held, recursive=False)]
     near = np.stack([to_rgb_array(p) for p in held_out])  # all of them: none seen in training
     images = Images(ds.x_val, ds.x_test, ds.y_test, {"held_out": near, **unknowns})
     keras = keras_rates(run.model, images, (ds.x_train, ds.y_train), protocol.keep)
